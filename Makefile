@@ -1,0 +1,35 @@
+# Two entry points, each installing what it needs first (Debian packages as root, Python deps in .venv):
+#   make demo   the main job        make test   the test suite (what .ci/run calls)
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+APT_PACKAGES := redis-server graphite-carbon python3-whisper
+
+.PHONY: demo test deps system-deps lint bench
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[test]'
+	touch $@
+
+deps: system-deps $(VENV)/.installed
+
+demo: deps
+	$(VENV)/bin/skyline-analyzer check examples/metrics.json.gz --now 1700000000
+
+lint: deps
+	$(PY) -m ruff check .
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: deps
+	$(PY) benchmarks/check_corpus.py

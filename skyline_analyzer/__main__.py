@@ -1,0 +1,5 @@
+import sys
+
+from skyline_analyzer.cli import main
+
+sys.exit(main())

@@ -1,0 +1,152 @@
+"""Every setting's default: the one place defaults live.
+
+Values are Skyline v1.2.8's (SPEC.md section 7) unless a comment says otherwise. The operator's
+``settings.py`` repeats each one with an explanation; ``tests/test_config.py`` keeps the two in step.
+A setting missing from the operator's file falls back to the value here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+DEFAULTS: dict[str, Any] = {
+    # --- Redis -----------------------------------------------------------------------------------
+    "REDIS_SOCKET_PATH": "/tmp/redis.sock",
+    "REDIS_PASSWORD": None,
+    # Beyond v1.2.8 (socket only): when REDIS_HOST is set, connect over TCP instead of the socket.
+    "REDIS_HOST": None,
+    "REDIS_PORT": 6379,
+    # --- Paths -----------------------------------------------------------------------------------
+    "LOG_PATH": "/var/log/skyline",
+    "PID_PATH": "/var/run/skyline",
+    "SKYLINE_TMP_DIR": "/tmp/skyline",
+    "FULL_NAMESPACE": "metrics.",
+    "MINI_NAMESPACE": "mini.",
+    "FULL_DURATION": 86400,
+    "MINI_DURATION": 3600,
+    "ENABLE_DEBUG": False,
+    # --- Graphite --------------------------------------------------------------------------------
+    "GRAPHITE_HOST": "YOUR_GRAPHITE_HOST.example.com",
+    "GRAPHITE_PROTOCOL": "http",
+    "GRAPHITE_PORT": "80",
+    "GRAPHITE_GRAPH_SETTINGS": "&width=588&height=308&bgcolor=000000&fontBold=true&fgcolor=C0C0C0",
+    "GRAPHITE_CONNECT_TIMEOUT": 5,
+    "GRAPHITE_READ_TIMEOUT": 10,
+    "TARGET_HOURS": "7",
+    "GRAPH_URL": "http://YOUR_GRAPHITE_HOST.example.com:80/render/?width=1400&from=-7hour&target=",
+    "CARBON_PORT": 2003,
+    "OCULUS_HOST": "",
+    "SERVER_METRICS_NAME": "YOUR_HOSTNAME",
+    # --- Downstream apps (hand-off paths; only written when the feature is enabled) --------------
+    "MIRAGE_CHECK_PATH": "/opt/skyline/mirage/check",
+    "CRUCIBLE_CHECK_PATH": "/opt/skyline/crucible/check",
+    "PANORAMA_CHECK_PATH": "/opt/skyline/panorama/check",
+    # --- Analyzer --------------------------------------------------------------------------------
+    "ANOMALY_DUMP": "webapp/static/dump/anomalies.json",
+    "ANALYZER_PROCESSES": 1,
+    "ANALYZER_OPTIMUM_RUN_DURATION": 60,
+    "MAX_ANALYZER_PROCESS_RUNTIME": 180,
+    "STALE_PERIOD": 500,
+    "ALERT_ON_STALE_METRICS": True,
+    "ALERT_ON_STALE_PERIOD": 300,
+    "DO_NOT_ALERT_ON_STALE_METRICS": ["donot_alert_on_stale.metric_known_to_go_stale"],
+    "MIN_TOLERABLE_LENGTH": 1,
+    "MAX_TOLERABLE_BOREDOM": 100,
+    "BOREDOM_SET_SIZE": 1,
+    "CANARY_METRIC": "statsd.numStats",
+    "ALGORITHMS": [
+        "histogram_bins",
+        "first_hour_average",
+        "stddev_from_average",
+        "grubbs",
+        "ks_test",
+        "mean_subtraction_cumulation",
+        "median_absolute_deviation",
+        "stddev_from_moving_average",
+        "least_squares",
+    ],
+    "CONSENSUS": 6,
+    "RUN_OPTIMIZED_WORKFLOW": True,
+    "ENABLE_ALGORITHM_RUN_METRICS": True,
+    "ENABLE_ALL_ALGORITHMS_RUN_METRICS": False,
+    "ENABLE_SECOND_ORDER": False,
+    "ENABLE_ALERTS": True,
+    "ENABLE_MIRAGE": False,
+    "ENABLE_FULL_DURATION_ALERTS": True,
+    "ANALYZER_CRUCIBLE_ENABLED": False,
+    "ENABLE_CRUCIBLE": True,
+    "CRUCIBLE_DATA_FOLDER": "/opt/skyline/crucible/data",
+    "PANORAMA_ENABLED": True,
+    "IONOSPHERE_ENABLED": True,
+    "IONOSPHERE_CHECK_PATH": "/opt/skyline/ionosphere/check",
+    "IONOSPHERE_DATA_FOLDER": "/opt/skyline/ionosphere/data",
+    "IONOSPHERE_PROFILES_FOLDER": "/opt/skyline/ionosphere/features_profiles",
+    "IONOSPHERE_KEEP_TRAINING_TIMESERIES_FOR": 86400,
+    "SKYLINE_URL": "https://skyline.example.com",
+    "MEMCACHE_ENABLED": False,
+    "MEMCACHED_SERVER_IP": "127.0.0.1",
+    "MEMCACHED_SERVER_PORT": 11211,
+    "LUMINOL_CROSS_CORRELATION_THRESHOLD": 0.9,
+    "OTHER_SKYLINE_REDIS_INSTANCES": [],
+    "NON_DERIVATIVE_MONOTONIC_METRICS": [
+        "the_namespace_of_the_monotonic_metric_to_not_calculate_the_derivative_for"
+    ],
+    # --- Alerts ----------------------------------------------------------------------------------
+    "ALERTS": [
+        ("skyline", "smtp", 1800),
+        ("skyline_test.alerters.test", "smtp", 1800),
+        ("skyline_test.alerters.test", "hipchat", 1800),
+        ("skyline_test.alerters.test", "pagerduty", 1800),
+    ],
+    "PLOT_REDIS_DATA": True,
+    "SMTP_OPTS": {
+        "sender": "skyline@your_domain.com",
+        "recipients": {
+            "skyline": ["you@your_domain.com", "them@your_domain.com"],
+            "skyline_test.alerters.test": ["you@your_domain.com"],
+        },
+        "default_recipient": ["you@your_domain.com"],
+        "embed-images": True,
+    },
+    "SYSLOG_ENABLED": True,
+    "SYSLOG_OPTS": {"ident": "skyline"},
+    "HIPCHAT_ENABLED": False,
+    "HIPCHAT_OPTS": {
+        "auth_token": "hipchat_auth_token",
+        "sender": "hostname or identifier",
+        "rooms": {"skyline": (12345,), "skyline_test.alerters.test": (12345,)},
+        "color": "purple",
+    },
+    "PAGERDUTY_ENABLED": False,
+    "PAGERDUTY_OPTS": {
+        "subdomain": "example",
+        "auth_token": "your_pagerduty_auth_token",
+        "key": "your_pagerduty_service_api_key",
+    },
+    "SLACK_ENABLED": False,
+    "SLACK_OPTS": {
+        "bot_user_oauth_access_token": "YOUR_slack_bot_user_oauth_access_token",
+        "channels": {"skyline": ("#general",), "skyline_test.alerters.test": ("#general",)},
+        "icon_emoji": ":chart_with_upwards_trend:",
+    },
+    # --- Horizon ---------------------------------------------------------------------------------
+    "WORKER_PROCESSES": 2,
+    "HORIZON_IP": "YOUR_SKYLINE_INTSANCE_IP_ADDRESS",
+    "PICKLE_PORT": 2024,
+    "UDP_PORT": 2025,
+    "CHUNK_SIZE": 10,
+    "MAX_QUEUE_SIZE": 500,
+    "ROOMBA_PROCESSES": 1,
+    "ROOMBA_GRACE_TIME": 600,
+    "ROOMBA_TIMEOUT": 100,
+    "MAX_RESOLUTION": 1000,
+    "SKIP_LIST": ["skyline.analyzer.", "skyline.boundary.", "skyline.ionosphere.", "skyline.mirage."],
+    "DO_NOT_SKIP_LIST": [
+        "skyline.analyzer.run_time",
+        "skyline.boundary.run_time",
+        "skyline.analyzer.ionosphere_metrics",
+        "skyline.analyzer.mirage_metrics",
+        "skyline.analyzer.total_analyzed",
+        "skyline.analyzer.total_anomalies",
+    ],
+}

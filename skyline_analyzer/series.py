@@ -1,0 +1,79 @@
+"""A decoded time series: float64 arrays for the algorithms plus the raw last datapoint for reporting."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from skyline_analyzer.exceptions import SeriesFormatError
+
+Number = int | float
+
+
+@dataclass(frozen=True)
+class Series:
+    """``timestamps`` and ``values`` in decoded order (never sorted), and the last pair as decoded.
+
+    The raw last pair is what the original reported: an int value stays an int (``1``, not ``1.0``) in
+    the verdict's ``datapoint``, in ``anomalies.json`` and in alerts.
+    """
+
+    timestamps: np.ndarray
+    values: np.ndarray
+    last_timestamp: Number | None
+    last_value: Number | None
+
+    def __len__(self) -> int:
+        return int(self.values.shape[0])
+
+    @classmethod
+    def empty(cls) -> Series:
+        return cls(np.empty(0), np.empty(0), None, None)
+
+    @classmethod
+    @classmethod
+    def from_pairs(cls, pairs: Sequence[Sequence[Any]], name: str = "series") -> Series:
+        """Build from ``[[ts, value], ...]``, rejecting anything the algorithms cannot analyse.
+
+        Raises :class:`SeriesFormatError` naming the series and the 0-based position for: a datapoint
+        that is not a pair, a non-numeric (or boolean) timestamp or value, NaN or infinity.
+        """
+        if len(pairs) == 0:
+            return cls.empty()
+        for position, pair in enumerate(pairs):
+            _check_pair(name, position, pair)
+        timestamps = np.fromiter((p[0] for p in pairs), dtype=np.float64, count=len(pairs))
+        values = np.fromiter((p[1] for p in pairs), dtype=np.float64, count=len(pairs))
+        return cls(timestamps, values, pairs[-1][0], pairs[-1][1])
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, Real) and not isinstance(x, bool)
+
+
+def _check_pair(name: str, position: int, pair: Any) -> None:
+    if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+        raise SeriesFormatError(f"{name}: datapoint {position} is not a [timestamp, value] pair: {pair!r}")
+    for label, x in (("timestamp", pair[0]), ("value", pair[1])):
+        if not _is_number(x):
+            raise SeriesFormatError(f"{name}: datapoint {position} has a non-numeric {label}: {x!r}")
+        if not math.isfinite(x):
+            raise SeriesFormatError(f"{name}: datapoint {position} has a non-finite {label}: {x!r}")
+
+
+def check_ordered(name: str, timestamps: np.ndarray) -> None:
+    """Raise :class:`SeriesFormatError` at the first timestamp that is not after its predecessor."""
+    steps = np.diff(timestamps)
+    bad = np.flatnonzero(steps <= 0)
+    if bad.size:
+        position = int(bad[0]) + 1
+        kind = "duplicate" if steps[bad[0]] == 0 else "out-of-order"
+        raise SeriesFormatError(
+            f"{name}: datapoint {position} has a {kind} timestamp {timestamps[position]:.17g}"
+            f" (previous {timestamps[position - 1]:.17g})"
+        )
