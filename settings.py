@@ -219,6 +219,12 @@ HORIZON_IP = 'YOUR_SKYLINE_INTSANCE_IP_ADDRESS'
 PICKLE_PORT = 2024
 # UDP msgpack port ([name, [ts, value]] per datagram).
 UDP_PORT = 2025
+# Carbon plaintext line protocol port ('name value timestamp' lines); not 2003, which carbon owns.
+PLAINTEXT_PORT = 2026
+# Largest pickle frame accepted, in bytes; a bigger length prefix closes the connection unread.
+MAX_PICKLE_FRAME_BYTES = 1048576
+# Seconds a partly filled chunk may wait before the listener queues it anyway.
+CHUNK_FLUSH_INTERVAL = 1.0
 # A listener queues a chunk once it holds more than this many datapoints.
 CHUNK_SIZE = 10
 # Capacity of the listener-to-worker queue, in chunks; overflow is dropped and counted.

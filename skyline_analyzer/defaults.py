@@ -134,6 +134,12 @@ DEFAULTS: dict[str, Any] = {
     "HORIZON_IP": "YOUR_SKYLINE_INTSANCE_IP_ADDRESS",
     "PICKLE_PORT": 2024,
     "UDP_PORT": 2025,
+    # Beyond v1.2.8: carbon plaintext line protocol (not 2003: carbon owns that port).
+    "PLAINTEXT_PORT": 2026,
+    # Beyond v1.2.8: a pickle frame whose length prefix exceeds this is refused unread (carbon's cap).
+    "MAX_PICKLE_FRAME_BYTES": 1048576,
+    # Beyond v1.2.8 (FIX H3): seconds a partial chunk may wait before it is queued anyway.
+    "CHUNK_FLUSH_INTERVAL": 1.0,
     "CHUNK_SIZE": 10,
     "MAX_QUEUE_SIZE": 500,
     "ROOMBA_PROCESSES": 1,
