@@ -183,10 +183,24 @@ SMTP_OPTS = {'sender': 'skyline@your_domain.com',
                             'skyline_test.alerters.test': ['you@your_domain.com']},
              'default_recipient': ['you@your_domain.com'],
              'embed-images': True}
+# SMTP server host the smtp alerter and the stale digest send through.
+SMTP_HOST = '127.0.0.1'
+# SMTP server port.
+SMTP_PORT = 25
+# SMTP AUTH user name ('' = no authentication).
+SMTP_USER = ''
+# SMTP AUTH password.
+SMTP_PASSWORD = ''
+# Upgrade the SMTP connection with STARTTLS before sending.
+SMTP_STARTTLS = False
+# Seconds any network alerter may block; a slower receiver is abandoned, logged and retried next run.
+ALERT_TIMEOUT = 15.0
+# How many alerts of one run are sent at the same time.
+ALERT_CONCURRENCY = 10
 # Enable the syslog alerter.
 SYSLOG_ENABLED = True
-# syslog alerter options (ident).
-SYSLOG_OPTS = {'ident': 'skyline'}
+# syslog alerter options: ident, and address (socket path, or [host, port] for UDP).
+SYSLOG_OPTS = {'ident': 'skyline', 'address': '/dev/log'}
 # HipChat is discontinued; kept for settings compatibility only.
 HIPCHAT_ENABLED = False
 # HipChat options (unused).
@@ -196,16 +210,28 @@ HIPCHAT_OPTS = {'auth_token': 'hipchat_auth_token',
                 'color': 'purple'}
 # Enable the pagerduty alerter.
 PAGERDUTY_ENABLED = False
-# pagerduty alerter options.
+# pagerduty alerter options (Events API v2: routing_key, events_url, severity).
 PAGERDUTY_OPTS = {'subdomain': 'example',
                   'auth_token': 'your_pagerduty_auth_token',
-                  'key': 'your_pagerduty_service_api_key'}
+                  'key': 'your_pagerduty_service_api_key',
+                  'routing_key': 'your_pagerduty_events_v2_routing_key',
+                  'events_url': 'https://events.pagerduty.com/v2/enqueue',
+                  'severity': 'error'}
 # Enable the slack alerter (slack ALERTS tuples must follow the smtp ones).
 SLACK_ENABLED = False
-# slack alerter options: token, channels per ALERTS pattern, icon.
+# slack alerter options: token, channels per ALERTS pattern, icon, webhook_url (used instead of the
+# token when set), api_url (the Web API base).
 SLACK_OPTS = {'bot_user_oauth_access_token': 'YOUR_slack_bot_user_oauth_access_token',
               'channels': {'skyline': ('#general',), 'skyline_test.alerters.test': ('#general',)},
-              'icon_emoji': ':chart_with_upwards_trend:'}
+              'icon_emoji': ':chart_with_upwards_trend:',
+              'webhook_url': '',
+              'api_url': 'https://slack.com/api'}
+# Enable the generic webhook alerter (a JSON POST per alert).
+WEBHOOK_ENABLED = False
+# webhook alerter options: urls per ALERTS pattern, default_urls, extra request headers.
+WEBHOOK_OPTS = {'urls': {'skyline': ['https://hooks.example.com/skyline']},
+                'default_urls': [],
+                'headers': {}}
 
 # ----------------------------------------------------------------------------------------------------
 # Horizon

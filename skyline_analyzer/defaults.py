@@ -108,8 +108,19 @@ DEFAULTS: dict[str, Any] = {
         "default_recipient": ["you@your_domain.com"],
         "embed-images": True,
     },
+    # Beyond v1.2.8 (which always used 127.0.0.1:25 without auth): the SMTP server alerts go through.
+    "SMTP_HOST": "127.0.0.1",
+    "SMTP_PORT": 25,
+    "SMTP_USER": "",
+    "SMTP_PASSWORD": "",
+    "SMTP_STARTTLS": False,
+    # Beyond v1.2.8: seconds any network alerter may block (v1.2.8 gave the smtp child 15 s), and how many
+    # alerts of one run are sent at once.
+    "ALERT_TIMEOUT": 15.0,
+    "ALERT_CONCURRENCY": 10,
     "SYSLOG_ENABLED": True,
-    "SYSLOG_OPTS": {"ident": "skyline"},
+    # 'address' is beyond v1.2.8: the syslog socket path, or a [host, port] pair for UDP.
+    "SYSLOG_OPTS": {"ident": "skyline", "address": "/dev/log"},
     "HIPCHAT_ENABLED": False,
     "HIPCHAT_OPTS": {
         "auth_token": "hipchat_auth_token",
@@ -122,12 +133,26 @@ DEFAULTS: dict[str, Any] = {
         "subdomain": "example",
         "auth_token": "your_pagerduty_auth_token",
         "key": "your_pagerduty_service_api_key",
+        # Beyond v1.2.8 (pygerduty's legacy API): the Events API v2 integration key and endpoint.
+        "routing_key": "your_pagerduty_events_v2_routing_key",
+        "events_url": "https://events.pagerduty.com/v2/enqueue",
+        "severity": "error",
     },
     "SLACK_ENABLED": False,
     "SLACK_OPTS": {
         "bot_user_oauth_access_token": "YOUR_slack_bot_user_oauth_access_token",
         "channels": {"skyline": ("#general",), "skyline_test.alerters.test": ("#general",)},
         "icon_emoji": ":chart_with_upwards_trend:",
+        # Beyond v1.2.8: an incoming-webhook URL (used instead of the token when set) and the Web API base.
+        "webhook_url": "",
+        "api_url": "https://slack.com/api",
+    },
+    # Beyond v1.2.8: the generic webhook alerter POSTs JSON to the URLs listed for the ALERTS pattern.
+    "WEBHOOK_ENABLED": False,
+    "WEBHOOK_OPTS": {
+        "urls": {"skyline": ["https://hooks.example.com/skyline"]},
+        "default_urls": [],
+        "headers": {},
     },
     # --- Horizon ---------------------------------------------------------------------------------
     "WORKER_PROCESSES": 2,

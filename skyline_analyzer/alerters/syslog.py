@@ -1,0 +1,54 @@
+"""The ``syslog`` alerter (SPEC.md 5.2): one LOG_LOCAL4 warning line per anomalous metric.
+
+The line is written straight to the syslog socket (``SYSLOG_OPTS['address']``, default ``/dev/log``;
+a ``[host, port]`` pair sends over UDP) in the BSD format that ``openlog(ident, LOG_PID, LOG_LOCAL4)``
+plus ``syslog(LOG_WARNING, ...)`` produce, so the destination is configurable. The ident is always
+``SYSLOG_OPTS['ident']`` (FIX R9: v1.2.8 hard-coded ``skyline`` on Python 2.7).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from typing import Any
+
+from skyline_analyzer.anomaly import Anomaly
+from skyline_analyzer.config import Settings
+
+log = logging.getLogger(__name__)
+
+#: LOG_LOCAL4 (20) shifted into the facility bits, plus LOG_WARNING (4).
+PRIORITY = 20 * 8 + 4
+
+
+def message(anomaly: Anomaly, context: str) -> str:
+    """The alert text: ``'<context> - Anomalous metric: <metric> (value: <v>)'``."""
+    return f"{context} - Anomalous metric: {anomaly.base_name} (value: {anomaly.value})"
+
+
+def datagram(ident: str, text: str, when: float | None = None) -> bytes:
+    """``<164>Mon dd HH:MM:SS ident[pid]: text`` as the C library's syslog() sends it."""
+    stamp = time.strftime("%b %d %H:%M:%S", time.localtime(when))
+    # The C library pads a single-digit day with a space, not a zero.
+    if stamp[4] == "0":
+        stamp = f"{stamp[:4]} {stamp[5:]}"
+    return f"<{PRIORITY}>{stamp} {ident}[{os.getpid()}]: {text}".encode()
+
+
+def alert(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
+    """Send the syslog line; a no-op when SYSLOG_ENABLED is False."""
+    if not settings.SYSLOG_ENABLED:
+        log.info("syslog alerter not enabled, not alerting on %s", anomaly.base_name)
+        return
+    opts = settings.SYSLOG_OPTS
+    address = opts.get("address", "/dev/log")
+    payload = datagram(opts.get("ident", "skyline"), message(anomaly, context))
+    if isinstance(address, str):
+        family, destination = socket.AF_UNIX, address
+    else:
+        family, destination = socket.AF_INET, (address[0], int(address[1]))
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(float(settings.ALERT_TIMEOUT))
+        sock.sendto(payload, destination)
