@@ -24,6 +24,8 @@ IONOSPHERE_HEARTBEAT = "ionosphere"
 IONOSPHERE_UNIQUE_METRICS = "ionosphere.unique_metrics"
 #: Pattern of Ionosphere's alert requests.
 IONOSPHERE_ALERT_PATTERN = "ionosphere.analyzer.alert.*"
+#: Full keys of the monotonic metrics analysed as derivatives (alerters title their graphs by it).
+DERIVATIVE_METRICS = "derivative_metrics"
 
 
 def unique_metrics(namespace: str) -> str:
