@@ -68,7 +68,7 @@ def _series(name: str, pairs: object) -> Series:
 def read_series_file(path: Path) -> dict[str, Series]:
     """Every series in the file, by name, validated."""
     text = _read_text(path)
-    if not text.lstrip().startswith("{"):
+    if text.lstrip()[:1] not in ("{", "["):
         return _read_csv(path, text)
     try:
         document = json.loads(text)

@@ -157,12 +157,14 @@ def run_selected_algorithm(
 
     ``metric_name`` is the full key. ``now`` defaults to the wall clock. ``redis`` is needed for the
     stale-digest bookkeeping (skipped without it) and for ``ENABLE_SECOND_ORDER`` (required then).
-    ``recorder`` receives the run time of every algorithm actually run.
+    ``recorder`` receives the run time of every algorithm actually run when ``ENABLE_ALGORITHM_RUN_METRICS``.
     """
     now = time.time() if now is None else now
     if settings.ALERT_ON_STALE_METRICS and redis is not None:
         record_stale_candidate(redis, settings, metric_name, series, now)
     check_filters(series, settings, now)
+    if not settings.ENABLE_ALGORITHM_RUN_METRICS:
+        recorder = None
     ensemble = run_ensemble(series, settings, now, metric_name, recorder)
     datapoint = series.last_value
     threshold = len(settings.ALGORITHMS) - settings.CONSENSUS
