@@ -80,6 +80,14 @@ class HttpReceiver:
                 self.end_headers()
                 self.wfile.write(receiver.reply)
 
+            def do_GET(self) -> None:
+                receiver.requests.append(Request(self.path, dict(self.headers.items()), b""))
+                self.send_response(receiver.status)
+                self.send_header("Content-Type", receiver.content_type)
+                self.send_header("Content-Length", str(len(receiver.reply)))
+                self.end_headers()
+                self.wfile.write(receiver.reply)
+
             def log_message(self, *args: Any) -> None:
                 pass
 

@@ -1,0 +1,33 @@
+"""JSON over HTTP for the network alerters, every request bounded by ALERT_TIMEOUT."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from typing import Any
+
+#: Identifies the alerts to receivers and proxies.
+USER_AGENT = "skyline-analyzer alerter"
+
+
+def post_json(url: str, payload: Any, timeout: float, headers: dict[str, str] | None = None) -> bytes:
+    """POST ``payload`` as JSON and return the response body.
+
+    Raises :class:`urllib.error.HTTPError` for a 4xx/5xx answer, :class:`urllib.error.URLError` when the
+    receiver refuses, and :class:`TimeoutError` when it does not answer within ``timeout`` seconds.
+    """
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(payload).encode(),
+        headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT, **(headers or {})},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read()
+
+
+def get_bytes(url: str, timeout: float) -> bytes:
+    """GET a URL's body within ``timeout`` seconds per socket operation (FIX R4: v1.2.8 had no timeout)."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.read()

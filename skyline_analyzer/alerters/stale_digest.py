@@ -1,0 +1,38 @@
+"""The ``stale_digest`` alerter (SPEC.md 5.6): one mail listing the metrics that stopped sending data.
+
+Sent to the first ``SMTP_OPTS['default_recipient']`` only, through the smtp alerter's transport.
+"""
+
+from __future__ import annotations
+
+import html
+from email.mime.multipart import MIMEMultipart
+from typing import Any
+
+from skyline_analyzer.alerters.smtp import SKYLINE_HEADING, addressed, html_part, send_mail
+from skyline_analyzer.alerts import StaleMetrics
+from skyline_analyzer.config import Settings
+
+
+def build_message(stale: StaleMetrics, context: str, settings: Settings, sender: str, to: str) -> MIMEMultipart:
+    """Subject ``[Skyline alert] - <context> ALERT - <n> stale metrics`` and one line per metric."""
+    count = len(stale.base_names)
+    body = (
+        f"<h3>{SKYLINE_HEADING} {html.escape(context)} alert</h3><br>"
+        f"Stale metrics (no data sent for ~{settings.ALERT_ON_STALE_PERIOD} seconds):<br>"
+        + "".join(f"{html.escape(name)}<br>" for name in stale.base_names)
+    )
+    message = addressed(MIMEMultipart(), f"[Skyline alert] - {context} ALERT - {count} stale metrics", sender, [to])
+    message.attach(html_part(body))
+    return message
+
+
+def alert(alert_tuple: tuple, stale: StaleMetrics, context: str, settings: Settings, redis: Any) -> None:
+    """Mail the digest; raises when there is no default recipient or the SMTP exchange fails."""
+    recipients = settings.SMTP_OPTS.get("default_recipient")
+    if isinstance(recipients, str):
+        recipients = [recipients]
+    if not recipients:
+        raise LookupError("the stale digest needs SMTP_OPTS['default_recipient']")
+    sender = settings.SMTP_OPTS["sender"]
+    send_mail(settings, sender, [recipients[0]], build_message(stale, context, settings, sender, recipients[0]))

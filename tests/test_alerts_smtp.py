@@ -1,0 +1,214 @@
+"""The smtp alerter and the stale digest against a real aiosmtpd server and a real Redis."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import msgpack
+import pytest
+
+from skyline_analyzer import alerts, codec, config
+from skyline_analyzer.anomaly import Anomaly
+from tests.alert_receivers import HangingServer, HttpReceiver, SmtpReceiver, refused_port
+
+NOW = 1_700_000_000
+BASE = "stats.requests"
+OPTS = {"sender": "skyline@example.org",
+        "recipients": {"stats": ["ops@example.org", "dev@example.org", "ops@example.org", "boss@example.org"]},
+        "default_recipient": ["fallback@example.org", "second@example.org"],
+        "embed-images": True}
+
+
+@pytest.fixture
+def smtp():
+    with SmtpReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def load(make_settings):
+    def build(port, **overrides):
+        values = {"ALERTS": [("stats", "smtp", 60)], "SMTP_HOST": "127.0.0.1", "SMTP_PORT": port,
+                  "SMTP_OPTS": OPTS, "ALERT_TIMEOUT": 2.0, "IONOSPHERE_ENABLED": False, **overrides}
+        return config.load(make_settings(**values))
+
+    return build
+
+
+def seed(redis_conn, base=BASE, spike=500.0):
+    pairs = [(NOW - 3600 + 60 * i, 10.0 + (i % 7)) for i in range(60)] + [(NOW, spike)]
+    redis_conn.set(f"metrics.{base}", codec.encode(pairs))
+    return Anomaly(spike, base, NOW, ("grubbs", "histogram_bins", "stddev_from_average"))
+
+
+def parts(mail):
+    return list(mail.message.walk())[1:]
+
+
+def html_of(mail):
+    return "".join(p.get_payload(decode=True).decode() for p in parts(mail) if p.get_content_type() == "text/html")
+
+
+def test_anomalous_metric_mail_with_the_redis_plot(load, smtp, redis_conn):
+    settings = load(smtp.port)
+    anomaly = seed(redis_conn)
+    alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
+    [mail] = smtp.wait_for(1)
+    # FIX R3: one envelope address per distinct recipient; FIX R2: sent with IONOSPHERE_ENABLED False.
+    assert mail.recipients == ["ops@example.org", "dev@example.org", "boss@example.org"]
+    assert mail.sender == "skyline@example.org"
+    message = mail.message
+    assert message["Subject"] == "[Skyline alert] - Analyzer ALERT - stats.requests"
+    assert message["To"] == "ops@example.org"
+    assert message["Cc"] == "dev@example.org, boss@example.org"
+    assert message.get_content_type() == "multipart/mixed"
+    text = html_of(mail)
+    assert "metric: <b>stats.requests</b>" in text
+    assert "Anomalous value: 500.0" in text
+    assert f"Anomaly timestamp: {NOW}" in text
+    assert "Anomalous at: 2023-11-14 22:13:20 UTC" in text
+    assert "Next alert in: 60 seconds" in text
+    assert "Triggered algorithms: grubbs, histogram_bins, stddev_from_average" in text
+    assert "Derivative graph" not in text
+    assert '<img src="cid:redis.stats.requests"/>' in text
+    [image] = [p for p in parts(mail) if p.get_content_maintype() == "image"]
+    assert image.get_content_type() == "image/png"
+    assert image["Content-ID"] == "<redis.stats.requests>"
+    png = image.get_payload(decode=True)
+    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 5000
+    assert all(p.get("Content-Transfer-Encoding") == "quoted-printable"
+               for p in parts(mail) if p.get_content_type() == "text/html")
+    assert msgpack.unpackb(redis_conn.get("last_alert.smtp.stats.requests")) == 500.0
+
+
+def test_second_run_inside_expiration_time_sends_nothing(load, smtp, redis_conn):
+    settings = load(smtp.port)
+    anomaly = seed(redis_conn)
+    alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
+    alerts.send_alerts(redis_conn, settings, [anomaly], NOW + 60)
+    time.sleep(0.2)
+    assert len(smtp.mails) == 1
+
+
+def test_derivative_metric_is_titled_as_such(load, smtp, redis_conn):
+    settings = load(smtp.port)
+    anomaly = seed(redis_conn)
+    redis_conn.sadd("derivative_metrics", f"metrics.{BASE}")
+    alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
+    assert "Derivative graph: True" in html_of(smtp.wait_for(1)[0])
+
+
+def test_default_recipient_when_the_pattern_has_none(load, smtp, redis_conn):
+    settings = load(smtp.port, ALERTS=[("stats.req", "smtp", 60)])
+    alerts.send_alerts(redis_conn, settings, [seed(redis_conn)], NOW)
+    [mail] = smtp.wait_for(1)
+    assert mail.recipients == ["fallback@example.org", "second@example.org"]
+
+
+def test_no_recipient_at_all_fails_and_leaves_the_key_unset(load, smtp, redis_conn, caplog):
+    settings = load(smtp.port, ALERTS=[("stats.req", "smtp", 60)],
+                    SMTP_OPTS={"sender": "s@example.org", "recipients": {}})
+    alerts.send_alerts(redis_conn, settings, [seed(redis_conn)], NOW)
+    assert "no SMTP_OPTS recipients for 'stats.req'" in caplog.text
+    assert smtp.mails == []
+    assert not redis_conn.exists("last_alert.smtp.stats.requests")
+
+
+def test_email_address_alerter_fix_r1(load, smtp, redis_conn):
+    settings = load(smtp.port, ALERTS=[("stats", "oncall@example.org", 60)])
+    alerts.send_alerts(redis_conn, settings, [seed(redis_conn)], NOW)
+    [mail] = smtp.wait_for(1)
+    assert (mail.sender, mail.recipients) == ("skyline@example.org", ["oncall@example.org"])
+    assert redis_conn.exists("last_alert.oncall@example.org.stats.requests")
+
+
+def test_without_embedded_images_the_mail_has_no_attachment(load, smtp, redis_conn):
+    settings = load(smtp.port, SMTP_OPTS={**OPTS, "embed-images": False})
+    alerts.send_alerts(redis_conn, settings, [seed(redis_conn)], NOW)
+    [mail] = smtp.wait_for(1)
+    assert [p.get_content_maintype() for p in parts(mail)] == ["text", "text"]
+
+
+def test_graphite_image_is_fetched_and_embedded(load, smtp, redis_conn):
+    fake_png = b"\x89PNG\r\n\x1a\n" + b"graphite" * 10
+    with HttpReceiver(reply=fake_png, content_type="image/png") as graphite:
+        port = graphite.url.rsplit(":", 1)[1]
+        settings = load(smtp.port, GRAPHITE_HOST="127.0.0.1", GRAPHITE_PORT=port, PLOT_REDIS_DATA=False)
+        alerts.send_alerts(redis_conn, settings, [seed(redis_conn)], NOW)
+        [request] = graphite.requests
+    query = parse_qs(urlsplit(request.path).query)
+    assert urlsplit(request.path).path == "/render/"
+    assert query["target"] == ["cactiStyle(stats.requests)"]
+    assert query["title"] == ["Skyline Analyzer - ALERT at 24 hours - 500.0"]
+    assert query["colorList"] == ["orange"]
+    assert query["until"] == [time.strftime("%H:%M_%Y%m%d", time.localtime(NOW))]
+    assert query["from"] == [time.strftime("%H:%M_%Y%m%d", time.localtime(NOW - 86400))]
+    [mail] = smtp.wait_for(1)
+    [image] = [p for p in parts(mail) if p.get_content_maintype() == "image"]
+    assert image["Content-ID"] == "<stats.requests>"
+    assert image.get_payload(decode=True) == fake_png
+    assert "Set PLOT_REDIS_DATA = True" in html_of(mail)
+
+
+def test_hanging_smtp_server_costs_at_most_the_timeout(load, redis_conn):
+    with HangingServer() as stuck:
+        settings = load(stuck.port, ALERT_TIMEOUT=1.0)
+        anomalies = [seed(redis_conn, f"stats.m{i}") for i in range(3)]
+        started = time.monotonic()
+        alerts.send_alerts(redis_conn, settings, anomalies, NOW)
+        elapsed = time.monotonic() - started
+    # Three alerts run concurrently: about one timeout, not three.
+    assert elapsed < 2.5
+    assert redis_conn.keys("last_alert.*") == []
+
+
+def test_refusing_smtp_server_fails_fast_and_is_retried(load, smtp, redis_conn):
+    anomaly = seed(redis_conn)
+    started = time.monotonic()
+    alerts.send_alerts(redis_conn, load(refused_port()), [anomaly], NOW)
+    assert time.monotonic() - started < 1.5
+    assert not redis_conn.exists("last_alert.smtp.stats.requests")
+    alerts.send_alerts(redis_conn, load(smtp.port), [anomaly], NOW + 60)
+    assert len(smtp.wait_for(1)) == 1
+
+
+# --- the stale digest -------------------------------------------------------------------------------
+
+
+def test_stale_digest_mails_new_stale_metrics_once(load, smtp, redis_conn):
+    settings = load(smtp.port, STALE_PERIOD=500)
+    redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.b.stale", "metrics.a.stale",
+                    "metrics.donot_alert_on_stale.metric_known_to_go_stale")
+    alerts.send_stale_digest(redis_conn, settings, NOW)
+    [mail] = smtp.wait_for(1)
+    assert mail.recipients == ["fallback@example.org"]
+    assert mail.message["Subject"] == "[Skyline alert] - Analyzer ALERT - 2 stale metrics"
+    text = html_of(mail)
+    assert "Stale metrics (no data sent for ~300 seconds):<br>a.stale<br>b.stale<br>" in text
+    assert redis_conn.get("last_alert.stale.a.stale") == msgpack.packb(NOW)
+    assert 495 <= redis_conn.ttl("last_alert.stale.b.stale") <= 500
+    assert not redis_conn.exists("last_alert.stale.donot_alert_on_stale.metric_known_to_go_stale")
+
+    alerts.send_stale_digest(redis_conn, settings, NOW + 60)
+    time.sleep(0.2)
+    assert len(smtp.mails) == 1
+    redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.c.stale")
+    alerts.send_stale_digest(redis_conn, settings, NOW + 120)
+    assert len(smtp.wait_for(2)) == 2
+    assert "1 stale metrics" in smtp.mails[1].message["Subject"]
+    assert "c.stale" in html_of(smtp.mails[1]) and "a.stale" not in html_of(smtp.mails[1])
+
+
+def test_failed_stale_digest_is_retried_next_run(load, smtp, redis_conn):
+    redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.a.stale")
+    alerts.send_stale_digest(redis_conn, load(refused_port()), NOW)
+    assert not redis_conn.exists("last_alert.stale.a.stale")
+    alerts.send_stale_digest(redis_conn, load(smtp.port), NOW + 60)
+    assert len(smtp.wait_for(1)) == 1
+
+
+def test_empty_stale_set_sends_nothing(load, smtp, redis_conn):
+    alerts.send_stale_digest(redis_conn, load(smtp.port), NOW)
+    time.sleep(0.1)
+    assert smtp.mails == []
