@@ -10,6 +10,7 @@ This is the reference baseline the fast engine is compared against.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -40,10 +41,8 @@ def per_series_ms(settings: config.Settings, repeat: int) -> list[float]:
             samples = []
             for _ in range(repeat):
                 started = time.perf_counter()
-                try:
+                with contextlib.suppress(SeriesException):
                     run_selected_algorithm(one, name, settings, now=NOW)
-                except SeriesException:
-                    pass
                 samples.append((time.perf_counter() - started) * 1000)
             medians.append(statistics.median(samples))
     return medians
