@@ -84,6 +84,8 @@ PANORAMA_CHECK_PATH = '/opt/skyline/panorama/check'
 
 # anomalies.json for the webapp; a relative path is resolved against the package directory.
 ANOMALY_DUMP = 'webapp/static/dump/anomalies.json'
+# Wrap anomalies.json as handle_data(<json>) (JSONP), as the original webapp expects; False = plain JSON.
+ANOMALY_DUMP_JSONP = False
 # Worker processes that analyse the metrics each run.
 ANALYZER_PROCESSES = 1
 # Minimum seconds per run: a faster run sleeps for the rest.

@@ -43,6 +43,8 @@ DEFAULTS: dict[str, Any] = {
     "PANORAMA_CHECK_PATH": "/opt/skyline/panorama/check",
     # --- Analyzer --------------------------------------------------------------------------------
     "ANOMALY_DUMP": "webapp/static/dump/anomalies.json",
+    # Beyond v1.2.8 (always JSONP): wrap anomalies.json as handle_data(<json>) for the original webapp.
+    "ANOMALY_DUMP_JSONP": False,
     "ANALYZER_PROCESSES": 1,
     "ANALYZER_OPTIMUM_RUN_DURATION": 60,
     "MAX_ANALYZER_PROCESS_RUNTIME": 180,

@@ -17,6 +17,13 @@ SMTP_ALERTER_METRICS = "analyzer.smtp_alerter_metrics"
 NEW_SMTP_ALERTER_METRICS = "new_analyzer.smtp_alerter_metrics"
 #: Throttle for the Mirage-set and analyzer.* set refresh.
 MANAGE_MIRAGE_UNIQUE_METRICS = "analyzer.manage_mirage_unique_metrics"
+#: Throttle of the refresh of the analyzer.* exception sets and the stale-digest set: while it exists
+#: they accumulate; when it expires they are emptied at the start of the next run (FIX L2, independent of
+#: Mirage, which keeps its own throttle above).
+ANALYZER_SETS_REFRESH = "analyzer.refresh_exception_sets"
+ANALYZER_SETS_REFRESH_TTL = 300
+#: Prefix of the one "last written" marker member each analyzer.* exception set carries.
+UPDATED_AT_MARKER = "_updated_at_"
 #: Full keys of metrics handed to Mirage.
 MIRAGE_UNIQUE_METRICS = "mirage.unique_metrics"
 #: Ionosphere's "up" heartbeat and its metrics.

@@ -1,0 +1,58 @@
+"""Logging for the daemons: ``LOG_PATH/<app>.log``, rotated at midnight, five backups (SPEC.md 4.2, 4.12).
+
+Every record is ``"<YYYY-mm-dd HH:MM:SS> :: <pid> :: <message>"``. The parent process owns rotation;
+forked workers switch to a handler that only follows the parent's renames (:func:`worker_logging`), so
+two processes never rotate the same file.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from pathlib import Path
+
+#: The package's logger: every module logs under it with ``logging.getLogger(__name__)``.
+PACKAGE_LOGGER = "skyline_analyzer"
+FORMAT = "%(asctime)s :: %(process)d :: %(message)s"
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: Rotated logs kept, as the original.
+BACKUP_COUNT = 5
+
+
+def log_file(log_path: str | Path, app: str) -> Path:
+    return Path(log_path) / f"{app}.log"
+
+
+def setup(log_path: str | Path, app: str, *, level: int = logging.DEBUG) -> logging.Handler:
+    """Send the package's records to ``LOG_PATH/<app>.log`` (replacing any earlier file handler)."""
+    handler = logging.handlers.TimedRotatingFileHandler(
+        log_file(log_path, app), when="midnight", interval=1, backupCount=BACKUP_COUNT
+    )
+    handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    for old in list(logger.handlers):
+        if isinstance(old, logging.FileHandler):
+            logger.removeHandler(old)
+            old.close()
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    # The package logs to its own file; records must not also reach a root handler set up by a host program.
+    logger.propagate = False
+    return handler
+
+
+def worker_logging() -> None:
+    """In a forked worker: replace the inherited rotating handlers with ones that never rotate.
+
+    A :class:`logging.handlers.WatchedFileHandler` reopens the file after the parent rotated it.
+    """
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    for old in list(logger.handlers):
+        if isinstance(old, logging.handlers.TimedRotatingFileHandler):
+            watched = logging.handlers.WatchedFileHandler(old.baseFilename)
+            watched.setFormatter(old.formatter)
+            logger.removeHandler(old)
+            # Closing the child's copy of the descriptor leaves the parent's open; nothing is buffered,
+            # because the handler flushes after every record.
+            old.close()
+            logger.addHandler(watched)

@@ -1,0 +1,204 @@
+"""The worker ("spin process") of one Analyzer run (SPEC.md 4.4).
+
+A worker takes its slice of ``metrics.unique_metrics``, fetches the values with MGET in chunks of
+``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics), decodes them and
+hands each chunk to :func:`skyline_analyzer.engine.analyse`. It reports to the parent over a pipe:
+
+* after every chunk, ``("chunk", processed_so_far, anomalies)`` with the chunk's anomalies as
+  ``[value, base_name, timestamp, triggered]`` lists: like the original's shared list, anomalies found
+  before a worker is killed still reach the run;
+* at the end, ``("done", WorkerSummary)`` with the exception and anomaly-breakdown counts: like the
+  original's queues, a killed worker contributes no counts (SPEC.md 9.2 L14).
+
+Exception keys: ``TooShort``, ``Stale``, ``Boring`` (from the verdict), ``DeletedByRoomba`` (MGET returned
+nil: the key vanished after SMEMBERS; FIX L9) and ``Other`` (a corrupt or truncated value, a non-numeric
+or non-finite datapoint, or an unexpected error; one error line names the metric and the reason).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+import traceback
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from skyline_analyzer import codec, connections, engine, keys, logs
+from skyline_analyzer.config import Settings
+from skyline_analyzer.exceptions import SeriesFormatError
+from skyline_analyzer.series import Series
+from skyline_analyzer.tmpfiles import RunMetricsRecorder
+
+log = logging.getLogger(__name__)
+
+#: Keys fetched per MGET: bounds a worker's memory (a day of 60 s data is about 30 kB per key).
+MGET_CHUNK = 500
+#: The exception-name keys the run reports.
+EXCEPTION_KEYS = ("TooShort", "Stale", "Boring", "DeletedByRoomba", "Other")
+#: Where the base names of each verdict exception are kept for the webapp.
+EXCEPTION_SETS = {"TooShort": keys.ANALYZER_TOO_SHORT, "Stale": keys.ANALYZER_STALE, "Boring": keys.ANALYZER_BORING}
+
+
+@dataclass
+class WorkerSummary:
+    """What a worker queues when it finishes its slice."""
+
+    exceptions: Counter = field(default_factory=Counter)
+    anomaly_breakdown: Counter = field(default_factory=Counter)
+    processed: int = 0
+    redis_set_errors: int = 0
+    elapsed: float = 0.0
+
+
+def assigned_slice(unique_metrics: Sequence[str], i: int, processes: int) -> Sequence[str]:
+    """Worker ``i``'s metrics (1-based), v1.2.8's slicing: the last worker takes the remainder."""
+    count = len(unique_metrics)
+    per = math.ceil(count / processes)
+    hi = count if i == processes else min(count, i * per)
+    lo = (i - 1) * per
+    return unique_metrics[lo:hi]
+
+
+def decode_chunk(
+    names: Sequence[str], raw_values: Sequence[bytes | None], summary: WorkerSummary
+) -> tuple[list[Series], list[str]]:
+    """The decodable series of a chunk with their names; the rest counted under their exception key."""
+    series, kept = [], []
+    for name, raw in zip(names, raw_values, strict=True):
+        if raw is None:
+            summary.exceptions["DeletedByRoomba"] += 1
+            continue
+        try:
+            one = codec.decode(raw, name)
+        except SeriesFormatError as exc:
+            summary.exceptions["Other"] += 1
+            log.error("error :: %s not analysed: %s", name, exc)
+            continue
+        series.append(one)
+        kept.append(name)
+    return series, kept
+
+
+def _analyse(
+    series: list[Series], names: list[str], settings: Settings, now: float, conn: Any, recorder: RunMetricsRecorder
+) -> list[engine.Outcome | None]:
+    """The engine's outcomes for a chunk; if the batch call fails, each series alone (a failure is None)."""
+    try:
+        return list(engine.analyse(series, names, settings, now, redis=conn, recorder=recorder))
+    except Exception:
+        log.error("error :: analysing a chunk of %d metrics failed; retrying one by one\n%s",
+                  len(names), traceback.format_exc())
+    outcomes: list[engine.Outcome | None] = []
+    for one, name in zip(series, names, strict=True):
+        try:
+            outcomes.extend(engine.analyse([one], [name], settings, now, redis=conn, recorder=recorder))
+        except Exception:
+            log.error("error :: %s not analysed: %s", name, traceback.format_exc())
+            outcomes.append(None)
+    return outcomes
+
+
+def process_chunk(
+    conn: Any,
+    names: Sequence[str],
+    settings: Settings,
+    now: float,
+    recorder: RunMetricsRecorder,
+    summary: WorkerSummary,
+) -> list[list[Any]]:
+    """Fetch, decode and analyse one chunk; update ``summary``; return its anomalies.
+
+    An anomaly is ``[value, base_name, timestamp, triggered_algorithms]`` with the value and timestamp
+    of the last datapoint exactly as decoded.
+    """
+    namespace = settings.FULL_NAMESPACE
+    algorithms = list(settings.ALGORITHMS)
+    raw_values = conn.mget(names)
+    series, kept = decode_chunk(names, raw_values, summary)
+    by_name = dict(zip(kept, series, strict=True))
+    anomalies: list[list[Any]] = []
+    set_members: dict[str, list[str]] = {}
+    for name, outcome in zip(kept, _analyse(series, kept, settings, now, conn, recorder), strict=True):
+        if outcome is None:
+            summary.exceptions["Other"] += 1
+            continue
+        base = keys.base_name(namespace, name)
+        if outcome.exception is not None:
+            summary.exceptions[outcome.exception] += 1
+            if outcome.exception in EXCEPTION_SETS:
+                set_members.setdefault(EXCEPTION_SETS[outcome.exception], []).append(base)
+            continue
+        verdict = outcome.verdict
+        if verdict is not None and verdict.anomalous:
+            triggered = verdict.triggered(algorithms)
+            summary.anomaly_breakdown.update(triggered)
+            anomalies.append([verdict.datapoint, base, by_name[name].last_timestamp, triggered])
+    summary.processed += len(names)
+    if set_members:
+        try:
+            pipe = conn.pipeline(transaction=False)
+            for key, members in set_members.items():
+                pipe.sadd(key, *members)
+            pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            summary.redis_set_errors += 1
+            log.error("error :: could not add to the analyzer exception sets: %s", exc)
+    return anomalies
+
+
+def spin_process(
+    i: int,
+    unique_metrics: Sequence[str],
+    settings: Settings,
+    now: float,
+    parent_pid: int,
+    results: Connection,
+) -> None:
+    """Worker ``i`` of a run: analyse the assigned slice and report over ``results`` (a pipe end)."""
+    # The parent handles SIGTERM and SIGINT for the whole run; a worker dies on SIGTERM (the parent's
+    # timeout kill) and leaves Ctrl-C to the parent.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logs.worker_logging()
+    started = time.monotonic()
+    log.info("spin_process started")
+    assigned = assigned_slice(unique_metrics, i, settings.ANALYZER_PROCESSES)
+    summary = WorkerSummary()
+    if not assigned:
+        results.send(("done", summary))
+        return
+    conn = connections.connect(settings)
+    recorder = RunMetricsRecorder(Path(settings.SKYLINE_TMP_DIR))
+    try:
+        for lo in range(0, len(assigned), MGET_CHUNK):
+            if os.getppid() != parent_pid:
+                log.info("parent process %d is gone, spin_process exiting", parent_pid)
+                return
+            chunk = assigned[lo : lo + MGET_CHUNK]
+            try:
+                anomalies = process_chunk(conn, chunk, settings, now, recorder, summary)
+            except (redis.RedisError, OSError) as exc:
+                # The original returned without queueing counts when its MGET failed; the metrics already
+                # done keep their counts here, the rest are reported as unprocessed by the parent.
+                log.error("error :: spin_process failed to fetch %d metrics from Redis: %s", len(chunk), exc)
+                break
+            results.send(("chunk", summary.processed, anomalies))
+        summary.elapsed = time.monotonic() - started
+        try:
+            recorder.flush()
+        except OSError as exc:
+            log.error("error :: could not write the algorithm timing files: %s", exc)
+        log.info("spin_process took %.2f seconds", summary.elapsed)
+        results.send(("done", summary))
+    finally:
+        conn.close()
+        results.close()
