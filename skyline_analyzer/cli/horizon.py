@@ -1,0 +1,99 @@
+"""``skyline-analyzer horizon``: the Horizon ingestion daemon in the foreground (SPEC.md 1.4-1.7).
+
+Start-up, in order: validate the settings (Horizon's own included), check that ``PID_PATH`` and ``LOG_PATH``
+exist, log to ``LOG_PATH/horizon.log``, check the Redis credentials, bind the three listeners, take part in
+the log hand-off with ``bin/horizon.d`` (delete ``horizon.log.wait``), then supervise until SIGTERM or
+Ctrl-C. On stop the listeners queue what they hold, the workers write everything queued, the counters are
+reported a last time, and the exit code is 0. Any start-up failure prints a clear message and exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from skyline_analyzer import config, connections
+from skyline_analyzer.exceptions import SettingsError
+from skyline_analyzer.horizon import logs
+from skyline_analyzer.horizon.agent import Horizon, validate
+
+log = logging.getLogger(__name__)
+
+APP = "horizon"
+#: Seconds the process waits for bin/horizon.d to release the log lock (the original's 5 s).
+LOG_LOCK_WAIT = 5.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "horizon",
+        help="run the Horizon listeners, workers and Roomba in the foreground",
+        description="Receive carbon pickle (PICKLE_PORT), UDP msgpack (UDP_PORT) and carbon plaintext "
+                    "(PLAINTEXT_PORT) datapoints on HORIZON_IP, store them in Redis and keep Redis trimmed, "
+                    "until SIGTERM or Ctrl-C.",
+    )
+    parser.add_argument("--stderr", action="store_true", help="also log to stderr")
+    parser.add_argument(
+        "--print-paths",
+        action="store_true",
+        help="print LOG_PATH, PID_PATH and SKYLINE_TMP_DIR as shell assignments and exit (for bin/horizon.d)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def log_handoff(log_path: Path) -> None:
+    """Signal "started" to bin/horizon.d and wait (at most LOG_LOCK_WAIT) for it to release the log."""
+    (log_path / f"{APP}.log.wait").unlink(missing_ok=True)
+    lock = log_path / f"{APP}.log.lock"
+    deadline = time.monotonic() + LOG_LOCK_WAIT
+    while lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if lock.exists():
+        log.error("error - bin/%s.d log management seems to have failed, continuing", APP)
+        lock.unlink(missing_ok=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = config.load()
+    if args.print_paths:
+        for name in ("LOG_PATH", "PID_PATH", "SKYLINE_TMP_DIR"):
+            print(f"{name}={shlex.quote(str(settings[name]))}")
+        return 0
+    problems = validate(settings)
+    if problems:
+        raise SettingsError(problems)
+    for label, path in (("pid", settings.PID_PATH), ("log", settings.LOG_PATH)):
+        if not Path(path).is_dir():
+            print(f"{label} directory does not exist at {path}", file=sys.stderr)
+            return 1
+    handlers = logs.setup(settings.LOG_PATH, stderr=args.stderr)
+    try:
+        connections.check_credentials(settings)
+    except connections.RedisAuthError as exc:
+        print(f"error :: {exc}", file=sys.stderr)
+        log.error("error :: %s - cannot start", exc)
+        return 1
+    horizon = Horizon(settings)
+    try:
+        horizon.start(handlers)
+    except OSError as exc:
+        print(f"error :: {exc.strerror or exc}", file=sys.stderr)
+        log.error("error :: %s - cannot start", exc.strerror or exc)
+        return 1
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        log.info("horizon :: received %s: stopping", signal.Signals(signum).name)
+        horizon.stop_requested.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log_handoff(Path(settings.LOG_PATH))
+    horizon.run()
+    horizon.shutdown()
+    return 0

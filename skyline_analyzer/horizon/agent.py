@@ -1,0 +1,196 @@
+"""The Horizon agent: starts and supervises the listeners, workers and Roomba (SPEC.md 1.7).
+
+Process model, as the original: one process per listener (pickle, UDP and, beyond it, plaintext),
+``WORKER_PROCESSES`` worker processes (worker 0 is the canary), one bounded queue of ``MAX_QUEUE_SIZE``
+chunks between them, and a Roomba thread in the agent that forks the vacuum processes each pass.
+
+Differences, each for robustness: the sockets are bound by the agent before anything is forked, so a port
+in use stops start-up with a message instead of leaving a process-less listener; a child that dies is
+logged and started again; on stop the listeners queue what they hold, and the workers write everything
+queued before they exit. Every ``REPORT_INTERVAL`` seconds (and once at stop) the agent logs the shared
+counters and sends them to Graphite as ``skyline.horizon.<SERVER_METRICS_NAME>.<counter>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import multiprocessing
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from skyline_analyzer import graphite
+from skyline_analyzer.config import Settings
+from skyline_analyzer.horizon import listen, roomba, worker
+from skyline_analyzer.horizon.logs import child_main
+from skyline_analyzer.horizon.stats import PROTOCOLS, Counters, report_metrics
+
+log = logging.getLogger(__name__)
+
+#: Seconds between counter reports (the canary worker's 10 s in the original).
+REPORT_INTERVAL = 10.0
+#: Seconds between checks that every child is alive.
+SUPERVISE_SECONDS = 1.0
+#: Seconds the listeners, then the workers, get to finish on stop before they are terminated.
+STOP_TIMEOUT = 10.0
+#: The placeholder v1.2.8 ships for HORIZON_IP.
+HORIZON_IP_PLACEHOLDER = "YOUR_SKYLINE_INTSANCE_IP_ADDRESS"
+
+
+def validate(settings: Settings) -> list[str]:
+    """Problems with the settings only Horizon reads (the shared ones are validated by config.load)."""
+    problems = []
+    if settings.HORIZON_IP == HORIZON_IP_PLACEHOLDER:
+        problems.append(f"HORIZON_IP is still the placeholder {HORIZON_IP_PLACEHOLDER!r}: set the address to listen on")
+    ports = {name: settings[name] for name in ("PICKLE_PORT", "UDP_PORT", "PLAINTEXT_PORT")}
+    for name, port in ports.items():
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+            problems.append(f"{name} must be a port number 1-65535, got {port!r}")
+    if ports["PICKLE_PORT"] == ports["PLAINTEXT_PORT"]:
+        problems.append("PICKLE_PORT and PLAINTEXT_PORT must differ (both are TCP)")
+    if settings.MAX_PICKLE_FRAME_BYTES <= 0:
+        problems.append(f"MAX_PICKLE_FRAME_BYTES must be positive, got {settings.MAX_PICKLE_FRAME_BYTES!r}")
+    if settings.CHUNK_FLUSH_INTERVAL <= 0:
+        problems.append(f"CHUNK_FLUSH_INTERVAL must be positive, got {settings.CHUNK_FLUSH_INTERVAL!r}")
+    return problems
+
+
+class Horizon:
+    """One Horizon instance: :meth:`start`, then :meth:`run` until a stop, then :meth:`shutdown`.
+
+    Parameters
+    ----------
+    settings
+        Validated settings.
+    report_interval, roomba_interval
+        Seconds between counter reports and between Roomba passes.
+    """
+
+    def __init__(self, settings: Settings, *, report_interval: float = REPORT_INTERVAL,
+                 roomba_interval: float = roomba.PASS_INTERVAL) -> None:
+        self.settings = settings
+        self.report_interval = report_interval
+        self.roomba_interval = roomba_interval
+        self.context = multiprocessing.get_context("fork")
+        self.sockets: dict[str, socket.socket] = {}
+        self.children: dict[str, Any] = {}
+        self.stop_requested = threading.Event()
+        self.roomba_stop = threading.Event()
+        self.roomba_thread: threading.Thread | None = None
+        self.queue: Any = None
+        self.counters: Counters | None = None
+        self.log_queue: Any = None
+        self.log_listener: logging.handlers.QueueListener | None = None
+
+    def start(self, handlers: list[logging.Handler]) -> None:
+        """Bind every listener (OSError if one cannot), then start the processes and Roomba."""
+        for protocol in PROTOCOLS:
+            try:
+                self.sockets[protocol] = listen.bind(protocol, self.settings)
+            except OSError:
+                self._close_sockets()
+                raise
+        self.log_queue = self.context.Queue()
+        self.log_listener = logging.handlers.QueueListener(self.log_queue, *handlers, respect_handler_level=True)
+        self.log_listener.start()
+        self.queue = self.context.Queue(maxsize=self.settings.MAX_QUEUE_SIZE)
+        self.counters = Counters(self.settings.WORKER_PROCESSES + len(PROTOCOLS), self.context)
+        self.listen_stop = self.context.Event()
+        self.work_stop = self.context.Event()
+        try:
+            self.queue.qsize()
+        except NotImplementedError:
+            log.warning("horizon :: this platform has no queue qsize(); worker.queue_size is not reported")
+        for index in range(self.settings.WORKER_PROCESSES):
+            self._spawn(f"worker-{index}")
+        for protocol in PROTOCOLS:
+            self._spawn(f"listen-{protocol}")
+        self.roomba_thread = threading.Thread(
+            target=roomba.run_roomba, args=(self.settings, self.roomba_stop, self.context, self.roomba_interval,
+                  self.log_queue),
+            name="roomba", daemon=True)
+        self.roomba_thread.start()
+        addresses = ", ".join(f"{p} {s.getsockname()[0]}:{s.getsockname()[1]}" for p, s in self.sockets.items())
+        log.info("horizon :: started %d workers; listening on %s", self.settings.WORKER_PROCESSES, addresses)
+
+    def _spawn(self, name: str) -> None:
+        parent = os.getpid()
+        if name.startswith("worker-"):
+            index = int(name.split("-", 1)[1])
+            target, args = worker.run_worker, (index, self.settings, self.queue, self.counters.row(index),
+                                               self.work_stop, parent)
+        else:
+            protocol = name.split("-", 1)[1]
+            row = self.counters.row(self.settings.WORKER_PROCESSES + PROTOCOLS.index(protocol))
+            target, args = listen.run_listener, (protocol, self.sockets[protocol], self.settings, self.queue, row,
+                                                 self.listen_stop, parent)
+        process = self.context.Process(target=child_main, args=(self.log_queue, target, *args), name=f"horizon-{name}")
+        process.start()
+        self.children[name] = process
+
+    def supervise(self) -> None:
+        """Start again any child that died (the original left it dead)."""
+        for name, process in list(self.children.items()):
+            if not process.is_alive():
+                log.error("horizon :: %s (pid %s) exited with code %s; starting it again", name, process.pid,
+                          process.exitcode)
+                process.join()
+                self._spawn(name)
+
+    def report(self) -> dict[str, int | float]:
+        """Log and send the counters gathered since the last report; returns what was reported."""
+        assert self.counters is not None
+        try:
+            size = self.queue.qsize()
+        except NotImplementedError:
+            size = None
+        metrics = report_metrics(self.counters.take(), size)
+        log.info("horizon :: %s", ", ".join(f"{name} {value}" for name, value in metrics))
+        batch = graphite.MetricBatch(self.settings.graphite_namespace("horizon"))
+        for name, value in metrics:
+            batch.add(name, value)
+        batch.flush(self.settings)
+        return dict(metrics)
+
+    def run(self) -> None:
+        """Supervise and report until :attr:`stop_requested` is set."""
+        next_report = time.monotonic() + self.report_interval
+        while not self.stop_requested.wait(SUPERVISE_SECONDS):
+            self.supervise()
+            if time.monotonic() >= next_report:
+                self.report()
+                next_report += self.report_interval
+
+    def shutdown(self) -> dict[str, int | float]:
+        """Stop in order (listeners flush, workers drain the queue), report a last time, release everything."""
+        log.info("horizon :: stopping")
+        self.roomba_stop.set()
+        self._stop_children("listen-", self.listen_stop)
+        self._stop_children("worker-", self.work_stop)
+        if self.roomba_thread is not None:
+            self.roomba_thread.join(timeout=STOP_TIMEOUT)
+        final = self.report()
+        self._close_sockets()
+        log.info("horizon :: stopped")
+        if self.log_listener is not None:
+            self.log_listener.stop()
+        return final
+
+    def _stop_children(self, prefix: str, event: Any) -> None:
+        event.set()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for name, process in self.children.items():
+            if name.startswith(prefix):
+                process.join(timeout=max(0.0, deadline - time.monotonic()))
+                if process.is_alive():
+                    log.error("horizon :: %s did not stop in %ss; killing it", name, STOP_TIMEOUT)
+                    process.kill()
+                    process.join()
+
+    def _close_sockets(self) -> None:
+        for sock in self.sockets.values():
+            sock.close()
+        self.sockets.clear()

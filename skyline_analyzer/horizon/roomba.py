@@ -1,0 +1,275 @@
+"""Roomba: keeps every series to its window, sorted, one value per timestamp (SPEC.md 1.6).
+
+Each pass, for every key in ``<namespace>unique_metrics`` (split between ``ROOMBA_PROCESSES`` processes):
+read the value, decode it, sort the datapoints (by timestamp, then value), keep those newer than
+``now - duration`` with one value per timestamp, and write that back in Roomba's format
+(:func:`skyline_analyzer.codec.encode_as_roomba`). A key whose newest datapoint is older than the window,
+or whose value cannot be decoded ("zapped", as the original did), is deleted and removed from the set.
+
+**Dedupe keeps the smallest value** of a duplicated timestamp, because the first of a sorted run of equal
+timestamps is kept (PRESERVE H4: the original's documented quirk, not "last received wins").
+
+**Atomic with respect to APPEND.** Workers keep appending while Roomba works. The original WATCHed the key
+and retried when it changed. Here the write-back is one Lua script that re-checks the key: writers only
+ever append, so whatever lies beyond the length Roomba read arrived meanwhile, and the script keeps it
+after the rewritten part, exactly as if it had been appended just after the rewrite. Only when the part
+Roomba read has itself changed (a concurrent rewrite) is the key counted ``blocked`` and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import multiprocessing
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.context import BaseContext
+from typing import Any
+
+import redis
+
+from skyline_analyzer import keys
+from skyline_analyzer.codec import decode_pairs, encode_as_roomba
+from skyline_analyzer.config import Settings
+from skyline_analyzer.connections import RedisLink, connect
+from skyline_analyzer.exceptions import SeriesFormatError
+from skyline_analyzer.horizon.logs import child_main
+
+log = logging.getLogger(__name__)
+
+#: Seconds between the starts of two passes (hard-coded in the original).
+PASS_INTERVAL = 60.0
+#: Seconds between checks on the vacuum processes.
+SUPERVISE_SECONDS = 0.1
+#: Bytes of the value's start and end the write-back compares to detect a concurrent rewrite.
+FINGERPRINT_BYTES = 32
+#: Times a key found rewritten under us is retried in one pass.
+MAX_BLOCKED_RETRIES = 10
+
+# KEYS: series key, unique-metrics set. ARGV: length read, its first and last bytes, the new value ('' = drop).
+# Returns -1 if what was read has changed, 0 if the key was deleted, 1 if rewritten, 2 if rewritten with
+# datapoints appended since the read kept at its end.
+_WRITE_BACK = """
+local seen = tonumber(ARGV[1])
+local now_len = redis.call('STRLEN', KEYS[1])
+if now_len < seen then return -1 end
+if seen > 0 then
+  if redis.call('GETRANGE', KEYS[1], 0, #ARGV[2] - 1) ~= ARGV[2] then return -1 end
+  if redis.call('GETRANGE', KEYS[1], seen - #ARGV[3], seen - 1) ~= ARGV[3] then return -1 end
+end
+local value = ARGV[4]
+local appended = 0
+if now_len > seen then
+  value = value .. redis.call('GETRANGE', KEYS[1], seen, -1)
+  appended = 1
+end
+if value == '' then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], KEYS[1])
+  return 0
+end
+redis.call('SET', KEYS[1], value)
+return 1 + appended
+"""
+
+
+@dataclass
+class VacuumResult:
+    """The counts one vacuum logs (SPEC.md 1.6): keys seen, rewritten, deleted, retried, and kept."""
+
+    keys: int = 0
+    trimmed: int = 0
+    euthanized: int = 0
+    blocked: int = 0
+    active: int = 0
+    datapoints_removed: int = 0
+    concurrent_appends: int = 0
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def trim(pairs: list[Any], cutoff: float) -> tuple[list[tuple[Any, Any]] | None, int]:
+    """The datapoints Roomba keeps, and how many it removes.
+
+    Returns ``(None, 0)`` when the value is to be left alone (empty, or a lone recent scalar), and an
+    empty list when the key is to be deleted. Raises ValueError or TypeError for data that is not a list
+    of numeric pairs (the caller zaps such a key).
+    """
+    if not pairs:
+        return None, 0
+    first = pairs[0]
+    if not isinstance(first, (list, tuple)):
+        # The original's rule for a value that is a bare number rather than datapoints.
+        if not _is_number(first):
+            raise ValueError(f"not a datapoint: {first!r:.80}")
+        return ([], len(pairs)) if first < cutoff else (None, 0)
+    for pair in pairs:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not (_is_number(pair[0])
+                                                                         and _is_number(pair[1])):
+            raise ValueError(f"not a (timestamp, value) datapoint: {pair!r:.80}")
+    ordered = sorted(pairs)
+    if ordered[-1][0] < cutoff:
+        return [], len(pairs)
+    kept: list[tuple[Any, Any]] = []
+    last = None
+    for timestamp, value in ordered:
+        # Sorted, so the first of equal timestamps has the smallest value: that one is kept (H4).
+        if timestamp > cutoff and timestamp != last:
+            kept.append((timestamp, value))
+            last = timestamp
+    return kept, len(pairs) - len(kept)
+
+
+class Vacuum:
+    """Vacuums keys of one namespace with one connection."""
+
+    def __init__(self, conn: redis.Redis, namespace: str, duration: int) -> None:
+        self.conn = conn
+        self.unique_set = keys.unique_metrics(namespace)
+        self.duration = duration
+        self.write_back = conn.register_script(_WRITE_BACK)
+
+    def _write(self, key: bytes, raw: bytes, new_value: bytes) -> int:
+        head = raw[:FINGERPRINT_BYTES]
+        tail = raw[-FINGERPRINT_BYTES:] if raw else b""
+        return int(self.write_back(keys=[key, self.unique_set], args=[len(raw), head, tail, new_value]))
+
+    def key(self, key: bytes, now: float, result: VacuumResult) -> bool:
+        """Vacuum one key; False when it changed under us and should be retried."""
+        cutoff = now - self.duration
+        try:
+            raw = self.conn.get(key)
+        except redis.ResponseError as exc:
+            # Not a string (WRONGTYPE): the original's "zap" of anything it cannot read.
+            log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", key.decode(errors="replace"), exc)
+            self.conn.pipeline().delete(key).srem(self.unique_set, key).execute()
+            result.euthanized += 1
+            return True
+        raw = raw if raw is not None else b""
+        zapped = False
+        try:
+            kept, removed = trim(decode_pairs(raw, key.decode(errors="replace")), cutoff)
+        except (SeriesFormatError, TypeError, ValueError) as exc:
+            log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", key.decode(errors="replace"), exc)
+            kept, removed, zapped = [], 0, True
+        if raw and kept is None:
+            result.active += 1
+            return True
+        new_value = encode_as_roomba(kept) if kept else b""
+        if raw and new_value == raw:
+            result.active += 1
+            return True
+        outcome = self._write(key, raw, new_value)
+        if outcome < 0:
+            result.blocked += 1
+            return False
+        result.datapoints_removed += removed
+        if outcome == 0:
+            result.euthanized += 1
+            return True
+        result.active += 1
+        if outcome == 2:
+            result.concurrent_appends += 1
+        if not zapped and raw:
+            result.trimmed += 1
+        return True
+
+    def run(self, work: Sequence[bytes], now: float | None = None) -> VacuumResult:
+        """Vacuum every key in ``work``; keys found rewritten meanwhile go to the end and are retried."""
+        result = VacuumResult(keys=len(work))
+        now = time.time() if now is None else now
+        pending = deque(work)
+        retries: dict[bytes, int] = {}
+        while pending:
+            key = pending.popleft()
+            done = self.key(key, now, result)
+            if not done and retries.get(key, 0) < MAX_BLOCKED_RETRIES:
+                retries[key] = retries.get(key, 0) + 1
+                pending.append(key)
+        return result
+
+
+def assigned(members: Sequence[bytes], i: int, processes: int) -> list[bytes]:
+    """Process ``i``'s (1-based) share of the keys: ``ceil(len/processes)`` each, the last taking the rest."""
+    ordered = sorted(members)
+    per = math.ceil(len(ordered) / processes)
+    start = (i - 1) * per
+    end = len(ordered) if i == processes else min(len(ordered), i * per)
+    return ordered[start:end]
+
+
+def vacuum(i: int, namespace: str, duration: int, settings: Settings, now: float | None = None,
+           conn: redis.Redis | None = None) -> VacuumResult:
+    """One vacuum process's work: its share of ``<namespace>unique_metrics``, then a summary log line."""
+    conn = conn if conn is not None else connect(settings)
+    started = time.monotonic()
+    members = sorted(conn.smembers(keys.unique_metrics(namespace)))
+    work = assigned(members, i, settings.ROOMBA_PROCESSES)
+    result = Vacuum(conn, namespace, duration).run(work, now)
+    log.info(
+        "horizon.roomba :: vacuum %d of %s: operated on %d keys of %d in %.2fs; blocked %d, euthanized %d, "
+        "trimmed %d, active %d, datapoints removed %d, kept concurrent appends on %d",
+        i, namespace, result.keys, len(members), time.monotonic() - started, result.blocked, result.euthanized,
+        result.trimmed, result.active, result.datapoints_removed, result.concurrent_appends,
+    )
+    return result
+
+
+def _vacuum_process(i: int, namespace: str, duration: int, settings: Settings) -> None:
+    try:
+        vacuum(i, namespace, duration, settings)
+    except (redis.RedisError, OSError) as exc:
+        log.error("horizon.roomba :: vacuum %d of %s failed: %s", i, namespace, exc)
+
+
+def roomba_pass(settings: Settings, context: BaseContext, stop: threading.Event, log_queue: Any = None) -> None:
+    """Vacuum every namespace with ``ROOMBA_PROCESSES`` processes each, killing them after ``ROOMBA_TIMEOUT``."""
+    windows = [(settings.FULL_NAMESPACE, settings.FULL_DURATION + settings.ROOMBA_GRACE_TIME)]
+    if settings.OCULUS_HOST != "":
+        windows.insert(0, (settings.MINI_NAMESPACE, settings.MINI_DURATION + settings.ROOMBA_GRACE_TIME))
+    children = [
+        context.Process(target=child_main, args=(log_queue, _vacuum_process, i, namespace, duration, settings),
+                        name=f"roomba-{i}")
+        for namespace, duration in windows
+        for i in range(1, settings.ROOMBA_PROCESSES + 1)
+    ]
+    for child in children:
+        child.start()
+    deadline = time.monotonic() + settings.ROOMBA_TIMEOUT
+    while any(child.is_alive() for child in children):
+        if time.monotonic() >= deadline or stop.is_set():
+            if not stop.is_set():
+                log.error("horizon.roomba :: timed out after %ss, terminating the vacuum processes",
+                          settings.ROOMBA_TIMEOUT)
+            for child in children:
+                if child.is_alive():
+                    # Vacuum processes ignore SIGTERM (see child_main).
+                    child.kill()
+            break
+        time.sleep(SUPERVISE_SECONDS)
+    for child in children:
+        child.join()
+
+
+def run_roomba(settings: Settings, stop: threading.Event, context: BaseContext | None = None,
+               interval: float = PASS_INTERVAL, log_queue: Any = None) -> None:
+    """The Roomba thread: a pass at most every ``interval`` seconds until ``stop`` is set.
+
+    ``log_queue``, when given, carries the vacuum processes' log records to the agent.
+    """
+    context = context or multiprocessing.get_context("fork")
+    link = RedisLink(settings)
+    while not stop.is_set():
+        started = time.monotonic()
+        if not link.ping():
+            stop.wait(link.backoff())
+            link.reconnect()
+            continue
+        roomba_pass(settings, context, stop, log_queue)
+        stop.wait(max(0.0, interval - (time.monotonic() - started)))
+    link.close()

@@ -1,0 +1,173 @@
+"""Horizon workers: take chunks off the queue and APPEND their datapoints to Redis (SPEC.md 1.5).
+
+For every datapoint: skip it if ``SKIP_LIST`` matches its name and ``DO_NOT_SKIP_LIST`` does not; ignore it
+if its timestamp is more than ``MAX_RESOLUTION`` seconds before now (future timestamps are kept); otherwise
+APPEND ``packb((timestamp, value))`` to ``metrics.<name>`` and SADD the key to ``metrics.unique_metrics``,
+and, when ``OCULUS_HOST`` is set, do the same in the mini namespace.
+
+The original executed one pipeline per datapoint. Here a worker drains up to :data:`BATCH_DATAPOINTS`
+datapoints from the queue and writes them with one pipeline: the datapoints of one metric are concatenated
+into a single APPEND (in arrival order) and the keys into one SADD, which leaves exactly the bytes the
+per-datapoint APPENDs would have. That is what lets two workers keep up with 50,000 datapoints a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack
+import redis
+
+from skyline_analyzer import keys
+from skyline_analyzer.config import Settings
+from skyline_analyzer.connections import RedisLink
+from skyline_analyzer.horizon.protocols import Datapoint
+from skyline_analyzer.horizon.stats import CounterRow
+from skyline_analyzer.matching import skipped
+
+log = logging.getLogger(__name__)
+
+#: Seconds a worker blocks on an empty queue before logging that it is idle (the original's 15 s).
+QUEUE_TIMEOUT = 15.0
+#: Most datapoints written per pipeline.
+BATCH_DATAPOINTS = 5000
+#: Names whose skip decision is remembered; the cache is cleared when it grows past this.
+SKIP_CACHE_SIZE = 100_000
+
+
+@dataclass
+class WriteResult:
+    """What one batch did."""
+
+    written: int = 0
+    skipped: int = 0
+    too_old: int = 0
+
+
+class Writer:
+    """Turns datapoints into one Redis pipeline, remembering each name's skip decision."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.full_namespace = settings.FULL_NAMESPACE
+        self.mini_namespace = settings.MINI_NAMESPACE if settings.OCULUS_HOST != "" else None
+        self.max_resolution = settings.MAX_RESOLUTION
+        self.skip_list = tuple(settings.SKIP_LIST)
+        self.do_not_skip_list = tuple(settings.DO_NOT_SKIP_LIST)
+        self._skip_cache: dict[str, bool] = {}
+
+    def skips(self, name: str) -> bool:
+        decision = self._skip_cache.get(name)
+        if decision is None:
+            if len(self._skip_cache) >= SKIP_CACHE_SIZE:
+                self._skip_cache.clear()
+            decision = skipped(name, self.skip_list, self.do_not_skip_list)
+            self._skip_cache[name] = decision
+        return decision
+
+    def write(self, conn: redis.Redis, datapoints: Iterable[Datapoint], now: int) -> WriteResult:
+        """APPEND and SADD ``datapoints`` with one pipeline; ``now`` is the integer time of the batch.
+
+        Raises whatever Redis raises; the batch may then be partly written.
+        """
+        result = WriteResult()
+        cutoff = now - self.max_resolution
+        packed: dict[str, list[bytes]] = {}
+        for name, pair in datapoints:
+            if self.skips(name):
+                result.skipped += 1
+            elif pair[0] < cutoff:
+                result.too_old += 1
+            else:
+                packed.setdefault(name, []).append(msgpack.packb(pair))
+                result.written += 1
+        if not packed:
+            return result
+        pipe = conn.pipeline(transaction=False)
+        namespaces = [self.full_namespace] if self.mini_namespace is None else [self.full_namespace,
+                                                                                self.mini_namespace]
+        for namespace in namespaces:
+            for name, parts in packed.items():
+                pipe.append(keys.metric(namespace, name), b"".join(parts))
+            pipe.sadd(keys.unique_metrics(namespace), *(keys.metric(namespace, name) for name in packed))
+        pipe.execute()
+        return result
+
+
+def take_batch(work_queue: Any, timeout: float, limit: int = BATCH_DATAPOINTS) -> list[Datapoint]:
+    """Block up to ``timeout`` for one chunk, then add whatever chunks are already waiting, up to ``limit``.
+
+    Raises ``queue.Empty`` when nothing arrived in time.
+    """
+    batch = list(work_queue.get(timeout=timeout))
+    while len(batch) < limit:
+        try:
+            batch.extend(work_queue.get_nowait())
+        except queue.Empty:
+            break
+    return batch
+
+
+def run_worker(index: int, settings: Settings, work_queue: Any, counters: CounterRow, stop: Any,
+               parent_pid: int, poll: float = 1.0) -> None:
+    """A worker process's body. Worker 0 is the canary: it samples the queue size for ``worker.queue_size``.
+
+    After ``stop`` is set the worker writes what is still queued, then returns. ``poll`` bounds how long a
+    stop or the agent's death goes unnoticed; an idle worker still logs "worker queue is empty and timed
+    out" only every :data:`QUEUE_TIMEOUT` seconds, as the original did.
+    """
+    link = RedisLink(settings)
+    writer = Writer(settings)
+    idle_since = time.monotonic()
+    log.info("horizon.worker :: worker %d started", index)
+    while os.getppid() == parent_pid:
+        stopping = stop.is_set()
+        if not link.ping():
+            if stopping:
+                break
+            stop.wait(link.backoff())
+            link.reconnect()
+            continue
+        try:
+            batch = take_batch(work_queue, min(poll, 0.2) if stopping else poll)
+        except queue.Empty:
+            if stopping:
+                break
+            if time.monotonic() - idle_since >= QUEUE_TIMEOUT:
+                log.info("horizon.worker :: worker queue is empty and timed out")
+                idle_since = time.monotonic()
+            batch = []
+        else:
+            idle_since = time.monotonic()
+        if index == 0:
+            _sample_queue_size(work_queue, counters)
+        if not batch:
+            continue
+        try:
+            result = writer.write(link.conn, batch, int(time.time()))
+        except (redis.RedisError, OSError) as exc:
+            # As in the original, a failed write loses the rest of what was being written.
+            counters.add("worker.datapoints_failed", len(batch))
+            log.error("horizon.worker :: worker %d failed to write %d datapoints: %s", index, len(batch), exc)
+            continue
+        counters.add("worker.datapoints_written", result.written)
+        if result.skipped:
+            counters.add("worker.datapoints_skipped", result.skipped)
+        if result.too_old:
+            counters.add("worker.datapoints_too_old", result.too_old)
+    link.close()
+    log.info("horizon.worker :: worker %d stopped", index)
+
+
+def _sample_queue_size(work_queue: Any, counters: CounterRow) -> None:
+    try:
+        size = work_queue.qsize()
+    except NotImplementedError:
+        return
+    counters.add("worker.queue_size_sum", size)
+    counters.add("worker.queue_size_samples")
