@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import signal
 import sys
 import time
@@ -39,11 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "until SIGTERM or Ctrl-C.",
     )
     parser.add_argument("--stderr", action="store_true", help="also log to stderr")
-    parser.add_argument(
-        "--print-paths",
-        action="store_true",
-        help="print LOG_PATH, PID_PATH and SKYLINE_TMP_DIR as shell assignments and exit (for bin/horizon.d)",
-    )
     parser.set_defaults(handler=run)
 
 
@@ -61,10 +55,6 @@ def log_handoff(log_path: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load()
-    if args.print_paths:
-        for name in ("LOG_PATH", "PID_PATH", "SKYLINE_TMP_DIR"):
-            print(f"{name}={shlex.quote(str(settings[name]))}")
-        return 0
     problems = validate(settings)
     if problems:
         raise SettingsError(problems)
