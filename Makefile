@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 deps: system-deps $(VENV)/.installed
 
 demo: deps
-	$(VENV)/bin/skyline-analyzer check examples/metrics.json.gz --now 1700000000
+	$(VENV)/bin/skyline-analyzer demo
 
 lint: deps
 	$(PY) -m ruff check .

@@ -21,7 +21,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -176,8 +176,13 @@ class Analyzer:
                 next_ping = now + self.notifier.watchdog_interval
             time.sleep(min(deadline - now, STOP_POLL))
 
-    def run_forever(self, max_runs: int | None = None) -> None:
-        """Run and pace until stopped (or ``max_runs`` runs completed); an unexpected error costs one run."""
+    def run_forever(
+        self, max_runs: int | None = None, on_report: Callable[[RunReport], None] | None = None
+    ) -> None:
+        """Run and pace until stopped (or ``max_runs`` runs completed); an unexpected error costs one run.
+
+        ``on_report`` is called with every completed run's report (the demo prints them).
+        """
         try:
             self.tmp_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -196,6 +201,8 @@ class Analyzer:
             if report is None:
                 continue
             completed += 1
+            if on_report is not None:
+                on_report(report)
             if max_runs is not None and completed >= max_runs:
                 break
             elapsed = time.time() - started

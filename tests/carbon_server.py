@@ -1,0 +1,138 @@
+"""A private carbon-cache (Debian's ``graphite-carbon``) for tests: loopback ports, conf and storage in tmp.
+
+It does not need, and never touches, the system's carbon service. Metrics are read back from the
+whisper files it writes, with the ``whisper`` module.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import whisper
+
+#: Whisper retention for every metric: one-second points for an hour, so each run's value is kept.
+RETENTIONS = "1s:1h"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def carbon_cache_binary() -> str:
+    binary = shutil.which("carbon-cache") or "/usr/bin/carbon-cache"
+    if not Path(binary).exists():
+        raise RuntimeError("carbon-cache is not installed: `make deps` installs the graphite-carbon package")
+    return binary
+
+
+class CarbonServer:
+    """One ``carbon-cache`` instance whose line receiver listens on ``127.0.0.1:<line_port>``."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.storage = directory / "storage"
+        self.whisper_dir = self.storage / "whisper"
+        self.conf = directory / "carbon.conf"
+        self.line_port = free_port()
+        self.pickle_port = free_port()
+        self.query_port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    def _write_config(self) -> None:
+        for path in (self.whisper_dir, self.directory / "log", self.directory / "run"):
+            path.mkdir(parents=True, exist_ok=True)
+        (self.directory / "storage-schemas.conf").write_text(
+            f"[everything]\npattern = .*\nretentions = {RETENTIONS}\n"
+        )
+        self.conf.write_text(
+            "[cache]\n"
+            f"STORAGE_DIR = {self.storage}/\n"
+            f"LOCAL_DATA_DIR = {self.whisper_dir}/\n"
+            f"CONF_DIR = {self.directory}/\n"
+            f"LOG_DIR = {self.directory / 'log'}/\n"
+            f"PID_DIR = {self.directory / 'run'}/\n"
+            "DATABASE = whisper\n"
+            "ENABLE_LOGROTATION = False\n"
+            "USER =\n"
+            "MAX_CACHE_SIZE = inf\n"
+            "MAX_UPDATES_PER_SECOND = inf\n"
+            "MAX_CREATES_PER_MINUTE = inf\n"
+            "LINE_RECEIVER_INTERFACE = 127.0.0.1\n"
+            f"LINE_RECEIVER_PORT = {self.line_port}\n"
+            "ENABLE_UDP_LISTENER = False\n"
+            "PICKLE_RECEIVER_INTERFACE = 127.0.0.1\n"
+            f"PICKLE_RECEIVER_PORT = {self.pickle_port}\n"
+            "CACHE_QUERY_INTERFACE = 127.0.0.1\n"
+            f"CACHE_QUERY_PORT = {self.query_port}\n"
+            "CARBON_METRIC_INTERVAL = 0\n"
+            "CACHE_WRITE_STRATEGY = sorted\n"
+            "WHISPER_AUTOFLUSH = True\n"
+            "WHISPER_FALLOCATE_CREATE = False\n"
+        )
+
+    def start(self, timeout: float = 30.0) -> CarbonServer:
+        self._write_config()
+        args = [carbon_cache_binary(), f"--config={self.conf}", f"--pidfile={self.directory / 'run' / 'carbon.pid'}",
+                f"--logdir={self.directory / 'log'}", "--nodaemon", "start"]
+        self.process = subprocess.Popen(args, stdout=(self.directory / "stdout.log").open("wb"),
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            try:
+                with socket.create_connection(("127.0.0.1", self.line_port), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        output = (self.directory / "stdout.log").read_text(errors="replace")
+        self.stop()
+        raise RuntimeError(f"carbon-cache did not start on 127.0.0.1:{self.line_port}:\n{output[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def whisper_path(self, metric: str) -> Path:
+        return self.whisper_dir.joinpath(*metric.split(".")).with_suffix(".wsp")
+
+    def values(self, metric: str) -> list[float]:
+        """Every non-empty value stored for ``metric`` in the last hour, oldest first ([] if no file yet)."""
+        path = self.whisper_path(metric)
+        if not path.exists():
+            return []
+        fetched = whisper.fetch(str(path), int(time.time()) - 3500)
+        if fetched is None:
+            return []
+        _, points = fetched
+        return [p for p in points if p is not None]
+
+    def wait_for(self, metric: str, count: int = 1, timeout: float = 30.0) -> list[float]:
+        """Poll until ``metric`` has at least ``count`` values (carbon writes asynchronously)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.values(metric)
+            if len(found) >= count:
+                return found
+            time.sleep(0.2)
+        return self.values(metric)
+
+    def metrics(self) -> list[str]:
+        """Every metric name that has a whisper file."""
+        return sorted(
+            ".".join(path.relative_to(self.whisper_dir).with_suffix("").parts)
+            for path in self.whisper_dir.rglob("*.wsp")
+        )
