@@ -181,10 +181,12 @@ def dispatch(jobs: Sequence[AlertJob], settings: Settings, redis: Any) -> list[b
         thread.start()
     for thread in threads:
         thread.join(max(0.0, deadline - time.monotonic()))
-    unfinished = sum(result is None for result in results)
+    # A snapshot: an abandoned thread may still record its result later.
+    outcome = list(results)
+    unfinished = outcome.count(None)
     if unfinished:
         log.error("error :: alerts - %d of %d alerts did not complete within the time limit", unfinished, len(jobs))
-    return results
+    return outcome
 
 
 def _packed(value: Any) -> bytes:

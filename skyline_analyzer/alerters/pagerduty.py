@@ -1,0 +1,59 @@
+"""The ``pagerduty`` alerter (SPEC.md 5.3, R8): a trigger event through the PagerDuty Events API v2.
+
+v1.2.8 used pygerduty and the retired integration API; the summary keeps its text,
+``'<context> alert - <value> - <metric>'``. PAGERDUTY_OPTS gives ``routing_key`` (the integration key;
+the legacy ``key`` is used when it is absent), ``events_url`` and ``severity``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from skyline_analyzer.alerters import http, links
+from skyline_analyzer.anomaly import Anomaly
+from skyline_analyzer.config import Settings
+
+log = logging.getLogger(__name__)
+
+DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
+
+
+def event(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings) -> dict[str, Any]:
+    """The Events API v2 trigger; the dedup key groups repeated alerts of a metric into one incident."""
+    opts = settings.PAGERDUTY_OPTS
+    base = links.base_name(settings, anomaly.base_name)
+    return {
+        "routing_key": opts.get("routing_key") or opts["key"],
+        "event_action": "trigger",
+        "dedup_key": f"skyline.{context.lower()}.{base}",
+        "client": "Skyline",
+        "client_url": settings.SKYLINE_URL,
+        "payload": {
+            "summary": f"{context} alert - {anomaly.value} - {base}",
+            "source": socket.gethostname(),
+            "severity": opts.get("severity", "error"),
+            "timestamp": datetime.fromtimestamp(float(anomaly.timestamp), UTC).isoformat(),
+            "component": base,
+            "group": context,
+            "class": "anomaly",
+            "custom_details": {
+                "metric": base,
+                "value": anomaly.value,
+                "metric_timestamp": anomaly.timestamp,
+                "triggered_algorithms": list(anomaly.triggered),
+                "alert_pattern": alert_tuple[0],
+            },
+        },
+    }
+
+
+def alert(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
+    """POST the event; raises on an HTTP error status, a refused connection or a timeout."""
+    if not settings.PAGERDUTY_ENABLED:
+        log.info("pagerduty alerter not enabled, not alerting on %s", anomaly.base_name)
+        return
+    url = settings.PAGERDUTY_OPTS.get("events_url") or DEFAULT_EVENTS_URL
+    http.post_json(url, event(alert_tuple, anomaly, context, settings), float(settings.ALERT_TIMEOUT))
