@@ -225,7 +225,7 @@ class Analyzer:
             self.link.reconnect()
             return None
         try:
-            conn.setex(keys.ANALYZER_HEARTBEAT, keys.ANALYZER_HEARTBEAT_TTL, int(now))
+            conn.set(keys.ANALYZER_HEARTBEAT, int(now), ex=keys.ANALYZER_HEARTBEAT_TTL)
             members = conn.smembers(keys.unique_metrics(self.settings.FULL_NAMESPACE))
         except (redis.RedisError, OSError) as exc:
             log.error("error :: could not read the metrics from Redis: %s", exc)
