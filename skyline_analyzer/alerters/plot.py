@@ -65,14 +65,13 @@ def non_negative_derivative(pairs: Sequence[Sequence[Any]]) -> list[tuple[Any, A
 def redis_series(redis: Any, settings: Settings, base: str, derivative: bool) -> list[tuple[Any, Any]]:
     """The metric's datapoints from ``FULL_NAMESPACE + base`` (derivative-transformed when asked).
 
-    An absent key or an undecodable value gives ``[]`` (logged): the alert then goes without the plot.
+    An absent key gives ``[]``, and so do a Redis error or an undecodable value (logged): the alert then
+    goes without the plot.
     """
     full_key = keys.metric(settings.FULL_NAMESPACE, base)
-    raw = redis.get(full_key)
-    if raw is None:
-        return []
     try:
-        pairs = codec.decode_pairs(raw, full_key)
+        raw = redis.get(full_key)
+        pairs = [] if raw is None else codec.decode_pairs(raw, full_key)
     except Exception:
         log.exception("error :: alerters - cannot plot %s", full_key)
         return []
