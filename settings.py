@@ -88,6 +88,8 @@ ANOMALY_DUMP = 'webapp/static/dump/anomalies.json'
 ANOMALY_DUMP_JSONP = False
 # Worker processes that analyse the metrics each run.
 ANALYZER_PROCESSES = 1
+# Analysis engine: 'fast' (batched, vectorised; identical verdicts) or 'reference' (per series, the oracle).
+ANALYZER_ENGINE = 'fast'
 # Minimum seconds per run: a faster run sleeps for the rest.
 ANALYZER_OPTIMUM_RUN_DURATION = 60
 # Seconds after which a worker is killed and the run carries on.

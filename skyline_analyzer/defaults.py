@@ -46,6 +46,8 @@ DEFAULTS: dict[str, Any] = {
     # Beyond v1.2.8 (always JSONP): wrap anomalies.json as handle_data(<json>) for the original webapp.
     "ANOMALY_DUMP_JSONP": False,
     "ANALYZER_PROCESSES": 1,
+    # Beyond v1.2.8: 'fast' evaluates batches of series vectorised; 'reference' is the per-series oracle.
+    "ANALYZER_ENGINE": "fast",
     "ANALYZER_OPTIMUM_RUN_DURATION": 60,
     "MAX_ANALYZER_PROCESS_RUNTIME": 180,
     "STALE_PERIOD": 500,

@@ -1,20 +1,41 @@
 """The analysis entry point for workers: verdicts for a batch of decoded series.
 
-Workers hand a batch here rather than calling the verdict per series, so that a batched evaluation can
-serve the same call. The per-series reference path is :func:`skyline_analyzer.verdict.run_selected_algorithm`.
+Workers hand a batch here rather than calling the verdict per series, so that the batched evaluation
+(:mod:`skyline_analyzer.batch`) can serve the call. ``settings.ANALYZER_ENGINE`` chooses it:
+
+* ``'fast'`` (default): filters and ensembles evaluated over blocks of equal-length series, vectorised;
+* ``'reference'``: :func:`skyline_analyzer.verdict.run_selected_algorithm` per series, the oracle the
+  fast engine is tested against (same exception, verdict and ensemble for every series).
+
+Both keep the Redis side of the verdict in :mod:`skyline_analyzer.verdict`: the stale-digest SADD for
+every series, and the second-order check for the (few) series that reach consensus.
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from skyline_analyzer import batch
 from skyline_analyzer.config import Settings
-from skyline_analyzer.exceptions import SeriesException
+from skyline_analyzer.exceptions import SeriesException, SettingsError
 from skyline_analyzer.series import Series
 from skyline_analyzer.tmpfiles import RunMetricsRecorder
-from skyline_analyzer.verdict import Verdict, run_selected_algorithm
+from skyline_analyzer.verdict import (
+    Verdict,
+    Vote,
+    is_anomalously_anomalous,
+    record_stale_candidate,
+    run_selected_algorithm,
+)
+
+log = logging.getLogger(__name__)
+
+#: The values ``ANALYZER_ENGINE`` accepts.
+ENGINES = ("fast", "reference")
 
 
 @dataclass(frozen=True)
@@ -35,7 +56,21 @@ def analyse(
     redis: Any = None,
     recorder: RunMetricsRecorder | None = None,
 ) -> list[Outcome]:
-    """The outcome of every series (``names`` are full keys), in order."""
+    """The outcome of every series (``names`` are full keys), in order, by ``settings.ANALYZER_ENGINE``."""
+    if len(series) != len(names):
+        raise ValueError(f"{len(series)} series but {len(names)} names")
+    engine = settings.ANALYZER_ENGINE
+    if engine == "reference":
+        return _analyse_reference(series, names, settings, now, redis, recorder)
+    if engine == "fast":
+        return _analyse_fast(series, names, settings, now, redis, recorder)
+    raise SettingsError([f"ANALYZER_ENGINE must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}"])
+
+
+def _analyse_reference(
+    series: Sequence[Series], names: Sequence[str], settings: Settings, now: float, redis: Any,
+    recorder: RunMetricsRecorder | None,
+) -> list[Outcome]:
     outcomes = []
     for one, name in zip(series, names, strict=True):
         try:
@@ -45,3 +80,37 @@ def analyse(
         else:
             outcomes.append(Outcome(name, verdict=verdict))
     return outcomes
+
+
+def _analyse_fast(
+    series: Sequence[Series], names: Sequence[str], settings: Settings, now: float, redis: Any,
+    recorder: RunMetricsRecorder | None,
+) -> list[Outcome]:
+    if settings.ALERT_ON_STALE_METRICS and redis is not None:
+        for one, name in zip(series, names, strict=True):
+            record_stale_candidate(redis, settings, name, one, now)
+    if not settings.ENABLE_ALGORITHM_RUN_METRICS:
+        recorder = None
+    results = batch.evaluate(series, names, settings, now, recorder=recorder)
+    outcomes = []
+    for one, name, result in zip(series, names, results, strict=True):
+        if result.exception is not None:
+            outcomes.append(Outcome(name, exception=result.exception))
+        else:
+            outcomes.append(Outcome(name, verdict=conclude(result.ensemble, one, name, settings, now, redis)))
+    return outcomes
+
+
+def conclude(ensemble: list[Vote], series: Series, name: str, settings: Settings, now: float, redis: Any) -> Verdict:
+    """The verdict from an ensemble, as the last step of ``run_selected_algorithm`` forms it (SPEC.md 3.3)."""
+    datapoint = series.last_value
+    if ensemble.count(False) > len(settings.ALGORITHMS) - settings.CONSENSUS:
+        return Verdict(False, ensemble, datapoint)
+    if not settings.ENABLE_SECOND_ORDER:
+        return Verdict(True, ensemble, datapoint)
+    try:
+        anomalous = is_anomalously_anomalous(redis, name, datapoint, now)
+    except Exception:
+        log.error("error :: Algorithm error: second-order check failed for %s\n%s", name, traceback.format_exc())
+        return Verdict(False, [], 1)
+    return Verdict(anomalous, ensemble, datapoint)
