@@ -260,6 +260,9 @@ def serve_plaintext_connection(conn: socket.socket, listener: Listener) -> None:
             if discarding:
                 discarding = False
                 continue
+            if len(line) > MAX_LINE_BYTES:
+                rejections.frame(f"line longer than {MAX_LINE_BYTES} bytes")
+                continue
             if not line.strip():
                 continue
             try:
