@@ -1,0 +1,139 @@
+"""Workers against a real Redis: exact bytes, skip list, MAX_RESOLUTION, mini namespace, draining, outages."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgpack
+import pytest
+import redis
+
+from skyline_analyzer import config, connections
+from skyline_analyzer.codec import decode_pairs
+from skyline_analyzer.horizon.stats import Counters
+from skyline_analyzer.horizon.worker import Writer, run_worker, take_batch
+from tests.redis_server import RedisServer
+
+NOW = 1_700_000_000
+
+
+def settings_for(make_settings: Callable[..., Path], **overrides: object) -> config.Settings:
+    return config.load(make_settings(**overrides))
+
+
+def test_batched_appends_leave_the_bytes_of_one_append_per_datapoint(redis_conn, make_settings) -> None:
+    writer = Writer(settings_for(make_settings))
+    chunk = [("a.b", (NOW - 120, 1)), ("c.d", (NOW - 60.0, 2.5)), ("a.b", (NOW - 60, 3.25)), ("a.b", (NOW, -4))]
+    result = writer.write(redis_conn, chunk, NOW)
+    assert result.written == 4
+    for name in ("a.b", "c.d"):
+        per_datapoint = b"".join(msgpack.packb(pair) for n, pair in chunk if n == name)
+        assert redis_conn.get(f"metrics.{name}") == per_datapoint
+    assert decode_pairs(redis_conn.get("metrics.a.b")) == [(NOW - 120, 1), (NOW - 60, 3.25), (NOW, -4)]
+    assert redis_conn.smembers("metrics.unique_metrics") == {b"metrics.a.b", b"metrics.c.d"}
+    writer.write(redis_conn, [("a.b", (NOW + 60, 5))], NOW)
+    assert decode_pairs(redis_conn.get("metrics.a.b"))[-1] == (NOW + 60, 5), "later batches append"
+
+
+def test_skip_list_and_do_not_skip_list(redis_conn, make_settings) -> None:
+    writer = Writer(settings_for(make_settings))
+    chunk = [
+        ("skyline.analyzer.host.some_metric", (NOW, 1)),  # SKIP_LIST by substring
+        ("skyline.analyzer.host.run_time", (NOW, 2)),  # rescued: DO_NOT_SKIP_LIST by elements
+        ("stats.skyline.analyzer", (NOW, 3)),  # no match: 'skyline.analyzer.' is not a substring
+    ]
+    result = writer.write(redis_conn, chunk, NOW)
+    assert (result.written, result.skipped) == (2, 1)
+    assert redis_conn.smembers("metrics.unique_metrics") == {b"metrics.skyline.analyzer.host.run_time",
+                                                             b"metrics.stats.skyline.analyzer"}
+
+
+def test_max_resolution_drops_old_datapoints_and_keeps_future_ones(redis_conn, make_settings) -> None:
+    writer = Writer(settings_for(make_settings, MAX_RESOLUTION=1000))
+    chunk = [("m", (NOW - 1001, 1)), ("m", (NOW - 1000, 2)), ("m", (NOW + 5000, 3))]
+    result = writer.write(redis_conn, chunk, NOW)
+    assert (result.written, result.too_old) == (2, 1)
+    assert decode_pairs(redis_conn.get("metrics.m")) == [(NOW - 1000, 2), (NOW + 5000, 3)]
+
+
+def test_mini_namespace_only_when_oculus_host_is_set(redis_conn, make_settings) -> None:
+    Writer(settings_for(make_settings)).write(redis_conn, [("m", (NOW, 1))], NOW)
+    assert redis_conn.keys("mini.*") == []
+    redis_conn.flushall()
+    Writer(settings_for(make_settings, OCULUS_HOST="http://oculus.example")).write(redis_conn, [("m", (NOW, 1))], NOW)
+    assert redis_conn.get("mini.m") == redis_conn.get("metrics.m") == msgpack.packb((NOW, 1))
+    assert redis_conn.smembers("mini.unique_metrics") == {b"mini.m"}
+
+
+def test_take_batch_drains_waiting_chunks_up_to_the_limit() -> None:
+    work: queue.Queue = queue.Queue()
+    for n in range(5):
+        work.put([("m", (n, n))] * 10)
+    assert len(take_batch(work, 0.1, limit=25)) == 30, "whole chunks, stopping once past the limit"
+    assert len(take_batch(work, 0.1)) == 20
+    with pytest.raises(queue.Empty):
+        take_batch(work, 0.01)
+
+
+def test_worker_writes_everything_queued_before_it_stops(redis_conn, make_settings) -> None:
+    settings = settings_for(make_settings)
+    work: queue.Queue = queue.Queue()
+    counters = Counters(1)
+    stop = threading.Event()
+    now = int(time.time())
+    for n in range(50):
+        work.put([(f"w.{n % 7}", (now - 100 + n, n)), ("skyline.mirage.x", (now, 0)), ("old", (now - 5000, 0))])
+    stop.set()  # already asked to stop: it must still drain the queue
+    thread = threading.Thread(target=run_worker, args=(0, settings, work, counters.row(0), stop, os.getppid()))
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    total = sum(len(decode_pairs(redis_conn.get(f"metrics.w.{k}"))) for k in range(7))
+    assert total == 50
+    counts = counters.totals()
+    assert (counts["worker.datapoints_written"], counts["worker.datapoints_skipped"],
+            counts["worker.datapoints_too_old"]) == (50, 50, 50)
+    assert counts["worker.queue_size_samples"] >= 1, "worker 0 is the canary"
+
+
+def test_worker_waits_out_a_redis_outage(tmp_path: Path, make_settings) -> None:
+    (tmp_path / "own").mkdir()
+    server = RedisServer(tmp_path / "own").start()
+    try:
+        settings = settings_for(make_settings, REDIS_SOCKET_PATH=server.socket_path)
+        work: queue.Queue = queue.Queue()
+        counters = Counters(1)
+        stop = threading.Event()
+        thread = threading.Thread(target=run_worker, args=(1, settings, work, counters.row(0), stop, os.getppid()),
+                                  kwargs={"poll": 0.1})
+        thread.start()
+        server.stop()
+        now = int(time.time())
+        work.put([("survives.outage", (now, 1.0))])
+        time.sleep(0.3)
+        server.start()
+        client = server.client()
+        deadline = time.monotonic() + 15
+        while client.get("metrics.survives.outage") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get("metrics.survives.outage") == msgpack.packb((now, 1.0))
+        stop.set()
+        thread.join(timeout=10)
+        client.close()
+    finally:
+        server.stop()
+
+
+def test_a_write_during_an_outage_raises_for_the_worker_to_count(tmp_path: Path, make_settings) -> None:
+    (tmp_path / "own").mkdir()
+    server = RedisServer(tmp_path / "own").start()
+    settings = settings_for(make_settings, REDIS_SOCKET_PATH=server.socket_path)
+    client = connections.connect(settings)
+    server.stop()
+    with pytest.raises(redis.ConnectionError):
+        Writer(settings).write(client, [("m", (NOW, 1))], NOW)
