@@ -190,7 +190,8 @@ def dispatch(jobs: Sequence[AlertJob], settings: Settings, redis: Any) -> list[b
 
 
 def _packed(value: Any) -> bytes:
-    return msgpack.packb(value)
+    # A numpy scalar (from a caller that computed the value) packs as the Python number it holds.
+    return msgpack.packb(value.item() if hasattr(value, "item") else value)
 
 
 def _exists(redis: Any, key: str) -> bool | None:

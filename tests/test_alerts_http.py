@@ -6,6 +6,8 @@ import json
 import socket
 import time
 
+import msgpack
+import numpy as np
 import pytest
 
 from skyline_analyzer import alerts, config
@@ -245,3 +247,11 @@ def test_payload_values_are_plain_json(load, receiver, redis_conn):
     alerts.send_alerts(redis_conn, settings, [Anomaly(1.5e-7, "stats.requests", 1_700_000_000.5)], NOW)
     document = json.loads(receiver.requests[0].body)
     assert (document["value"], document["timestamp"]) == (1.5e-7, 1_700_000_000.5)
+
+
+def test_numpy_values_are_sent_as_numbers(load, receiver, redis_conn):
+    settings = load(receiver.url, [("stats", "webhook", 60)])
+    alerts.send_alerts(redis_conn, settings, [Anomaly(np.int64(12), "stats.requests", np.float64(NOW))], NOW)
+    document = receiver.requests[0].json()
+    assert (document["value"], document["timestamp"]) == (12, NOW)
+    assert msgpack.unpackb(redis_conn.get("last_alert.webhook.stats.requests")) == 12

@@ -10,6 +10,11 @@ from typing import Any
 USER_AGENT = "skyline-analyzer alerter"
 
 
+def _plain(value: Any) -> Any:
+    """numpy scalars as the Python numbers they hold; anything else JSON cannot encode as its text."""
+    return value.item() if hasattr(value, "item") else str(value)
+
+
 def post_json(url: str, payload: Any, timeout: float, headers: dict[str, str] | None = None) -> bytes:
     """POST ``payload`` as JSON and return the response body.
 
@@ -18,7 +23,7 @@ def post_json(url: str, payload: Any, timeout: float, headers: dict[str, str] | 
     """
     request = urllib.request.Request(
         url,
-        data=json.dumps(payload).encode(),
+        data=json.dumps(payload, default=_plain).encode(),
         headers={"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT, **(headers or {})},
         method="POST",
     )
