@@ -45,12 +45,18 @@ def decode_pairs(raw: bytes, name: str = "series") -> list[tuple[Any, ...]]:
     """Every datapoint of a value, as decoded tuples; :class:`SeriesFormatError` if corrupt or truncated."""
     unpacker = msgpack.Unpacker(use_list=False, raw=False, strict_map_key=False)
     unpacker.feed(raw)
+    pairs = []
+    # The end of the last *complete* object: after an incomplete trailing object the unpacker's own
+    # position already counts the partial bytes it buffered, so it cannot reveal a truncation.
+    complete = 0
     try:
-        pairs = list(unpacker)
+        for pair in unpacker:
+            pairs.append(pair)
+            complete = unpacker.tell()
     except Exception as exc:
         raise SeriesFormatError(f"{name}: corrupt msgpack value: {type(exc).__name__}: {exc}") from exc
-    if unpacker.tell() != len(raw):
-        raise SeriesFormatError(f"{name}: truncated msgpack value: {len(raw) - unpacker.tell()} trailing bytes")
+    if complete != len(raw):
+        raise SeriesFormatError(f"{name}: truncated msgpack value: {len(raw) - complete} trailing bytes")
     return pairs
 
 

@@ -92,17 +92,19 @@ def test_bad_values_are_counted_and_never_stop_the_others(daemon_settings, seede
     good = synthetic.make_series("noisy", now, points=100)
     redis_conn.set("metrics.bad.truncated", codec.encode(good)[:-3])
     redis_conn.set("metrics.bad.garbage", b"\xc1\xc1\xc1")
+    # Only the start of one datapoint: no complete object at all.
+    redis_conn.set("metrics.bad.partial", b"\x92\x01")
     redis_conn.set("metrics.bad.nan", codec.encode([*good[:-1], [now, float("nan")]]))
     redis_conn.set("metrics.bad.inf", codec.encode([*good[:-1], [now, float("inf")]]))
     redis_conn.set("metrics.bad.text", codec.encode([*good[:-1], [now, "12"]]))
-    bad = ["bad.truncated", "bad.garbage", "bad.nan", "bad.inf", "bad.text"]
+    bad = ["bad.truncated", "bad.garbage", "bad.partial", "bad.nan", "bad.inf", "bad.text"]
     # In unique_metrics but without a value: deleted by Roomba between SMEMBERS and MGET.
     redis_conn.sadd("metrics.unique_metrics", "metrics.bad.deleted", *(f"metrics.{n}" for n in bad))
     with caplog.at_level(logging.ERROR):
         report = Analyzer(daemon_settings(ANALYZER_PROCESSES=1)).run_once()
     flat = [name for name in seeded if ".flat." in name]
-    assert report.exceptions == {"Boring": len(flat), "Other": 5, "DeletedByRoomba": 1}
-    assert report.total_metrics == COUNT + 6
+    assert report.exceptions == {"Boring": len(flat), "Other": 6, "DeletedByRoomba": 1}
+    assert report.total_metrics == COUNT + 7
     assert report.total_analyzed == COUNT - len(flat)
     assert sorted(a.base_name for a in report.anomalies) == spiked(seeded)
 
