@@ -132,12 +132,17 @@ class Vacuum:
         self.conn = conn
         self.unique_set = keys.unique_metrics(namespace)
         self.duration = duration
-        self.write_back = conn.register_script(_WRITE_BACK)
+        self._script = conn.register_script(_WRITE_BACK)
 
-    def _write(self, key: bytes, raw: bytes, new_value: bytes) -> int:
+    def write_back(self, key: bytes, raw: bytes, new_value: bytes) -> int:
+        """Replace the ``raw`` Roomba read with ``new_value`` (``b""`` deletes), keeping later appends.
+
+        Returns -1 when ``raw`` is no longer the start of the value (nothing written), 0 when the key was
+        deleted and removed from the set, 1 when rewritten, 2 when rewritten with appends kept at its end.
+        """
         head = raw[:FINGERPRINT_BYTES]
         tail = raw[-FINGERPRINT_BYTES:] if raw else b""
-        return int(self.write_back(keys=[key, self.unique_set], args=[len(raw), head, tail, new_value]))
+        return int(self._script(keys=[key, self.unique_set], args=[len(raw), head, tail, new_value]))
 
     def key(self, key: bytes, now: float, result: VacuumResult) -> bool:
         """Vacuum one key; False when it changed under us and should be retried."""
@@ -164,7 +169,7 @@ class Vacuum:
         if raw and new_value == raw:
             result.active += 1
             return True
-        outcome = self._write(key, raw, new_value)
+        outcome = self.write_back(key, raw, new_value)
         if outcome < 0:
             result.blocked += 1
             return False
