@@ -119,7 +119,16 @@ _POSITIVE_INTS = (
     "ROOMBA_TIMEOUT",
     "MAX_RESOLUTION",
     "IONOSPHERE_KEEP_TRAINING_TIMESERIES_FOR",
+    "ALERT_CONCURRENCY",
+    "SMTP_PORT",
+    "PICKLE_PORT",
+    "UDP_PORT",
+    "PLAINTEXT_PORT",
+    "MAX_PICKLE_FRAME_BYTES",
 )
+
+# Timeouts and intervals in seconds: positive, fractions allowed.
+_POSITIVE_NUMBERS = ("GRAPHITE_CONNECT_TIMEOUT", "GRAPHITE_READ_TIMEOUT", "ALERT_TIMEOUT", "CHUNK_FLUSH_INTERVAL")
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -185,7 +194,7 @@ def validate(settings: Settings) -> list[str]:
 
     problems = _type_problems(settings)
     bad_types = {p.split(" ", 1)[0] for p in problems}
-    for name in _POSITIVE_INTS:
+    for name in (*_POSITIVE_INTS, *_POSITIVE_NUMBERS):
         if name not in bad_types and settings[name] <= 0:
             problems.append(f"{name} must be positive, got {settings[name]!r}")
     if "ALGORITHMS" not in bad_types:

@@ -62,6 +62,8 @@ def test_settings_are_read_only() -> None:
         ({"ALGORITHMS": ["grubbs", "ks_test"], "CONSENSUS": 3}, "CONSENSUS = 3 is more than the 2"),
         ({"FULL_DURATION": 0}, "FULL_DURATION must be positive"),
         ({"ANALYZER_OPTIMUM_RUN_DURATION": -1}, "ANALYZER_OPTIMUM_RUN_DURATION must be positive"),
+        ({"ALERT_TIMEOUT": 0}, "ALERT_TIMEOUT must be positive"),
+        ({"ALERT_CONCURRENCY": 0}, "ALERT_CONCURRENCY must be positive"),
         ({"MAX_ANALYZER_PROCESS_RUNTIME": "180"}, "MAX_ANALYZER_PROCESS_RUNTIME must be int, got str"),
         ({"ANALYZER_PROCESSES": True}, "ANALYZER_PROCESSES must be int, got bool"),
         ({"ENABLE_ALERTS": "yes"}, "ENABLE_ALERTS must be bool"),
