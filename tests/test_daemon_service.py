@@ -1,0 +1,258 @@
+"""The daemon as a service: ``bin/analyzer.d`` and ``skyline-analyzer run`` as real processes, with a real
+redis-server and a real carbon-cache whose whisper files are read back."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from skyline_analyzer import config, keys, synthetic
+from skyline_analyzer.cli.check import check_series
+from skyline_analyzer.cli.demo import seed_redis
+from skyline_analyzer.series import Series
+from tests.carbon_server import CarbonServer
+from tests.redis_server import RedisServer
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "bin" / "analyzer.d"
+CLI = Path(sys.executable).parent / "skyline-analyzer"
+
+
+@pytest.fixture(scope="module")
+def carbon(tmp_path_factory):
+    server = CarbonServer(tmp_path_factory.mktemp("carbon")).start()
+    yield server
+    server.stop()
+
+
+class Service:
+    """Runs bin/analyzer.d with SKYLINE_SETTINGS pointing at a test settings file; stops it at teardown."""
+
+    def __init__(self, settings_path: Path) -> None:
+        self.env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path), "SKYLINE_CONF": "/nonexistent"}
+        self.settings = config.load(settings_path)
+        self.log = Path(self.settings.LOG_PATH) / "analyzer.log"
+        self.pid_file = Path(self.settings.PID_PATH) / "analyzer.pid"
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run([str(SCRIPT), *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+
+    def log_text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def wait_for_log(self, pattern: str, count: int = 1, timeout: float = 60) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_text()
+            if len(re.findall(pattern, text)) >= count:
+                return text
+            time.sleep(0.1)
+        raise AssertionError(f"{pattern!r} x{count} not logged within {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def cleanup(self) -> None:
+        if self.pid_file.exists():
+            self("stop")
+        if self.pid_file.exists():
+            with contextlib.suppress(ProcessLookupError, ValueError, IndexError):
+                os.killpg(int(self.pid_file.read_text().split()[0]), signal.SIGKILL)
+
+
+@pytest.fixture
+def service(make_settings):
+    started = []
+
+    def build(**overrides):
+        values = {"ENABLE_ALERTS": False, "ALERT_ON_STALE_METRICS": False, "ANALYZER_OPTIMUM_RUN_DURATION": 1,
+                  "ANALYZER_PROCESSES": 2, **overrides}
+        svc = Service(make_settings(**values))
+        started.append(svc)
+        return svc
+
+    yield build
+    for svc in started:
+        svc.cleanup()
+
+
+def expected_outcome(metrics: dict, settings: config.Settings, now: float) -> dict:
+    series = {f"metrics.{name}": Series.from_pairs(pairs) for name, pairs in metrics.items()}
+    return check_series(series, settings, now)
+
+
+def test_end_to_end_with_carbon(service, carbon, redis_conn, tmp_path):
+    now = int(time.time())
+    metrics = synthetic.make_metrics(60, now, anomalous=4, points=400)
+    metrics["statsd.numStats"] = [[now - 3600, 10], [now - 60, 11], [now, 12]]
+    seed_redis(redis_conn, metrics, "metrics.")
+    redis_conn.set("metrics.broken.value", b"\x93\x01")
+    redis_conn.sadd("metrics.unique_metrics", "metrics.broken.value", "metrics.deleted.by_roomba")
+    dump = tmp_path / "anomalies.json"
+    svc = service(GRAPHITE_HOST="127.0.0.1", CARBON_PORT=carbon.line_port, SERVER_METRICS_NAME="e2e",
+                  ANOMALY_DUMP=str(dump))
+    assert svc("status").returncode == 3
+
+    started = svc("start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    pid = int(svc.pid_file.read_text())
+    assert f"analyzer started with pid {pid}" in started.stdout
+    status = svc("status")
+    assert (status.returncode, status.stdout.strip()) == (0, f"analyzer is running with pid {pid}")
+    assert svc("start").returncode == 0
+
+    ns = "skyline.analyzer.e2e."
+    expected = expected_outcome(metrics, svc.settings, time.time())
+    exceptions = Counter(r["exception"] for r in expected.values() if r["exception"])
+    anomalous = {name for name, r in expected.items() if r["anomalous"]}
+    breakdown = Counter(alg for r in expected.values() if r["anomalous"] for alg in r["triggered"])
+    assert len(anomalous) == 4 and exceptions["Boring"] == 10
+    analysed = len(metrics) + 2 - sum(exceptions.values()) - 2
+
+    def last(metric: str) -> float:
+        values = carbon.wait_for(ns + metric)
+        assert values, f"{ns + metric} never arrived; carbon has {carbon.metrics()}"
+        return values[-1]
+
+    assert last("total_metrics") == len(metrics) + 2
+    assert last("total_analyzed") == analysed
+    assert last("total_anomalies") == 4
+    assert 0 <= last("run_time") < 30
+    assert last("exceptions.Boring") == exceptions["Boring"]
+    assert last("exceptions.Other") == 1
+    assert last("exceptions.DeletedByRoomba") == 1
+    for algorithm, count in breakdown.items():
+        assert last(f"anomaly_breakdown.{algorithm}") == count
+    assert last("algorithm_breakdown.histogram_bins.timing.times_run") == analysed
+    for algorithm in svc.settings.ALGORITHMS:
+        assert last(f"algorithm_breakdown.{algorithm}.timing.total_time") >= 0
+        assert last(f"algorithm_breakdown.{algorithm}.timing.median_time") >= 0
+    assert last("duration") == 1.0
+    assert last("projected") >= 0
+
+    records = json.loads(dump.read_text())
+    assert [r[1] for r in records] == sorted(n.removeprefix("metrics.") for n in anomalous)
+    assert all(r == [metrics[r[1]][-1][1], r[1], metrics[r[1]][-1][0]] for r in records)
+    assert 0 < redis_conn.ttl(keys.ANALYZER_HEARTBEAT) <= 120
+    text = svc.log_text()
+    assert "total metrics      :: 63" in text
+    assert "error :: metrics.broken.value not analysed" in text
+
+    stopped = svc("stop")
+    assert stopped.returncode == 0 and "analyzer has been stopped" in stopped.stdout
+    assert not svc.pid_file.exists()
+    assert svc("status").returncode == 3
+    assert "analyzer stopped" in svc.log_text()
+
+
+def test_usage_and_stale_pid_file(service):
+    svc = service()
+    bad = svc("frobnicate")
+    assert bad.returncode == 2 and bad.stdout.startswith("Usage:")
+    svc.pid_file.write_text("999999999\n")
+    status = svc("status")
+    assert status.returncode == 1 and "is dead and pid file exists" in status.stdout
+    assert svc("start").returncode == 1
+    svc.pid_file.write_text("garbage\n")
+    assert svc("status").returncode == 1
+    svc.pid_file.unlink()
+    assert svc("stop").returncode == 0
+
+
+def test_wrong_redis_password_fails_at_start_up(service, tmp_path):
+    server = RedisServer(tmp_path / "locked", password="right")
+    (tmp_path / "locked").mkdir()
+    server.start()
+    try:
+        svc = service(REDIS_SOCKET_PATH=server.socket_path, REDIS_PASSWORD="wrong")
+        started = svc("start")
+        assert started.returncode != 0
+        assert "error - failed to start analyzer" in started.stdout
+        assert "REDIS_PASSWORD" in started.stdout
+        assert not svc.pid_file.exists()
+        assert svc("status").returncode == 3
+        direct = subprocess.run([str(CLI), "run"], env=svc.env, capture_output=True, text=True, timeout=60)
+        assert direct.returncode == 1 and "rejected the credentials (check REDIS_PASSWORD)" in direct.stderr
+    finally:
+        server.stop()
+
+
+def seed_many(redis_conn, count: int) -> dict:
+    metrics = synthetic.make_metrics(count, int(time.time()), anomalous=3, points=600)
+    seed_redis(redis_conn, metrics, "metrics.")
+    return metrics
+
+
+def test_sigterm_mid_run_finishes_the_run_and_exits_0(make_settings, redis_conn, tmp_path):
+    seed_many(redis_conn, 2000)
+    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=1,
+                         MAX_ANALYZER_PROCESS_RUNTIME=60, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
+    log = tmp_path / "log" / "analyzer.log"
+    process = subprocess.Popen([str(CLI), "run"], env={**os.environ, "SKYLINE_SETTINGS": str(path)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while "spin_process started" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.02)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    text = log.read_text()
+    after = text[text.index("received SIGTERM"):]
+    assert "total metrics      :: 2000" in after
+    assert "analyzer stopped" in after
+    assert "sleeping for" not in after
+    assert len(json.loads((tmp_path / "anomalies.json").read_text())) == 3
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def test_a_hung_worker_is_killed_and_the_run_still_reports(make_settings, redis_conn, tmp_path):
+    seed_many(redis_conn, 2000)
+    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=2,
+                         MAX_ANALYZER_PROCESS_RUNTIME=4, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
+    log = tmp_path / "log" / "analyzer.log"
+    process = subprocess.Popen([str(CLI), "run", "--max-runs", "1"],
+                               env={**os.environ, "SKYLINE_SETTINGS": str(path)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stopped = None
+    try:
+        deadline = time.monotonic() + 60
+        while stopped is None:
+            assert time.monotonic() < deadline and process.poll() is None
+            found = children(process.pid)
+            if found:
+                stopped = found[0]
+                os.kill(stopped, signal.SIGSTOP)
+            else:
+                time.sleep(0.002)
+        started = time.monotonic()
+        assert process.wait(timeout=60) == 0
+        assert time.monotonic() - started < 4 + 10
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not Path(f"/proc/{stopped}").exists()
+    text = log.read_text()
+    assert "timed out, killing all spin_process processes" in text
+    left = re.search(r"spin_process (\d) left (\d+) of its 1000 metrics unprocessed", text)
+    assert left and int(left.group(2)) > 0
+    assert "total metrics      :: 2000" in text
+    assert "seconds to run" in text
