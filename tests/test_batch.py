@@ -1,0 +1,155 @@
+"""The fast engine against the reference path: same exception, verdict and ensemble for every series."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from skyline_analyzer import batch, config, engine
+from skyline_analyzer.exceptions import SettingsError
+from skyline_analyzer.series import Series
+from skyline_analyzer.tmpfiles import RunMetricsRecorder, collect_run_metrics, reset_run_metrics
+from tests.conftest import VECTORS
+
+NOW = 1_700_000_000
+
+
+def load(make_settings: Callable[..., Path], **overrides: object) -> config.Settings:
+    return config.load(make_settings(**overrides))
+
+
+def both(series: list[Series], names: list[str], settings: config.Settings, **kw: object) -> tuple[list, list]:
+    fast = engine.analyse(series, names, settings.replace(ANALYZER_ENGINE="fast"), NOW, **kw)
+    reference = engine.analyse(series, names, settings.replace(ANALYZER_ENGINE="reference"), NOW, **kw)
+    return fast, reference
+
+
+def corpus(name: str) -> tuple[list[str], list[Series], dict]:
+    data = json.loads(gzip.decompress((VECTORS / f"{name}.input.json.gz").read_bytes()))
+    expected = json.loads((VECTORS / f"{name}.expected.json").read_text())
+    names = sorted(data)
+    return names, [Series.from_pairs(data[n], n) for n in names], expected
+
+
+@pytest.mark.parametrize("name", ["corpus_60s", "corpus_10s"])
+@pytest.mark.parametrize(("optimized", "ensemble_key"), [(True, "ensemble_optimized"), (False, "ensemble_all")])
+def test_fast_engine_reproduces_every_vector(
+    name: str, optimized: bool, ensemble_key: str, make_settings: Callable[..., Path]
+) -> None:
+    # The reference path reproduces these vectors (tests/test_vectors.py), so agreeing with the vectors is
+    # agreeing with the reference, without paying for the reference here.
+    names, series, expected = corpus(name)
+    settings = load(make_settings, RUN_OPTIMIZED_WORKFLOW=optimized)
+    for outcome in engine.analyse(series, names, settings, NOW):
+        want = expected["series"][outcome.name]
+        if want["exception"]:
+            assert outcome.exception == want["exception"], outcome.name
+            continue
+        assert outcome.exception is None, outcome.name
+        got = (outcome.verdict.anomalous, outcome.verdict.ensemble, outcome.verdict.datapoint)
+        assert got == (want["anomalous"], want[ensemble_key], want["datapoint"]), outcome.name
+        assert type(outcome.verdict.datapoint) is type(want["datapoint"]), outcome.name
+
+
+def test_engine_setting_selects_the_path(make_settings: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    names, series, _ = corpus("corpus_60s")
+    batches = []
+    real = batch.evaluate
+    monkeypatch.setattr(batch, "evaluate", lambda *a, **k: batches.append(len(a[0])) or real(*a, **k))
+    assert config.load(make_settings()).ANALYZER_ENGINE == "fast"
+    for kind in ("reference", "fast"):
+        outcomes = engine.analyse(series[:5], names[:5], load(make_settings, ANALYZER_ENGINE=kind), NOW)
+        assert len(outcomes) == 5
+    assert batches == [5]
+
+
+def test_an_unknown_engine_is_a_settings_error(make_settings: Callable[..., Path]) -> None:
+    settings = load(make_settings).replace(ANALYZER_ENGINE="turbo")
+    with pytest.raises(SettingsError, match="ANALYZER_ENGINE"):
+        engine.analyse([], [], settings, NOW)
+
+
+def test_blocks_split_and_mixed_lengths_keep_the_order(
+    make_settings: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names, series, _ = corpus("corpus_60s")
+    # Blocks of a few rows: the 1,440-point series span many blocks, interleaved with other lengths.
+    monkeypatch.setattr(batch, "BLOCK_BYTES", 3 * 8 * 1440)
+    fast, reference = both(series, names, load(make_settings))
+    assert fast == reference
+    assert [o.name for o in fast] == names
+
+
+def test_run_metrics_count_the_runs_of_the_reference(make_settings: Callable[..., Path], tmp_path: Path) -> None:
+    names, series, _ = corpus("corpus_60s")
+    settings = load(make_settings)
+    counts = {}
+    for kind in ("fast", "reference"):
+        tmp_dir = tmp_path / kind
+        reset_run_metrics(tmp_dir, list(settings.ALGORITHMS))
+        recorder = RunMetricsRecorder(tmp_dir)
+        engine.analyse(series, names, settings.replace(ANALYZER_ENGINE=kind), NOW, recorder=recorder)
+        recorder.flush()
+        counts[kind] = collect_run_metrics(tmp_dir, list(settings.ALGORITHMS))
+    assert {a: t.times_run for a, t in counts["fast"].items()} == {
+        a: t.times_run for a, t in counts["reference"].items()
+    }
+    assert all(t.total_time > 0 for t in counts["fast"].values())
+
+
+def test_no_run_metrics_when_disabled(make_settings: Callable[..., Path], tmp_path: Path) -> None:
+    names, series, _ = corpus("corpus_60s")
+    settings = load(make_settings, ENABLE_ALGORITHM_RUN_METRICS=False)
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    recorder = RunMetricsRecorder(metrics_dir)
+    engine.analyse(series, names, settings, NOW, recorder=recorder)
+    recorder.flush()
+    assert list(metrics_dir.iterdir()) == []
+
+
+def _lagged(seconds: int, points: int = 50) -> Series:
+    end = NOW - seconds
+    return Series.from_pairs([[end - 60 * (points - 1 - i), float(i % 7)] for i in range(points)])
+
+
+def test_stale_digest_and_second_order_go_through_redis_alike(
+    make_settings: Callable[..., Path], redis_conn: object
+) -> None:
+    names, series, _ = corpus("corpus_60s")
+    lagging = [_lagged(s) for s in (100, 299, 300, 420, 499, 500, 501)]
+    series = series + lagging
+    names = names + [f"metrics.lagging.{i}" for i in range(len(lagging))]
+    settings = load(make_settings, ENABLE_SECOND_ORDER=True)
+    seen = {}
+    for kind in ("fast", "reference"):
+        redis_conn.flushall()
+        outcomes = engine.analyse(series, names, settings.replace(ANALYZER_ENGINE=kind), NOW, redis=redis_conn)
+        state = {key: redis_conn.dump(key) for key in redis_conn.keys("*")}
+        seen[kind] = (outcomes, state)
+    assert seen["fast"] == seen["reference"]
+    outcomes, state = seen["fast"]
+    assert b"analyzer.alert_on_stale_metrics" in state
+    stale = redis_conn.smembers("analyzer.alert_on_stale_metrics")
+    mine = {m for m in stale if m.startswith(b"metrics.lagging.")}
+    assert mine == {b"metrics.lagging.2", b"metrics.lagging.3", b"metrics.lagging.4"}
+    assert any(k.startswith(b"trigger_history.") for k in state)
+    assert any(o.verdict is not None and o.verdict.anomalous for o in outcomes)
+
+
+def test_an_algorithm_failing_in_a_batch_falls_back_to_the_reference(
+    make_settings: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names, series, _ = corpus("corpus_60s")
+
+    def broken(block: batch.Block, rows: np.ndarray) -> np.ndarray:
+        raise FloatingPointError("simulated")
+
+    monkeypatch.setitem(batch.BATCHED, "grubbs", broken)
+    fast, reference = both(series, names, load(make_settings))
+    assert fast == reference
