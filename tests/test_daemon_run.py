@@ -16,6 +16,7 @@ from skyline_analyzer import codec, config, keys, logs, synthetic
 from skyline_analyzer.analyzer import Analyzer, anomaly_dump_path
 from skyline_analyzer.cli.demo import seed_redis
 from skyline_analyzer.worker import assigned_slice
+from tests.alert_receivers import SmtpReceiver
 
 ANOMALOUS = 4
 COUNT = 40
@@ -261,3 +262,33 @@ def test_second_order_history_is_written_by_the_daemon(daemon_settings, seeded, 
     for name in spiked(seeded):
         history = msgpack.unpackb(redis_conn.get(keys.trigger_history(f"metrics.{name}")))
         assert len(history) == 1
+
+
+def test_alerts_and_stale_digest_run_from_the_loop(daemon_settings, redis_conn):
+    """Both alerting steps on: the spike is mailed, the metric in the stale window is digested once."""
+    now = int(time.time())
+    seed_redis(redis_conn, {
+        "shop.spiking": synthetic.make_series("noisy", now, points=300, seed=1, spike=True),
+        "shop.quiet": synthetic.make_series("noisy", now - 400, points=300, seed=2),
+    }, "metrics.")
+    with SmtpReceiver() as smtp:
+        settings = daemon_settings(
+            ENABLE_ALERTS=True, ALERT_ON_STALE_METRICS=True, ALERTS=[("shop", "smtp", 600)],
+            SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.port, PLOT_REDIS_DATA=False,
+            SMTP_OPTS={"sender": "skyline@example.org", "recipients": {"shop": ["oncall@example.org"]},
+                       "default_recipient": ["oncall@example.org"], "embed-images": False},
+        )
+        analyzer = Analyzer(settings)
+        report = analyzer.run_once()
+        assert [a.base_name for a in report.anomalies] == ["shop.spiking"]
+        mails = smtp.wait_for(2)
+        subjects = sorted(m.message["Subject"] for m in mails)
+        assert len(subjects) == 2, subjects
+        assert any("shop.spiking" in s for s in subjects)
+        assert redis_conn.smembers(keys.ALERT_ON_STALE_METRICS) == {b"metrics.shop.quiet"}
+        assert redis_conn.exists(keys.last_alert("stale", "shop.quiet"))
+        # The next run neither re-alerts (EXPIRATION_TIME) nor re-digests (last_alert.stale.*).
+        assert analyzer.run_once().total_anomalies == 1
+        time.sleep(0.3)
+        assert len(smtp.mails) == 2
+        analyzer.link.close()
