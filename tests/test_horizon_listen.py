@@ -17,6 +17,13 @@ import pytest
 from skyline_analyzer import config
 from skyline_analyzer.horizon import listen
 from skyline_analyzer.horizon.stats import Counters
+from tests.carbon_server import free_port
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 class Running:
@@ -28,7 +35,7 @@ class Running:
         self.stopping = threading.Event()
         self.sock = listen.bind(protocol, settings)
         self.address = self.sock.getsockname()[:2]
-        self.listener = listen.Listener(protocol, settings, self.queue, self.counters.row(0), self.stopping)
+        self.listener = listen.Listener(protocol, settings, [self.queue], self.counters.row(0), self.stopping)
         if protocol == "udp":
             target, args = listen.serve_udp, (self.sock, self.listener)
         else:
@@ -62,8 +69,8 @@ def serve(make_settings: Callable[..., Path]) -> Iterator[Callable[..., Running]
     started: list[Running] = []
 
     def start(protocol: str, maxsize: int = 1000, **overrides: object) -> Running:
-        values = {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": 0, "UDP_PORT": 0, "PLAINTEXT_PORT": 0,
-                  "CHUNK_FLUSH_INTERVAL": 0.2, **overrides}
+        values = {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": free_port(), "UDP_PORT": free_udp_port(),
+                  "PLAINTEXT_PORT": free_port(), "CHUNK_FLUSH_INTERVAL": 0.2, **overrides}
         settings = config.load(make_settings(**values))
         running = Running(protocol, settings, maxsize)
         started.append(running)
@@ -219,3 +226,24 @@ def test_several_plaintext_clients_at_once(serve) -> None:
     for client in clients:
         client.close()
     assert sorted(running.datapoints(4)) == [(f"c.{n}", (1_700_000_000, n)) for n in range(4)]
+
+
+def test_each_metric_goes_to_one_worker_queue_in_order() -> None:
+    queues: list[queue.Queue] = [queue.Queue(), queue.Queue()]
+    counters = Counters(1)
+    chunker = listen.Chunker(queues, "pickle", chunk_size=10, flush_interval=60.0, counters=counters.row(0))
+    sent = [(f"metric.{n % 9}", (1_700_000_000 + n, float(n))) for n in range(500)]
+    for start in range(0, len(sent), 37):
+        chunker.extend(sent[start:start + 37])
+    chunker.flush()
+    received = []
+    for index, work in enumerate(queues):
+        mine = [dp for chunk in list(work.queue) for dp in chunk]
+        assert {listen.shard(name, 2) for name, _ in mine} == {index}
+        assert all(len(chunk) > 10 for chunk in list(work.queue)[:-1]), "chunks go when over CHUNK_SIZE"
+        received.extend(mine)
+        for name in {name for name, _ in mine}:
+            assert [dp for dp in mine if dp[0] == name] == [dp for dp in sent if dp[0] == name]
+    assert sorted(received) == sorted(sent)
+    assert all(queues), "both queues are used"
+    assert counters.totals()["listen.pickle_datapoints_received"] == 500

@@ -2,7 +2,8 @@
 
 Like the original ``utils/seed_data.py``: it sends a day's worth of datapoints per metric, the first metric
 ending in a spike, over UDP or the pickle protocol, waits until Redis holds them, then runs the analysis
-(:func:`skyline_analyzer.engine.analyse`, the daemon's own entry point) on what Horizon stored.
+(:func:`skyline_analyzer.engine.analyse`, the daemon's own entry point) on what Horizon stored. The seeded
+metrics' keys are deleted first, so a second seed counts only its own datapoints.
 
 Horizon ignores datapoints older than ``MAX_RESOLUTION`` seconds (1000 by default), so, as the original
 did, the timestamps are packed into that window: one a second when a minute apart would not fit.
@@ -54,10 +55,10 @@ def timeline(settings: Settings, points: int) -> tuple[int, int]:
     return max(2, min(points, window)), 1
 
 
-def stored_counts(conn: redis.Redis, settings: Settings, names: list[str]) -> list[int]:
-    """Datapoints Redis holds for each metric (0 when the key is missing or undecodable)."""
+def stored_counts(conn: redis.Redis, full_keys: list[str]) -> list[int]:
+    """Datapoints Redis holds for each key (0 when the key is missing or undecodable)."""
     counts = []
-    for raw in conn.mget([keys.metric(settings.FULL_NAMESPACE, name) for name in names]):
+    for raw in conn.mget(full_keys):
         try:
             counts.append(len(decode(raw)) if raw else 0)
         except SeriesFormatError:
@@ -73,6 +74,15 @@ def run(args: argparse.Namespace) -> int:
     named = {f"{args.prefix}.{name}": series for name, series in metrics.items()}
     names = list(named)
     datapoints = [(name, (ts, value)) for name, series in named.items() for ts, value in series]
+    full_keys = [keys.metric(settings.FULL_NAMESPACE, n) for n in names]
+    conn = connections.connect(settings)
+    try:
+        # A fresh start, so that "all arrived" means exactly the datapoints sent now.
+        conn.delete(*full_keys)
+    except redis.RedisError as exc:
+        print(f"error :: Redis at {connections.describe(settings)}: {exc}", file=sys.stderr)
+        conn.close()
+        return 1
     host = args.host or settings.HORIZON_IP
     port = args.port or (settings.PICKLE_PORT if args.protocol == "pickle" else settings.UDP_PORT)
     print(f"sending {len(names)} metrics x {points} datapoints ({step} s apart) to {host}:{port} over {args.protocol}")
@@ -83,26 +93,24 @@ def run(args: argparse.Namespace) -> int:
             send_udp((host, port), datapoints, rate=UDP_RATE)
     except OSError as exc:
         print(f"error :: cannot send to Horizon at {host}:{port}: {exc}", file=sys.stderr)
+        conn.close()
         return 1
-    conn = connections.connect(settings)
     deadline = time.monotonic() + args.timeout
     try:
-        while (counts := stored_counts(conn, settings, names)) != [points] * len(names):
+        while (counts := stored_counts(conn, full_keys)) != [points] * len(names):
             if time.monotonic() >= deadline:
                 missing = sum(points - c for c in counts)
                 print(f"error :: {missing} of {len(datapoints)} datapoints did not reach Redis in {args.timeout:g} s",
                       file=sys.stderr)
                 return 1
             time.sleep(0.2)
-        series = [decode(raw, name) for raw, name in zip(
-            conn.mget([keys.metric(settings.FULL_NAMESPACE, n) for n in names]), names, strict=True)]
+        series = [decode(raw, key) for raw, key in zip(conn.mget(full_keys), full_keys, strict=True)]
     except redis.RedisError as exc:
         print(f"error :: Redis at {connections.describe(settings)}: {exc}", file=sys.stderr)
         return 1
     finally:
         conn.close()
     print(f"all {len(datapoints)} datapoints are in Redis")
-    full_keys = [keys.metric(settings.FULL_NAMESPACE, n) for n in names]
     outcomes = engine.analyse(series, full_keys, settings, time.time())
     flagged = [o.name for o in outcomes if o.verdict is not None and o.verdict.anomalous]
     print(f"anomalous: {', '.join(flagged) or 'none'}")

@@ -1,8 +1,11 @@
 """The Horizon agent: starts and supervises the listeners, workers and Roomba (SPEC.md 1.7).
 
 Process model, as the original: one process per listener (pickle, UDP and, beyond it, plaintext),
-``WORKER_PROCESSES`` worker processes (worker 0 is the canary), one bounded queue of ``MAX_QUEUE_SIZE``
-chunks between them, and a Roomba thread in the agent that forks the vacuum processes each pass.
+``WORKER_PROCESSES`` worker processes, bounded queues of ``MAX_QUEUE_SIZE`` chunks in all between them, and
+a Roomba thread in the agent that forks the vacuum processes each pass. Unlike the original's one shared
+queue, each worker has its own queue (``ceil(MAX_QUEUE_SIZE / WORKER_PROCESSES)`` chunks) and each metric
+one worker, which keeps a metric's datapoints in order (see :mod:`.listen`). The agent, rather than a
+canary worker, samples the queue sizes for ``worker.queue_size``.
 
 Differences, each for robustness: the sockets are bound by the agent before anything is forked, so a port
 in use stops start-up with a message instead of leaving a process-less listener; a child that dies is
@@ -80,7 +83,8 @@ class Horizon:
         self.stop_requested = threading.Event()
         self.roomba_stop = threading.Event()
         self.roomba_thread: threading.Thread | None = None
-        self.queue: Any = None
+        self.queues: list[Any] = []
+        self.queue_sizes: list[int] = []
         self.counters: Counters | None = None
         self.log_queue: Any = None
         self.log_listener: logging.handlers.QueueListener | None = None
@@ -96,21 +100,21 @@ class Horizon:
         self.log_queue = self.context.Queue()
         self.log_listener = logging.handlers.QueueListener(self.log_queue, *handlers, respect_handler_level=True)
         self.log_listener.start()
-        self.queue = self.context.Queue(maxsize=self.settings.MAX_QUEUE_SIZE)
+        workers = self.settings.WORKER_PROCESSES
+        per_worker = -(-self.settings.MAX_QUEUE_SIZE // workers)
+        self.queues = [self.context.Queue(maxsize=per_worker) for _ in range(workers)]
         self.counters = Counters(self.settings.WORKER_PROCESSES + len(PROTOCOLS), self.context)
         self.listen_stop = self.context.Event()
         self.work_stop = self.context.Event()
-        try:
-            self.queue.qsize()
-        except NotImplementedError:
+        if self.queued() is None:
             log.warning("horizon :: this platform has no queue qsize(); worker.queue_size is not reported")
         for index in range(self.settings.WORKER_PROCESSES):
             self._spawn(f"worker-{index}")
         for protocol in PROTOCOLS:
             self._spawn(f"listen-{protocol}")
         self.roomba_thread = threading.Thread(
-            target=roomba.run_roomba, args=(self.settings, self.roomba_stop, self.context, self.roomba_interval,
-                  self.log_queue),
+            target=roomba.run_roomba,
+            args=(self.settings, self.roomba_stop, self.context, self.roomba_interval, self.log_queue),
             name="roomba", daemon=True)
         self.roomba_thread.start()
         addresses = ", ".join(f"{p} {s.getsockname()[0]}:{s.getsockname()[1]}" for p, s in self.sockets.items())
@@ -120,12 +124,12 @@ class Horizon:
         parent = os.getpid()
         if name.startswith("worker-"):
             index = int(name.split("-", 1)[1])
-            target, args = worker.run_worker, (index, self.settings, self.queue, self.counters.row(index),
+            target, args = worker.run_worker, (index, self.settings, self.queues[index], self.counters.row(index),
                                                self.work_stop, parent)
         else:
             protocol = name.split("-", 1)[1]
             row = self.counters.row(self.settings.WORKER_PROCESSES + PROTOCOLS.index(protocol))
-            target, args = listen.run_listener, (protocol, self.sockets[protocol], self.settings, self.queue, row,
+            target, args = listen.run_listener, (protocol, self.sockets[protocol], self.settings, self.queues, row,
                                                  self.listen_stop, parent)
         process = self.context.Process(target=child_main, args=(self.log_queue, target, *args), name=f"horizon-{name}")
         process.start()
@@ -140,14 +144,18 @@ class Horizon:
                 process.join()
                 self._spawn(name)
 
+    def queued(self) -> int | None:
+        """Chunks waiting in all the worker queues (None where the platform cannot tell)."""
+        try:
+            return sum(q.qsize() for q in self.queues)
+        except NotImplementedError:
+            return None
+
     def report(self) -> dict[str, int | float]:
         """Log and send the counters gathered since the last report; returns what was reported."""
         assert self.counters is not None
-        try:
-            size = self.queue.qsize()
-        except NotImplementedError:
-            size = None
-        metrics = report_metrics(self.counters.take(), size)
+        metrics = report_metrics(self.counters.take(), self.queue_sizes)
+        self.queue_sizes = []
         log.info("horizon :: %s", ", ".join(f"{name} {value}" for name, value in metrics))
         batch = graphite.MetricBatch(self.settings.graphite_namespace("horizon"))
         for name, value in metrics:
@@ -160,12 +168,15 @@ class Horizon:
         next_report = time.monotonic() + self.report_interval
         while not self.stop_requested.wait(SUPERVISE_SECONDS):
             self.supervise()
+            size = self.queued()
+            if size is not None:
+                self.queue_sizes.append(size)
             if time.monotonic() >= next_report:
                 self.report()
                 next_report += self.report_interval
 
     def shutdown(self) -> dict[str, int | float]:
-        """Stop in order (listeners flush, workers drain the queue), report a last time, release everything."""
+        """Stop in order (listeners flush, workers drain their queues), report a last time, release everything."""
         log.info("horizon :: stopping")
         self.roomba_stop.set()
         self._stop_children("listen-", self.listen_stop)

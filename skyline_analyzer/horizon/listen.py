@@ -1,9 +1,15 @@
 """Horizon listeners: carbon pickle (TCP), msgpack datagrams (UDP) and carbon plaintext lines (TCP).
 
-Each protocol runs in its own process. Decoded datapoints collect in a chunk that goes onto the shared
-bounded queue once it holds more than ``CHUNK_SIZE`` datapoints, or once its oldest datapoint has waited
-``CHUNK_FLUSH_INTERVAL`` seconds (FIX H3), or when its connection closes. A full queue drops the chunk; the
-drop is logged and counted (``listen.<proto>_chunks_dropped``, in datapoints, as the original).
+Each protocol runs in its own process. Decoded datapoints collect in chunks, one per worker, and a chunk
+goes onto its worker's bounded queue once it holds more than ``CHUNK_SIZE`` datapoints, or once the oldest
+waiting datapoint has waited ``CHUNK_FLUSH_INTERVAL`` seconds (FIX H3), or when the connection closes. A
+full queue drops the chunk; the drop is logged and counted (``listen.<proto>_chunks_dropped``, in
+datapoints, as the original).
+
+The original had one queue shared by every worker, so two workers could write one metric's datapoints out
+of order (until Roomba sorted them), and the Analyzer, which takes the last *decoded* datapoint as the
+newest, could analyse an older one. Here a metric always goes to the same worker (:func:`shard`), so one
+connection's datapoints for a metric reach Redis in the order they were sent.
 
 Beyond the original: a TCP listener serves any number of clients at once, one thread per connection, each
 with its own chunk (H2); a bad frame, datagram or line is dropped, logged and counted, and the listener
@@ -21,7 +27,8 @@ import socket
 import struct
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from skyline_analyzer.config import Settings
@@ -48,62 +55,82 @@ DROP_LOG_SECONDS = 10.0
 _LENGTH = struct.Struct("!I")
 
 
+def shard(name: str, shards: int) -> int:
+    """The worker queue a metric's datapoints go to: the same one always, so one worker writes them in order."""
+    return zlib.crc32(name.encode("utf-8", "surrogatepass")) % shards if shards > 1 else 0
+
+
 class Chunker:
-    """Datapoints waiting to be queued: by size, by age, or on :meth:`flush`.
+    """Datapoints waiting to be queued, one chunk per worker queue: by size, by age, or on :meth:`flush`.
 
     Parameters
     ----------
-    work_queue
-        The bounded queue to the workers; only ``put_nowait`` is used.
+    work_queues
+        One bounded queue per worker; only ``put_nowait`` is used. A metric always goes to the same queue
+        (:func:`shard`), so its datapoints from one connection reach Redis in the order they were sent.
     protocol
         ``pickle``, ``udp`` or ``plaintext``: names the counters and log lines.
     chunk_size
         A chunk is queued once it holds more than this many datapoints.
     flush_interval
-        Seconds the oldest waiting datapoint may wait before the chunk is queued anyway.
+        Seconds the oldest waiting datapoint may wait before the chunks are queued anyway.
     """
 
-    def __init__(self, work_queue: Any, protocol: str, chunk_size: int, flush_interval: float,
+    def __init__(self, work_queues: Sequence[Any], protocol: str, chunk_size: int, flush_interval: float,
                  counters: CounterRow, clock: Callable[[], float] = time.monotonic) -> None:
-        self.queue = work_queue
+        self.queues = list(work_queues)
         self.protocol = protocol
         self.chunk_size = chunk_size
         self.flush_interval = flush_interval
         self.counters = counters
         self.clock = clock
-        self.items: list[Datapoint] = []
+        self.chunks: list[list[Datapoint]] = [[] for _ in self.queues]
+        self.waiting = 0
         self.oldest = 0.0
         self._unlogged_drops = 0
         self._last_drop_log = -DROP_LOG_SECONDS
 
     def extend(self, datapoints: list[Datapoint]) -> None:
-        """Add decoded datapoints; queue the chunk if it is now over size."""
+        """Add decoded datapoints; queue any chunk that is now over size."""
         if not datapoints:
             return
-        if not self.items:
+        if not self.waiting:
             self.oldest = self.clock()
-        self.items.extend(datapoints)
+        self.waiting += len(datapoints)
         self.counters.add(f"listen.{self.protocol}_datapoints_received", len(datapoints))
-        if len(self.items) > self.chunk_size:
-            self.flush()
+        if len(self.queues) == 1:
+            self.chunks[0].extend(datapoints)
+        else:
+            shards = len(self.queues)
+            for datapoint in datapoints:
+                self.chunks[shard(datapoint[0], shards)].append(datapoint)
+        for index, chunk in enumerate(self.chunks):
+            if len(chunk) > self.chunk_size:
+                self._put(index)
 
     def wait(self) -> float:
         """Seconds until the waiting datapoints are due (``flush_interval`` when none wait)."""
-        if not self.items:
+        if not self.waiting:
             return self.flush_interval
         return max(0.0, self.oldest + self.flush_interval - self.clock())
 
     def flush_if_due(self) -> None:
-        if self.items and self.clock() - self.oldest >= self.flush_interval:
+        if self.waiting and self.clock() - self.oldest >= self.flush_interval:
             self.flush()
 
     def flush(self) -> None:
-        """Queue the waiting datapoints now, or drop and count them if the queue is full."""
-        if not self.items:
-            return
-        chunk, self.items = self.items, []
+        """Queue every waiting datapoint now (or drop and count what meets a full queue)."""
+        for index, chunk in enumerate(self.chunks):
+            if chunk:
+                self._put(index)
+
+    def _put(self, index: int) -> None:
+        chunk = self.chunks[index]
+        self.chunks[index] = []
+        # The other chunks keep the deadline of the oldest datapoint: they may go a little early, never late.
+        self.waiting -= len(chunk)
         try:
-            self.queue.put_nowait(chunk)
+            self.queues[index].put_nowait(chunk)
         except queue.Full:
             self.counters.add(f"listen.{self.protocol}_chunks_dropped", len(chunk))
             self._unlogged_drops += len(chunk)
@@ -143,16 +170,16 @@ class Rejections:
 class Listener:
     """Shared state of one protocol's listener process."""
 
-    def __init__(self, protocol: str, settings: Settings, work_queue: Any, counters: CounterRow,
+    def __init__(self, protocol: str, settings: Settings, work_queues: Sequence[Any], counters: CounterRow,
                  stopping: threading.Event) -> None:
         self.protocol = protocol
         self.settings = settings
-        self.queue = work_queue
+        self.queues = work_queues
         self.counters = counters
         self.stopping = stopping
 
     def chunker(self) -> Chunker:
-        return Chunker(self.queue, self.protocol, self.settings.CHUNK_SIZE, self.settings.CHUNK_FLUSH_INTERVAL,
+        return Chunker(self.queues, self.protocol, self.settings.CHUNK_SIZE, self.settings.CHUNK_FLUSH_INTERVAL,
                        self.counters)
 
 
@@ -358,11 +385,11 @@ def bind(protocol: str, settings: Settings) -> socket.socket:
     return sock
 
 
-def run_listener(protocol: str, sock: socket.socket, settings: Settings, work_queue: Any, counters: CounterRow,
-                 stop: Any, parent_pid: int) -> None:
+def run_listener(protocol: str, sock: socket.socket, settings: Settings, work_queues: Sequence[Any],
+                 counters: CounterRow, stop: Any, parent_pid: int) -> None:
     """A listener process's body: serve ``sock`` until the agent asks to stop or goes away."""
     stopping = threading.Event()
-    listener = Listener(protocol, settings, work_queue, counters, stopping)
+    listener = Listener(protocol, settings, work_queues, counters, stopping)
     if protocol == "udp":
         target, args = serve_udp, (sock, listener)
     else:

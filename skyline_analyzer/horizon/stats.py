@@ -26,9 +26,6 @@ NAMES: tuple[str, ...] = (
     "worker.datapoints_too_old",
     # Datapoints lost because Redis failed while a batch was written.
     "worker.datapoints_failed",
-    # The canary worker's queue-size samples; the agent reports their mean as worker.queue_size.
-    "worker.queue_size_sum",
-    "worker.queue_size_samples",
 )
 
 _INDEX = {name: i for i, name in enumerate(NAMES)}
@@ -75,18 +72,13 @@ class Counters:
         return growth
 
 
-def report_metrics(values: dict[str, int], queue_size_now: int | None) -> list[tuple[str, int | float]]:
+def report_metrics(values: dict[str, int], queue_sizes: list[int]) -> list[tuple[str, int | float]]:
     """The ``(name, value)`` pairs one reporting interval sends, from a :meth:`Counters.take`.
 
-    ``worker.queue_size`` is the mean of the canary worker's samples (true division, as the original);
-    with no sample in the interval the size seen now stands in.
+    ``worker.queue_size`` is the mean of the queue sizes sampled in the interval (chunks waiting in every
+    worker's queue; true division, as the original), left out when there is no sample.
     """
-    metrics: list[tuple[str, int | float]] = [
-        (name, value) for name, value in values.items() if not name.startswith("worker.queue_size")
-    ]
-    samples = values["worker.queue_size_samples"]
-    if samples:
-        metrics.append(("worker.queue_size", values["worker.queue_size_sum"] / samples))
-    elif queue_size_now is not None:
-        metrics.append(("worker.queue_size", queue_size_now))
+    metrics: list[tuple[str, int | float]] = list(values.items())
+    if queue_sizes:
+        metrics.append(("worker.queue_size", sum(queue_sizes) / len(queue_sizes)))
     return metrics

@@ -115,7 +115,7 @@ def take_batch(work_queue: Any, timeout: float, limit: int = BATCH_DATAPOINTS) -
 
 def run_worker(index: int, settings: Settings, work_queue: Any, counters: CounterRow, stop: Any,
                parent_pid: int, poll: float = 1.0) -> None:
-    """A worker process's body. Worker 0 is the canary: it samples the queue size for ``worker.queue_size``.
+    """A worker process's body: write what arrives on ``work_queue`` (this worker's own) until stopped.
 
     After ``stop`` is set the worker writes what is still queued, then returns. ``poll`` bounds how long a
     stop or the agent's death goes unnoticed; an idle worker still logs "worker queue is empty and timed
@@ -144,8 +144,6 @@ def run_worker(index: int, settings: Settings, work_queue: Any, counters: Counte
             batch = []
         else:
             idle_since = time.monotonic()
-        if index == 0:
-            _sample_queue_size(work_queue, counters)
         if not batch:
             continue
         try:
@@ -162,12 +160,3 @@ def run_worker(index: int, settings: Settings, work_queue: Any, counters: Counte
             counters.add("worker.datapoints_too_old", result.too_old)
     link.close()
     log.info("horizon.worker :: worker %d stopped", index)
-
-
-def _sample_queue_size(work_queue: Any, counters: CounterRow) -> None:
-    try:
-        size = work_queue.qsize()
-    except NotImplementedError:
-        return
-    counters.add("worker.queue_size_sum", size)
-    counters.add("worker.queue_size_samples")

@@ -1,0 +1,228 @@
+"""Horizon as a real process: carbon-relay and plaintext clients in, exact Redis values out, the analysis
+flags the seeded anomaly; bad input is rejected, logged and counted (in the log and in a real carbon-cache);
+bin/horizon.d drives it as a service; ``seed`` round-trips."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import msgpack
+import pytest
+
+from skyline_analyzer import config, engine
+from skyline_analyzer.codec import decode, decode_pairs
+from tests.carbon_server import CarbonServer, free_port
+from tests.test_horizon_listen import free_udp_port
+
+REPO = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "skyline_analyzer"]
+
+
+def horizon_settings(make_settings: Callable[..., Path], **overrides: object) -> Path:
+    values = {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": free_port(), "UDP_PORT": free_udp_port(),
+              "PLAINTEXT_PORT": free_port(), "CHUNK_FLUSH_INTERVAL": 0.2, "SERVER_METRICS_NAME": "e2e", **overrides}
+    return make_settings(**values)
+
+
+def wait_for_log(log: Path, text: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = log.read_text() if log.exists() else ""
+        if text in content:
+            return content
+        if process is not None and process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} not in {log}:\n{log.read_text() if log.exists() else '(no log)'}")
+
+
+class HorizonProcess:
+    def __init__(self, settings_path: Path) -> None:
+        self.settings = config.load(settings_path)
+        self.log = Path(self.settings.LOG_PATH) / "horizon.log"
+        env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path)}
+        self.process = subprocess.Popen([*CLI, "horizon"], env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT)
+        for protocol in ("pickle", "udp", "plaintext"):
+            wait_for_log(self.log, f"{protocol} listener serving", process=self.process)
+
+    def address(self, setting: str) -> tuple[str, int]:
+        return "127.0.0.1", self.settings[setting]
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+
+
+@pytest.fixture
+def carbon(tmp_path: Path) -> Iterator[CarbonServer]:
+    server = CarbonServer(tmp_path / "carbon").start()
+    yield server
+    server.stop()
+
+
+def relay_frame(datapoints: list) -> bytes:
+    """What carbon-relay writes: a 4-byte big-endian length, then a protocol-2 pickle."""
+    payload = pickle.dumps(datapoints, protocol=2)
+    return struct.pack("!I", len(payload)) + payload
+
+
+class Touch:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def send_bad_input(horizon: HorizonProcess, marker: Path) -> None:
+    with socket.create_connection(horizon.address("PICKLE_PORT")) as conn:
+        conn.sendall(relay_frame([("evil", (1, 2)), Touch(marker)]))
+    with socket.create_connection(horizon.address("PICKLE_PORT")) as conn:
+        conn.sendall(relay_frame([("cut", (1, 2))] * 20)[:50])
+    with socket.create_connection(horizon.address("PICKLE_PORT")) as conn:
+        conn.sendall(struct.pack("!I", 0xFFFFFFF0) + b"never read")
+        conn.settimeout(10)
+        assert conn.recv(1) == b""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        udp.sendto(b"\xc1 garbage datagram", horizon.address("UDP_PORT"))
+    with socket.create_connection(horizon.address("PLAINTEXT_PORT")) as conn:
+        conn.sendall(b"no.value.here 1700000000\n")
+
+
+def test_relay_and_plaintext_clients_end_to_end(make_settings, redis_conn, carbon, tmp_path) -> None:
+    from skyline_analyzer import synthetic
+
+    settings_path = horizon_settings(make_settings, MAX_RESOLUTION=200_000, GRAPHITE_HOST="127.0.0.1",
+                                     CARBON_PORT=carbon.line_port)
+    horizon = HorizonProcess(settings_path)
+    try:
+        marker = tmp_path / "reduce-ran"
+        send_bad_input(horizon, marker)
+        now = int(time.time())
+        metrics = synthetic.make_metrics(12, end=now, anomalous=1)  # a day a minute apart; the first spikes
+        names = list(metrics)
+        by_relay, by_plaintext = names[:8], names[8:]
+        relayed = [(name, (ts, value)) for name in by_relay for ts, value in metrics[name]]
+        # carbon-relay batches up to 500 datapoints a frame over one long-lived connection.
+        with socket.create_connection(horizon.address("PICKLE_PORT")) as relay:
+            for start in range(0, len(relayed), 500):
+                relay.sendall(relay_frame(relayed[start:start + 500]))
+        lines = "".join(f"{name} {value!r} {ts}\n" for name in by_plaintext for ts, value in metrics[name])
+        with socket.create_connection(horizon.address("PLAINTEXT_PORT")) as plain:
+            plain.sendall(lines.encode())
+
+        deadline = time.monotonic() + 30
+        expected = {f"metrics.{name}": [tuple(pair) for pair in metrics[name]] for name in names}
+        while time.monotonic() < deadline:
+            stored = dict(zip(expected, redis_conn.mget(list(expected)), strict=True))
+            if all(raw and len(decode_pairs(raw)) == 1440 for raw in stored.values()):
+                break
+            time.sleep(0.1)
+        for key, pairs in expected.items():
+            got = decode_pairs(stored[key])
+            # In the order sent (each metric has one worker), with the sender's int and float types.
+            assert got == pairs, key
+            assert [type(v) for pair in got for v in pair] == [type(v) for pair in pairs for v in pair]
+        assert {m.decode() for m in redis_conn.smembers("metrics.unique_metrics")} == set(expected)
+        settings = config.load(settings_path)
+
+        outcomes = engine.analyse([decode(stored[k], k) for k in expected], list(expected), settings, time.time())
+        flagged = [o.name for o in outcomes if o.verdict is not None and o.verdict.anomalous]
+        assert flagged == [f"metrics.{names[0]}"]
+    finally:
+        assert horizon.stop() == 0
+    assert not marker.exists(), "the __reduce__ payload never ran"
+
+    log = horizon.log.read_text()
+    assert "refused global" in log
+    assert "closing" in log and "length prefix" in log
+    assert "connection closed inside a frame" in log
+    assert "datagram is not one msgpack object" in log
+    assert "line does not have 3 fields" in log
+    prefix = "skyline.horizon.e2e."
+    expected_counts = {
+        "listen.pickle_frames_rejected": 3, "listen.udp_frames_rejected": 1, "listen.plaintext_frames_rejected": 1,
+        "listen.pickle_datapoints_received": 8 * 1440, "listen.plaintext_datapoints_received": 4 * 1440,
+        "worker.datapoints_written": 12 * 1440, "listen.pickle_chunks_dropped": 0,
+    }
+    for name, count in expected_counts.items():
+        values = carbon.wait_for(prefix + name, timeout=20)
+        assert sum(values) == count, name
+
+
+def test_service_script_and_seed_round_trip(make_settings, redis_conn) -> None:
+    settings_path = horizon_settings(make_settings)
+    settings = config.load(settings_path)
+    env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path)}
+
+    def service(command: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(REPO / "bin" / "horizon.d"), command], env=env, capture_output=True, text=True,
+                              timeout=120)
+
+    assert service("status").returncode == 3
+    started = service("start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        status = service("status")
+        assert status.returncode == 0 and "horizon is running with pid" in status.stdout
+        pid = int((Path(settings.PID_PATH) / "horizon.pid").read_text().split()[0])
+        assert "horizon" in Path(f"/proc/{pid}/cmdline").read_bytes().decode().replace("\0", " ")
+        for protocol in ("pickle", "udp"):
+            seeded = subprocess.run([*CLI, "seed", "--protocol", protocol, "--metrics", "3",
+                                     "--prefix", f"seed.{protocol}", "--timeout", "30"],
+                                    env=env, capture_output=True, text=True, timeout=120, cwd=REPO)
+            assert seeded.returncode == 0, seeded.stdout + seeded.stderr
+            assert "was flagged" in seeded.stdout
+    finally:
+        stopped = service("stop")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert service("status").returncode == 3
+    # 940 datapoints a second apart fit in the default MAX_RESOLUTION of 1000 s.
+    assert len(decode_pairs(redis_conn.get("metrics.seed.udp.synthetic.noisy.00000"))) == 940
+
+
+def test_start_fails_clearly_when_a_port_is_taken(make_settings) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        settings_path = horizon_settings(make_settings, PLAINTEXT_PORT=taken.getsockname()[1])
+        env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path)}
+        result = subprocess.run([*CLI, "horizon"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 1
+    assert "cannot bind the plaintext listener" in result.stderr
+
+
+def test_placeholder_horizon_ip_is_a_settings_error(make_settings) -> None:
+    env = {**os.environ, "SKYLINE_SETTINGS": str(make_settings())}
+    result = subprocess.run([*CLI, "horizon"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert result.returncode == 1
+    assert "HORIZON_IP is still the placeholder" in result.stderr
+
+
+def test_datagram_sent_before_shutdown_is_written(make_settings, redis_conn) -> None:
+    horizon = HorizonProcess(horizon_settings(make_settings, CHUNK_FLUSH_INTERVAL=60.0))
+    now = int(time.time())
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(msgpack.packb(("last.words", [now, 1.0])), horizon.address("UDP_PORT"))
+        time.sleep(0.5)
+        assert redis_conn.get("metrics.last.words") is None, "one datapoint waits in its chunk"
+    finally:
+        assert horizon.stop() == 0
+    assert redis_conn.get("metrics.last.words") == msgpack.packb((now, 1.0)), "stop flushes and drains"
