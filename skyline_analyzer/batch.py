@@ -66,6 +66,8 @@ DEFERRED: Counter[str] = Counter()
 
 #: A histogram bin narrower than this fraction of the data's magnitude is decided by the reference.
 _NARROW_BIN = 2.0**-40
+#: ... and so is a histogram whose bins are too narrow to be normal floats with full precision.
+_SMALLEST_STEP = 2.0**-960
 
 
 @dataclass
@@ -143,7 +145,14 @@ def histogram_bins(block: Block, rows: np.ndarray) -> np.ndarray:
     edges = np.arange(HISTOGRAM_BINS + 1, dtype=np.float64) * step[:, None] + first[:, None]
     edges[:, -1] = last
     magnitude = np.maximum(np.abs(first), np.abs(last))
-    decidable = np.isfinite(step) & (step > magnitude * _NARROW_BIN)
+    # numpy raises (the vote is None) when the edges are not increasing; subnormal steps lose the
+    # precision the argument below relies on. Both go to the reference.
+    decidable = (
+        np.isfinite(step)
+        & (step > magnitude * _NARROW_BIN)
+        & (step >= _SMALLEST_STEP)
+        & np.all(edges[:, 1:] > edges[:, :-1], axis=1)
+    )
 
     at_minimum = tail <= edges[:, 0]
     # With strictly increasing edges, the bin holding the tail is the last edge <= tail.

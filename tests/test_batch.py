@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 from collections.abc import Callable
@@ -29,6 +30,7 @@ def both(series: list[Series], names: list[str], settings: config.Settings, **kw
     return fast, reference
 
 
+@functools.cache
 def corpus(name: str) -> tuple[list[str], list[Series], dict]:
     data = json.loads(gzip.decompress((VECTORS / f"{name}.input.json.gz").read_bytes()))
     expected = json.loads((VECTORS / f"{name}.expected.json").read_text())
