@@ -93,12 +93,12 @@ def decode_pickle(payload: bytes) -> tuple[list[Datapoint], list[str]]:
     return good, bad
 
 
-def decode_datagram(data: bytes) -> Datapoint:
+def decode_datagram(data: bytes | memoryview) -> Datapoint:
     """The datapoint of one UDP datagram: exactly one msgpack ``[name, [timestamp, value]]``."""
     try:
         obj = msgpack.unpackb(data, raw=False, use_list=False, strict_map_key=False)
     except Exception as exc:
-        raise BadInput(f"datagram is not one msgpack object: {type(exc).__name__}: {exc} {data[:40]!r}") from exc
+        raise BadInput(f"datagram is not one msgpack object: {type(exc).__name__}: {exc} {bytes(data[:40])!r}") from exc
     return datapoint(obj)
 
 
