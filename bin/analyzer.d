@@ -30,23 +30,58 @@ if [ -f "$SKYLINE_CONF" ]; then
     source "$SKYLINE_CONF"
 fi
 
+# COMMAND runs the service; PYTHON is its interpreter, used to read the settings quickly.
 if [ "${PYTHON_VIRTUALENV:-}" = "true" ] && [ -n "${USE_PYTHON:-}" ]; then
     if [ ! -x "$USE_PYTHON" ] || ! "$USE_PYTHON" --version >/dev/null 2>&1; then
         echo "error - USE_PYTHON $USE_PYTHON is not a working interpreter"
         exit 1
     fi
     COMMAND=("$USE_PYTHON" -m skyline_analyzer)
-elif [ -x "$BASEDIR/.venv/bin/skyline-analyzer" ]; then
-    COMMAND=("$BASEDIR/.venv/bin/skyline-analyzer")
-elif command -v skyline-analyzer >/dev/null 2>&1; then
-    COMMAND=("$(command -v skyline-analyzer)")
+    PYTHON=("$USE_PYTHON")
 else
-    echo "error - skyline-analyzer not found in $BASEDIR/.venv/bin or on PATH"
-    exit 1
+    if [ -x "$BASEDIR/.venv/bin/skyline-analyzer" ]; then
+        PROGRAM="$BASEDIR/.venv/bin/skyline-analyzer"
+    elif command -v skyline-analyzer >/dev/null 2>&1; then
+        PROGRAM=$(command -v skyline-analyzer)
+    else
+        echo "error - skyline-analyzer not found in $BASEDIR/.venv/bin or on PATH"
+        exit 1
+    fi
+    COMMAND=("$PROGRAM")
+    # The console script's own interpreter, from its #! line (it may be "/usr/bin/env python3").
+    read -r -a PYTHON <<< "$(sed -n '1s/^#![[:space:]]*//p' "$PROGRAM")"
 fi
 
-# LOG_PATH, PID_PATH, SKYLINE_TMP_DIR and MAX_ANALYZER_PROCESS_RUNTIME from the settings in force.
-if ! PATHS=$("${COMMAND[@]}" run --print-paths); then
+# LOG_PATH, PID_PATH, SKYLINE_TMP_DIR and MAX_ANALYZER_PROCESS_RUNTIME through the Python settings loader
+# ($SKYLINE_SETTINGS, else the repository's settings.py, defaults for what it leaves out). Only the file is
+# read here, which takes milliseconds; the daemon validates every setting when it starts.
+read_settings() {
+    "${PYTHON[@]}" -c '
+import shlex
+import sys
+
+from skyline_analyzer import config
+from skyline_analyzer.exceptions import SettingsError
+
+try:
+    path = config.settings_path()
+    settings = config.Settings(config.read_settings_file(path) if path else {})
+except SettingsError as exc:
+    sys.exit(f"error :: {exc}")
+for name in ("LOG_PATH", "PID_PATH", "SKYLINE_TMP_DIR", "MAX_ANALYZER_PROCESS_RUNTIME"):
+    print(f"{name}={shlex.quote(str(settings[name]))}")
+'
+}
+
+case "$1" in
+    start|stop|restart|status|run) ;;
+    *)
+        echo "Usage: $0 {start|stop|run|status}"
+        exit 2
+        ;;
+esac
+
+if ! PATHS=$(read_settings); then
     echo "error - could not read the settings"
     exit 1
 fi
@@ -210,9 +245,5 @@ case "$1" in
     run)
         echo "running $SERVICE_NAME"
         exec "${COMMAND[@]}" "$SUBCOMMAND"
-        ;;
-    *)
-        echo "Usage: $0 {start|stop|run|status}"
-        exit 2
         ;;
 esac

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import signal
 import sys
 import time
@@ -40,17 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the Analyzer daemon in the foreground until SIGTERM or Ctrl-C.",
     )
     parser.add_argument("--max-runs", type=int, default=None, help="exit after this many completed runs")
-    parser.add_argument(
-        "--print-paths",
-        action="store_true",
-        help="print LOG_PATH, PID_PATH, SKYLINE_TMP_DIR and MAX_ANALYZER_PROCESS_RUNTIME as shell assignments, exit",
-    )
     parser.set_defaults(handler=run)
-
-
-def print_paths(settings: config.Settings) -> None:
-    for name in ("LOG_PATH", "PID_PATH", "SKYLINE_TMP_DIR", "MAX_ANALYZER_PROCESS_RUNTIME"):
-        print(f"{name}={shlex.quote(str(settings[name]))}")
 
 
 def log_handoff(log_path: Path) -> None:
@@ -89,9 +78,6 @@ def install_signal_handlers(analyzer: Analyzer) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load()
-    if args.print_paths:
-        print_paths(settings)
-        return 0
     for label, path in (("pid", settings.PID_PATH), ("log", settings.LOG_PATH)):
         if not Path(path).is_dir():
             print(f"{label} directory does not exist at {path}", file=sys.stderr)
