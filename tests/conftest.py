@@ -34,7 +34,8 @@ def redis_conn(redis_server: RedisServer) -> Iterator[redis.Redis]:
 def make_settings(tmp_path: Path, redis_server: RedisServer) -> Callable[..., Path]:
     """Write a copy of the operator's settings.py with overrides appended; return its path.
 
-    Paths point into the test's temp dir and Redis at the private server, unless overridden.
+    Paths (logs, pid, tmp, anomalies.json) point into the test's temp dir and Redis at the private
+    server, unless overridden; Graphite sending is off.
     """
 
     def write(**overrides: object) -> Path:
@@ -45,6 +46,7 @@ def make_settings(tmp_path: Path, redis_server: RedisServer) -> Callable[..., Pa
             "LOG_PATH": str(tmp_path / "log"),
             "PID_PATH": str(tmp_path / "pid"),
             "SKYLINE_TMP_DIR": str(tmp_path / "tmp"),
+            "ANOMALY_DUMP": str(tmp_path / "anomalies.json"),
             "GRAPHITE_HOST": "",
             **overrides,
         }
