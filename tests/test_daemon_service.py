@@ -288,3 +288,33 @@ def test_service_unit_is_type_notify_with_a_watchdog():
     unit = (REPO / "etc" / "systemd" / "analyzer.service").read_text()
     assert "Type=notify" in unit and "WatchdogSec=" in unit
     assert "skyline-analyzer run" in unit
+
+
+def test_the_daemon_rides_out_a_redis_restart(make_settings, tmp_path):
+    """Redis killed between runs: the running daemon logs it, reconnects and analyses again."""
+    server = RedisServer(tmp_path / "own")
+    (tmp_path / "own").mkdir()
+    server.start()
+    metrics = synthetic.make_metrics(30, int(time.time()), anomalous=2, points=300)
+    seed_redis(server.client(), metrics, "metrics.")
+    path = make_settings(REDIS_SOCKET_PATH=server.socket_path, ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False,
+                         ANALYZER_OPTIMUM_RUN_DURATION=1)
+    svc = Service(path)
+    process = subprocess.Popen([str(CLI), "run"], env=svc.env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    try:
+        svc.wait_for_log(r"total metrics      :: 30")
+        server.stop()
+        svc.wait_for_log(r"error :: cannot connect to Redis")
+        server.start()
+        seed_redis(server.client(), metrics, "metrics.")
+        before = svc.log_text().count("total metrics      :: 30")
+        text = svc.wait_for_log(r"total metrics      :: 30", count=before + 1)
+        assert "total anomalies    :: 2" in text.split("cannot connect to Redis")[-1]
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        server.stop()
