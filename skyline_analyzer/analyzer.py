@@ -155,10 +155,6 @@ class Analyzer:
 
     # --- control ------------------------------------------------------------------------------
 
-    @property
-    def stopping(self) -> bool:
-        return self._stop
-
     def request_stop(self) -> None:
         """Finish the current run's bookkeeping, then leave :meth:`run_forever` (no new run starts)."""
         self._stop = True
