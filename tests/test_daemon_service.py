@@ -318,3 +318,31 @@ def test_the_daemon_rides_out_a_redis_restart(make_settings, tmp_path):
             process.kill()
             process.wait()
         server.stop()
+
+
+def test_a_second_ctrl_c_stops_at_once_and_kills_the_workers(make_settings, redis_conn, tmp_path):
+    seed_many(redis_conn, 2000)
+    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=1,
+                         MAX_ANALYZER_PROCESS_RUNTIME=60)
+    log = tmp_path / "log" / "analyzer.log"
+    process = subprocess.Popen([str(CLI), "run"], env={**os.environ, "SKYLINE_SETTINGS": str(path)},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while "spin_process started" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.02)
+        workers = children(process.pid)
+        assert workers
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 130
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
+    text = log.read_text()
+    assert "Ctrl-C again to stop now" in text and "interrupted twice: stopped immediately" in text
+    assert "total metrics      ::" not in text
