@@ -1,0 +1,112 @@
+"""``codec.decode_fast`` gives exactly what ``codec.decode`` gives, for every encoding, and is vectorised."""
+
+from __future__ import annotations
+
+import math
+
+import msgpack
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from skyline_analyzer import codec
+from skyline_analyzer.exceptions import SeriesFormatError
+from skyline_analyzer.series import Series
+
+TS = 1_700_000_000
+
+# Every msgpack width of int, both signs, and floats (finite and not).
+ints = st.sampled_from([0, 1, 127, 128, 255, 256, 65535, 65536, 2**32 - 1, 2**32, 2**63 - 1, 2**64 - 1]) | st.integers(
+    -(2**63), 2**64 - 1
+) | st.sampled_from([-1, -32, -33, -128, -129, -32768, -32769, -(2**31), -(2**31) - 1, -(2**63)])
+floats = st.floats(allow_nan=True, allow_infinity=True, width=64)
+numbers = ints | floats
+others = st.sampled_from([None, True, False, "1", b"1", [1], {"a": 1}])
+
+
+def same(raw: bytes) -> None:
+    """decode_fast agrees with decode: same arrays, same raw last pair (value and type), or same error."""
+    try:
+        want = codec.decode(raw, "m")
+    except SeriesFormatError as exc:
+        with pytest.raises(SeriesFormatError) as caught:
+            codec.decode_fast(raw, "m")
+        assert str(caught.value) == str(exc)
+        return
+    got = codec.decode_fast(raw, "m")
+    assert isinstance(got, Series)
+    assert got.timestamps.dtype == np.float64 and got.values.dtype == np.float64
+    assert np.array_equal(got.timestamps, want.timestamps)
+    assert np.array_equal(got.values, want.values)
+    for a, b in ((got.last_timestamp, want.last_timestamp), (got.last_value, want.last_value)):
+        assert type(a) is type(b) and (a == b or (a != a and b != b))
+
+
+def uniform(timestamp_kind: st.SearchStrategy, value_kind: st.SearchStrategy) -> st.SearchStrategy:
+    return st.lists(st.tuples(timestamp_kind, value_kind), min_size=1, max_size=40)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([TS, float(TS), 2**40, -5, 3, 200, 40000]), ints | floats, st.integers(1, 40), st.booleans())
+def test_fixed_width_values(ts_start: int | float, value: int | float, count: int, roomba: bool) -> None:
+    """One type for every timestamp and every value: the vectorised path."""
+    pairs = [(ts_start + i if isinstance(ts_start, int) else ts_start + 60.0 * i, value) for i in range(count)]
+    raw = codec.encode_as_roomba(pairs) if roomba else codec.encode(pairs)
+    same(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(uniform(ints | floats, numbers))
+def test_any_mix_of_numbers(pairs: list[tuple]) -> None:
+    same(codec.encode(pairs))
+
+
+@settings(max_examples=200, deadline=None)
+@given(uniform(st.floats(-(2.0**100), 2.0**100, width=32), st.floats(width=32)))
+def test_single_precision_floats(pairs: list[tuple]) -> None:
+    packed = b"".join(msgpack.packb(pair, use_single_float=True) for pair in pairs)
+    same(packed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(uniform(ints, numbers | others), st.integers(0, 600), st.binary(max_size=3))
+def test_corrupt_truncated_and_foreign_values(pairs: list[tuple], cut: int, junk: bytes) -> None:
+    raw = codec.encode(pairs)
+    same(raw[: max(0, len(raw) - cut % 7)])
+    same(raw + junk)
+    same(junk + raw)
+
+
+def test_the_fast_path_serves_a_fixed_width_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The common layouts never reach the per-datapoint decoder; a mixed-width one does."""
+    calls = []
+    monkeypatch.setattr(codec, "decode", lambda raw, name="series": calls.append(name) or Series.empty())
+    for pairs in (
+        [(TS + 60 * i, 1.5 * i) for i in range(1440)],  # uint32 + float64: Horizon's usual record
+        [(float(TS + 60 * i), 2.0) for i in range(1440)],  # float64 + float64 (carbon's float timestamps)
+        [(TS + 60 * i, 7) for i in range(100)],  # uint32 + positive fixint
+        [(TS + 60 * i, -7) for i in range(100)],  # uint32 + negative fixint
+        [(TS + 60 * i, 70000 + i) for i in range(100)],  # uint32 + uint32
+    ):
+        series = codec.decode_fast(codec.encode(pairs), "fixed")
+        assert len(series) == len(pairs) and series.last_value == pairs[-1][1]
+        assert type(series.last_value) is type(pairs[-1][1])
+    assert calls == []
+    codec.decode_fast(codec.encode([(TS, 1), (TS + 60, 1000)]), "mixed")
+    assert calls == ["mixed"]
+
+
+def test_empty_and_nonfinite() -> None:
+    assert len(codec.decode_fast(b"")) == 0
+    with pytest.raises(SeriesFormatError, match="datapoint 2 has a non-finite value"):
+        codec.decode_fast(codec.encode([(TS, 1.0), (TS + 1, 2.0), (TS + 2, math.inf)]), "m")
+    with pytest.raises(SeriesFormatError, match="datapoint 1 has a non-finite timestamp"):
+        codec.decode_fast(codec.encode([(1.0, 1.0), (math.nan, 2.0)]), "m")
+
+
+def test_decode_many_keeps_order_and_errors() -> None:
+    good = codec.encode([(TS, 1.0), (TS + 60, 2.0)])
+    decoded = codec.decode_many([good, b"\x92\xce", good], ["a", "b", "c"])
+    assert isinstance(decoded[0], Series) and isinstance(decoded[2], Series)
+    assert isinstance(decoded[1], SeriesFormatError) and "b:" in str(decoded[1])
