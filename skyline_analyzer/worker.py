@@ -78,7 +78,7 @@ def decode_chunk(
             summary.exceptions["DeletedByRoomba"] += 1
             continue
         try:
-            one = codec.decode(raw, name)
+            one = codec.decode_fast(raw, name)
         except SeriesFormatError as exc:
             summary.exceptions["Other"] += 1
             log.error("error :: %s not analysed: %s", name, exc)
