@@ -2,11 +2,12 @@
 
 For each protocol it starts a private redis-server and a real ``skyline-analyzer horizon`` process on
 loopback, then one sender process offers ``--rate`` datapoints a second (spread over ``--metrics`` metrics,
-timestamps "now") for ``--duration`` seconds: carbon-relay pickle frames of 500, one msgpack datagram per
-datapoint, or plaintext lines. It then stops Horizon (which writes out everything it accepted) and prints,
-from Horizon's own counters, what was received, dropped on a full queue, rejected and written, the datapoints
-found in Redis, the rate actually offered and the rate written. For UDP it also prints the growth of the
-kernel's UDP receive-buffer errors (system-wide), which no listener can see. Nothing is asserted.
+each metric's timestamps one second apart from now on) for ``--duration`` seconds: carbon-relay pickle
+frames of 500, one msgpack datagram per datapoint, or plaintext lines. It then stops Horizon (which writes
+out everything it accepted) and prints, from Horizon's own counters, what was received, dropped on a full
+queue, rejected and written, the datapoints found in Redis, the rate actually offered and the rate written
+over the sending time. For UDP it also prints the growth of the kernel's UDP receive-buffer errors
+(system-wide), which no listener can see. Nothing is asserted.
 
     .venv/bin/python benchmarks/ingest.py                          # 50,000/s for 60 s, every protocol
     .venv/bin/python benchmarks/ingest.py --duration 5             # a quick look
@@ -66,17 +67,17 @@ def send(protocol: str, address: tuple[str, int], rate: float, duration: float, 
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM) if protocol == "udp" else socket.create_connection(address)
     started = time.monotonic()
     count = 0
-    position = 0
+    # Each metric's k-th datapoint is stamped start + k: no duplicate timestamps for Roomba to fold.
+    first_stamp = int(time.time())
     try:
         while (now := time.monotonic()) - started < duration:
             if rate and count >= rate * (now - started):
                 time.sleep(TICK)
                 continue
-            stamp = int(time.time())
             batch = []
-            for _ in range(BATCH):
-                batch.append((names[position], (stamp, round(rng.random() * 100, 3))))
-                position = (position + 1) % metrics
+            for sequence in range(count, count + BATCH):
+                stamp = first_stamp + sequence // metrics
+                batch.append((names[sequence % metrics], (stamp, round(rng.random() * 100, 3))))
             if protocol == "pickle":
                 sock.sendall(pickle_frame(batch))
             elif protocol == "plaintext":
