@@ -5,6 +5,9 @@ from __future__ import annotations
 import functools
 import gzip
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -155,3 +158,21 @@ def test_an_algorithm_failing_in_a_batch_falls_back_to_the_reference(
     monkeypatch.setitem(batch.BATCHED, "grubbs", broken)
     fast, reference = both(series, names, load(make_settings))
     assert fast == reference
+
+
+def test_check_reference_flag_gives_the_same_output(make_settings: Callable[..., Path], tmp_path: Path) -> None:
+    data = json.loads(gzip.decompress((VECTORS / "corpus_60s.input.json.gz").read_bytes()))
+    subset = {name: data[name] for name in sorted(data)[::10]}
+    path = tmp_path / "input.json"
+    path.write_text(json.dumps(subset))
+    env = {**os.environ, "SKYLINE_SETTINGS": str(make_settings())}
+    outputs = []
+    for extra in ((), ("--reference",)):
+        completed = subprocess.run(
+            [sys.executable, "-m", "skyline_analyzer", "check", str(path), "--now", str(NOW), *extra],
+            env=env, capture_output=True, text=True, check=True,
+        )
+        outputs.append(json.loads(completed.stdout))
+    assert outputs[0] == outputs[1]
+    assert set(outputs[0]) == set(subset)
+    assert any(r["anomalous"] for r in outputs[0].values())

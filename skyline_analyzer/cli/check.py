@@ -10,10 +10,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from skyline_analyzer import config
-from skyline_analyzer.exceptions import SeriesException, SeriesFormatError
+from skyline_analyzer import config, engine
+from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.series_file import read_series_file
-from skyline_analyzer.verdict import run_selected_algorithm
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,18 +25,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--now", type=float, default=None, help="the current epoch time (default: wall clock)")
     parser.add_argument("--all-algorithms", action="store_true", help="run every algorithm (no early exit)")
     parser.add_argument("--output", type=Path, default=None, help="write the JSON here instead of stdout")
+    parser.add_argument("--reference", action="store_true",
+                        help="use the per-series reference engine (the oracle) instead of ANALYZER_ENGINE")
     parser.set_defaults(handler=run)
 
 
 def check_series(series: dict, settings: config.Settings, now: float) -> dict[str, dict[str, Any]]:
     """The verdict of every series, in the output format of the command."""
     results = {}
-    for name, one in series.items():
-        try:
-            verdict = run_selected_algorithm(one, name, settings, now=now)
-        except SeriesException as exc:
+    names = list(series)
+    for name, outcome in zip(names, engine.analyse([series[n] for n in names], names, settings, now), strict=True):
+        verdict = outcome.verdict
+        if verdict is None:
             results[name] = {"anomalous": False, "ensemble": None, "datapoint": None,
-                             "exception": type(exc).__name__, "triggered": []}
+                             "exception": outcome.exception, "triggered": []}
             continue
         results[name] = {
             "anomalous": verdict.anomalous,
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         settings = settings.replace(ENABLE_SECOND_ORDER=False)
     if args.all_algorithms:
         settings = settings.replace(RUN_OPTIMIZED_WORKFLOW=False)
+    if args.reference:
+        settings = settings.replace(ANALYZER_ENGINE="reference")
     try:
         series = read_series_file(args.input)
     except (SeriesFormatError, OSError) as exc:
