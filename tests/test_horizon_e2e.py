@@ -226,3 +226,15 @@ def test_datagram_sent_before_shutdown_is_written(make_settings, redis_conn) -> 
     finally:
         assert horizon.stop() == 0
     assert redis_conn.get("metrics.last.words") == msgpack.packb((now, 1.0)), "stop flushes and drains"
+
+
+def test_ingest_feeds_a_private_horizon_as_the_demo_does(make_settings, redis_conn, tmp_path) -> None:
+    from skyline_analyzer import synthetic
+    from skyline_analyzer.horizon.daemon import ingest
+
+    settings = config.load(make_settings())
+    metrics = synthetic.make_metrics(3, end=int(time.time()), anomalous=1)
+    assert ingest(settings, metrics, tmp_path) == 3 * 1440
+    for name, pairs in metrics.items():
+        assert decode_pairs(redis_conn.get(f"metrics.{name}")) == [tuple(pair) for pair in pairs]
+    assert "horizon :: stopped" in (tmp_path / "horizon.log").read_text()

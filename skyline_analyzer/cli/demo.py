@@ -1,9 +1,10 @@
 """``skyline-analyzer demo``: the Analyzer daemon end to end on a private Redis, then clean up.
 
-Starts ``redis-server`` on a unix socket in a temporary directory, seeds synthetic metrics in the Horizon
-format (a handful ending in a spike), runs the daemon loop for a few runs with a short
-``ANALYZER_OPTIMUM_RUN_DURATION``, prints the anomalies and each run's summary, and removes everything.
-:func:`seed_redis` is the one place metrics are written, so another feeder (e.g. Horizon) can replace it.
+Starts ``redis-server`` on a unix socket in a temporary directory, sends synthetic metrics (a handful ending
+in a spike) through a real Horizon (``skyline-analyzer horizon``, pickle protocol, as carbon-relay would),
+runs the daemon loop for a few runs with a short ``ANALYZER_OPTIMUM_RUN_DURATION``, prints the anomalies
+and each run's summary, and removes everything. :func:`seed_redis` writes the same data directly (the soak
+benchmark uses it).
 """
 
 from __future__ import annotations
@@ -23,6 +24,14 @@ import redis
 
 from skyline_analyzer import codec, config, keys, logs, synthetic
 from skyline_analyzer.analyzer import Analyzer, RunReport
+from skyline_analyzer.horizon.daemon import ingest
+
+
+def horizon_summary(log: Path) -> str:
+    """The non-zero counters of Horizon's last report in its log."""
+    reports = [line.split(" :: horizon :: ", 1)[1] for line in log.read_text().splitlines()
+               if " :: horizon :: listen." in line]
+    return ", ".join(item for item in reports[-1].split(", ") if not item.endswith(" 0")) if reports else "none"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -99,12 +108,11 @@ def demo(args: argparse.Namespace, base: config.Settings, root: Path, socket_pat
         ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ENABLE_MIRAGE=False,
         ANALYZER_PROCESSES=args.processes, ANALYZER_OPTIMUM_RUN_DURATION=args.run_duration,
     )
-    conn = redis.Redis(unix_socket_path=socket_path)
-    seed_redis(conn, synthetic.make_metrics(args.metrics, int(time.time()), anomalous=args.anomalous),
-               settings.FULL_NAMESPACE)
-    conn.close()
-    print(f"seeded {args.metrics} synthetic metrics ({args.anomalous} ending in a spike) into a private "
-          f"redis-server at {socket_path}")
+    metrics = synthetic.make_metrics(args.metrics, int(time.time()), anomalous=args.anomalous)
+    print(f"sending {args.metrics} synthetic metrics ({args.anomalous} ending in a spike) through Horizon's pickle "
+          f"listener into a private redis-server at {socket_path}")
+    sent = ingest(settings, metrics, root)
+    print(f"Horizon wrote all {sent} datapoints; its counters: {horizon_summary(root / 'horizon.log')}")
     print(f"running the Analyzer for {args.runs} runs (ANALYZER_OPTIMUM_RUN_DURATION = {args.run_duration} s)")
     logs.setup(root, "analyzer")
     completed = 0

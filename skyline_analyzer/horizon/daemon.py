@@ -1,0 +1,128 @@
+"""A Horizon daemon as a child process, and feeding it: for the demo and the ingest benchmark.
+
+:func:`running` starts ``skyline-analyzer horizon`` with a settings file, waits until its three listeners
+serve, and stops it with SIGTERM on exit (it then writes out everything it accepted). :func:`feed` sends
+whole series through it over the pickle protocol and waits until Redis holds every datapoint.
+:func:`ingest` does both for a private set-up such as the demo's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from skyline_analyzer import config, connections, keys
+from skyline_analyzer.codec import decode_pairs
+from skyline_analyzer.horizon.senders import send_pickle
+
+#: Seconds allowed for start-up, and for the stop that writes out what was accepted.
+START_TIMEOUT = 60.0
+STOP_TIMEOUT = 60.0
+
+
+def free_ports() -> dict[str, int]:
+    """``PICKLE_PORT``, ``UDP_PORT`` and ``PLAINTEXT_PORT`` on 127.0.0.1 that were free a moment ago."""
+    ports = {}
+    for name, kind in (("PICKLE_PORT", socket.SOCK_STREAM), ("UDP_PORT", socket.SOCK_DGRAM),
+                       ("PLAINTEXT_PORT", socket.SOCK_STREAM)):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports[name] = sock.getsockname()[1]
+    return ports
+
+
+def write_settings(path: Path, base: Path | None, overrides: Mapping[str, Any]) -> Path:
+    """A settings file: the text of ``base`` (the settings in force when None) with ``overrides`` appended."""
+    base = base if base is not None else config.settings_path()
+    text = base.read_text() if base is not None else ""
+    path.write_text(text + "\n# overrides\n" + "".join(f"{name} = {value!r}\n" for name, value in overrides.items()))
+    return path
+
+
+@contextmanager
+def running(settings_file: Path) -> Iterator[config.Settings]:
+    """``skyline-analyzer horizon`` running with ``settings_file`` until the block ends; yields its settings.
+
+    Raises RuntimeError with the end of its log when it does not start.
+    """
+    settings = config.load(settings_file)
+    log = Path(settings.LOG_PATH) / "horizon.log"
+    offset = log.stat().st_size if log.exists() else 0
+    process = subprocess.Popen([sys.executable, "-m", "skyline_analyzer", "horizon"],
+                               env={**os.environ, "SKYLINE_SETTINGS": str(settings_file)},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while _new_log(log, offset).count("listener serving") < 3:
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode(errors="replace") if process.poll() is not None else ""
+                raise RuntimeError(f"horizon did not start: {output}{_new_log(log, offset)[-2000:]}")
+            time.sleep(0.05)
+        yield settings
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _new_log(log: Path, offset: int) -> str:
+    if not log.exists():
+        return ""
+    with log.open("rb") as handle:
+        handle.seek(offset)
+        return handle.read().decode(errors="replace")
+
+
+def feed(settings: config.Settings, metrics: Mapping[str, Sequence[Sequence[Any]]], timeout: float = 120.0) -> int:
+    """Send every series to the running Horizon over pickle; return once Redis holds them all.
+
+    Returns the datapoints sent. Raises RuntimeError when they are not all in Redis within ``timeout``.
+    """
+    datapoints = [(name, (pair[0], pair[1])) for name, pairs in metrics.items() for pair in pairs]
+    send_pickle((settings.HORIZON_IP, settings.PICKLE_PORT), datapoints)
+    full_keys = [keys.metric(settings.FULL_NAMESPACE, name) for name in metrics]
+    wanted = [len(pairs) for pairs in metrics.values()]
+    conn = connections.connect(settings)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            counts = [len(decode_pairs(raw)) if raw else 0 for raw in conn.mget(full_keys)]
+            if counts == wanted:
+                return len(datapoints)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{sum(wanted) - sum(counts)} of {sum(wanted)} datapoints did not reach Redis")
+            time.sleep(0.5)
+    finally:
+        conn.close()
+
+
+def ingest(settings: config.Settings, metrics: Mapping[str, Sequence[Sequence[Any]]], directory: Path) -> int:
+    """Run a private Horizon on loopback for ``settings``' Redis, feed it ``metrics``, stop it.
+
+    Horizon's log goes to ``directory/horizon.log``. ``MAX_RESOLUTION`` is raised to the Roomba window for
+    this Horizon only: a back-fill of a whole day is exactly what it refuses as too old otherwise.
+    Returns the datapoints sent.
+    """
+    overrides = {
+        "REDIS_SOCKET_PATH": settings.REDIS_SOCKET_PATH, "REDIS_HOST": settings.REDIS_HOST,
+        "REDIS_PORT": settings.REDIS_PORT, "REDIS_PASSWORD": settings.REDIS_PASSWORD,
+        "LOG_PATH": str(directory), "PID_PATH": str(directory), "SKYLINE_TMP_DIR": settings.SKYLINE_TMP_DIR,
+        "GRAPHITE_HOST": "", "HORIZON_IP": "127.0.0.1", **free_ports(),
+        "MAX_RESOLUTION": settings.FULL_DURATION + settings.ROOMBA_GRACE_TIME,
+    }
+    with running(write_settings(directory / "horizon_settings.py", None, overrides)) as horizon:
+        return feed(horizon, metrics)
