@@ -59,7 +59,8 @@ from skyline_analyzer.verdict import Vote, _run_one, early_exit_enabled
 
 #: Internal vote codes of a block: False, True, the reference detector raised, and "ask the reference".
 FALSE, TRUE, NONE, DEFER = 0, 1, -1, 2
-_VOTES: dict[int, Vote] = {FALSE: False, TRUE: True, NONE: None}
+#: Python votes indexed by ``code + 1``, as objects, so that a whole block converts in one step.
+_VOTES = np.array([None, False, True], dtype=object)
 
 #: Per-algorithm count of rows whose vote the exactness fallback took from the reference detector.
 DEFERRED: Counter[str] = Counter()
@@ -380,12 +381,13 @@ def evaluate(
     results: list[Result | None] = [None] * len(series)
     by_length: dict[int, list[int]] = {}
     for index, one in enumerate(series):
-        if len(one) < settings.MIN_TOLERABLE_LENGTH:
+        length = one.values.shape[0]
+        if length < settings.MIN_TOLERABLE_LENGTH:
             results[index] = Result(exception="TooShort")
         elif now - one.last_timestamp > settings.STALE_PERIOD:
             results[index] = Result(exception="Stale")
         else:
-            by_length.setdefault(len(one), []).append(index)
+            by_length.setdefault(length, []).append(index)
     tune_allocator()
     for length, same_length in by_length.items():
         block_rows = max(1, BLOCK_BYTES // (8 * length))
@@ -411,8 +413,8 @@ def evaluate_block(block: Block, settings: Settings, recorder: RunMetricsRecorde
         votes = _ensembles(block, np.flatnonzero(~is_boring), settings, recorder)
     boring_result = Result(exception="Boring")
     return [
-        boring_result if row_is_boring else Result(ensemble=[_VOTES[code] for code in row_codes])
-        for row_is_boring, row_codes in zip(is_boring.tolist(), votes.tolist(), strict=True)
+        boring_result if row_is_boring else Result(ensemble=row_votes)
+        for row_is_boring, row_votes in zip(is_boring.tolist(), _VOTES[votes + 1].tolist(), strict=True)
     ]
 
 

@@ -1,0 +1,217 @@
+"""Algorithms only: the fast engine against the reference path, milliseconds per series, in the same run.
+
+Corpora: both golden-vector corpora, and 10,000 synthetic series of 1,440 points (60 s, a day) and of
+8,640 points (10 s, a day). Synthetic series are built in chunks of 1,000 with numpy (the shapes of
+``skyline_analyzer.synthetic``: noisy, seasonal, trend, counter, flat, random walk; 1 % end in a
+spike); each chunk is analysed by the fast engine and then, for the first ``--reference-series``
+series, by the reference, so both see the same machine load. Ratios are of mean ms per series.
+
+Also measured on the 1,440-point corpus, every algorithm run on every series (no early exit): how often
+each algorithm votes True, and its cost per series in each engine, for docs/analyzer-optimizations.md;
+and how often the exactness fallback handed a vote to the reference detector.
+
+    .venv/bin/python benchmarks/algorithms.py [--series 10000] [--reference-series 2000]
+        [--json results.json] [--plot docs/analyzer-optimizations.png]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from skyline_analyzer import batch, config, engine  # noqa: E402
+from skyline_analyzer.series import Series  # noqa: E402
+from skyline_analyzer.synthetic import KINDS  # noqa: E402
+
+VECTORS = REPO.parent / "shared" / "vectors"
+NOW = 1_700_000_000
+CHUNK = 1000
+
+
+class TimingRecorder:
+    """Collects per-algorithm run counts and seconds in memory (the files' content, without the files)."""
+
+    def __init__(self) -> None:
+        self.runs: Counter[str] = Counter()
+        self.seconds: defaultdict[str, float] = defaultdict(float)
+
+    def record(self, algorithm: str, seconds: float) -> None:
+        self.runs[algorithm] += 1
+        self.seconds[algorithm] += seconds
+
+
+def synthetic_chunk(first: int, count: int, points: int, step: int) -> tuple[list[Series], list[str]]:
+    """Series ``first .. first+count-1``: deterministic per index, 1 in 100 ending in a spike."""
+    series, names = [], []
+    offsets = np.arange(points - 1, -1, -1, dtype=np.float64)
+    timestamps = NOW - step * offsets
+    i = np.arange(points, dtype=np.float64)
+    for n in range(first, first + count):
+        rng = np.random.default_rng(n)
+        kind = KINDS[n % len(KINDS)]
+        if kind == "noisy":
+            values = 100.0 + rng.normal(0, 5, points)
+        elif kind == "seasonal":
+            values = 500.0 + 200.0 * np.sin(2 * np.pi * i / points) + rng.normal(0, 10, points)
+        elif kind == "trend":
+            values = 50.0 + 0.05 * i + rng.normal(0, 2, points)
+        elif kind == "counter":
+            values = np.round(1000.0 + rng.normal(0, 30, points))
+        elif kind == "flat":
+            values = np.full(points, 42.0)
+        else:
+            values = 1000.0 + np.cumsum(rng.normal(0, 1, points))
+        values = np.round(values, 3)
+        if n % 100 == 0:
+            values[-3:] = values[:-3].max() + 40.0 * max(float(np.std(values[:-3])), 1.0)
+        series.append(Series(timestamps.copy(), values, int(timestamps[-1]), float(values[-1])))
+        names.append(f"metrics.synthetic.{kind}.{n:05d}")
+    return series, names
+
+
+def vectors(name: str) -> tuple[list[Series], list[str]]:
+    data = json.loads(gzip.decompress((VECTORS / f"{name}.input.json.gz").read_bytes()))
+    names = sorted(data)
+    return [Series.from_pairs(data[n], n) for n in names], names
+
+
+def timed(series: list[Series], names: list[str], settings: config.Settings, recorder: object = None) -> float:
+    started = time.perf_counter()
+    engine.analyse(series, names, settings, NOW, recorder=recorder)
+    return time.perf_counter() - started
+
+
+def compare(label: str, chunks: object, fast: config.Settings, reference: config.Settings, ref_limit: int) -> dict:
+    """Mean ms per series of both engines over ``chunks`` (the reference on the first ``ref_limit``)."""
+    fast_s = ref_s = 0.0
+    fast_n = ref_n = 0
+    for series, names in chunks:
+        fast_s += timed(series, names, fast)
+        fast_n += len(series)
+        if ref_n < ref_limit:
+            take = min(len(series), ref_limit - ref_n)
+            ref_s += timed(series[:take], names[:take], reference)
+            ref_n += take
+    row = {
+        "corpus": label,
+        "series": fast_n,
+        "reference_series": ref_n,
+        "fast_ms": 1000 * fast_s / fast_n,
+        "reference_ms": 1000 * ref_s / ref_n,
+    }
+    row["speedup"] = row["reference_ms"] / row["fast_ms"]
+    print(f"{label:<28} fast {row['fast_ms']:8.4f} ms/series ({fast_n:>6})   reference {row['reference_ms']:8.4f}"
+          f" ms/series ({ref_n:>6})   speed-up {row['speedup']:6.1f}x", flush=True)
+    return row
+
+
+def algorithm_profile(settings: config.Settings, count: int) -> dict:
+    """Every algorithm on every 1,440-point series: True rate and cost per series in both engines."""
+    every = settings.replace(ENABLE_ALL_ALGORITHMS_RUN_METRICS=True)
+    series, names = synthetic_chunk(0, count, 1440, 60)
+    recorders = {}
+    outcomes = None
+    for kind in ("reference", "fast"):
+        recorders[kind] = TimingRecorder()
+        outcomes = engine.analyse(series, names, every.replace(ANALYZER_ENGINE=kind), NOW, recorder=recorders[kind])
+    triggered: Counter[str] = Counter()
+    analysed = 0
+    for outcome in outcomes:
+        if outcome.verdict is not None:
+            analysed += 1
+            triggered.update(outcome.verdict.triggered(list(settings.ALGORITHMS)))
+    profile = {}
+    print(f"\nper algorithm, every algorithm run on {analysed} analysed 1,440-point series:")
+    print(f"{'algorithm':<30} {'True %':>7} {'reference us':>13} {'fast us':>9} {'speed-up':>9}")
+    for name in settings.ALGORITHMS:
+        ref_us = 1e6 * recorders["reference"].seconds[name] / max(recorders["reference"].runs[name], 1)
+        fast_us = 1e6 * recorders["fast"].seconds[name] / max(recorders["fast"].runs[name], 1)
+        profile[name] = {"true_rate": triggered[name] / analysed, "reference_us": ref_us, "fast_us": fast_us}
+        print(f"{name:<30} {100 * triggered[name] / analysed:7.2f} {ref_us:13.1f} {fast_us:9.2f}"
+              f" {ref_us / fast_us:8.1f}x")
+    return profile
+
+
+def plot(profile: dict, rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(profile)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
+    y = np.arange(len(names))
+    left.barh(y - 0.2, [profile[n]["reference_us"] for n in names], 0.4, label="reference (per series)")
+    left.barh(y + 0.2, [profile[n]["fast_us"] for n in names], 0.4, label="fast (batched)")
+    left.set_yticks(y, [f"{n} ({100 * profile[n]['true_rate']:.1f}% True)" for n in names])
+    left.invert_yaxis()
+    left.set_xscale("log")
+    left.set_xlabel("microseconds per series (log scale), 1,440 points, every algorithm run")
+    left.set_title("Cost of each algorithm")
+    left.legend(loc="lower right")
+    labels = [r["corpus"] for r in rows]
+    x = np.arange(len(rows))
+    right.bar(x - 0.2, [r["reference_ms"] for r in rows], 0.4, label="reference")
+    right.bar(x + 0.2, [r["fast_ms"] for r in rows], 0.4, label="fast")
+    for xi, r in zip(x, rows, strict=True):
+        right.annotate(f"{r['speedup']:.0f}x", (xi, r["reference_ms"]), ha="center", va="bottom")
+    right.set_xticks(x, labels, rotation=20, ha="right")
+    right.set_yscale("log")
+    right.set_ylabel("ms per series (log scale)")
+    right.set_title("Whole ensemble, default settings")
+    right.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot written to {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--series", type=int, default=10_000, help="synthetic series per length")
+    parser.add_argument("--reference-series", type=int, default=2_000,
+                        help="synthetic series per length also run through the reference (it is slow)")
+    parser.add_argument("--profile-series", type=int, default=1_000, help="series for the per-algorithm table")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument("--plot", type=Path, default=None, help="write the PNG plot here")
+    args = parser.parse_args()
+
+    settings = config.Settings({})
+    fast = settings.replace(ANALYZER_ENGINE="fast")
+    reference = settings.replace(ANALYZER_ENGINE="reference")
+    corpora = {name: vectors(name) for name in ("corpus_60s", "corpus_10s")}
+    with np.errstate(all="ignore"):
+        # Warm both paths (lazy imports such as statsmodels', caches) so neither pays a first-call cost
+        # inside the timings.
+        for series, names in corpora.values():
+            timed(series, names, fast)
+            timed(series, names, reference)
+    batch.DEFERRED.clear()
+
+    rows = []
+    for name, (series, names) in corpora.items():
+        rows.append(compare(f"vectors {name}", [(series, names)] * 3, fast, reference, 3 * len(series)))
+    for points, step in ((1440, 60), (8640, 10)):
+        chunks = (synthetic_chunk(first, min(CHUNK, args.series - first), points, step)
+                  for first in range(0, args.series, CHUNK))
+        rows.append(compare(f"synthetic {points} points", chunks, fast, reference, args.reference_series))
+    deferred = dict(batch.DEFERRED)
+    print(f"\nexactness fallback (votes taken from the reference detector) during the timings: {deferred}")
+    profile = algorithm_profile(settings, args.profile_series)
+    if args.json:
+        args.json.write_text(json.dumps({"rows": rows, "profile": profile, "deferred": deferred}, indent=1))
+    if args.plot:
+        plot(profile, rows, args.plot)
+
+
+if __name__ == "__main__":
+    main()
