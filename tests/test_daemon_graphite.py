@@ -14,25 +14,29 @@ class PlaintextListener:
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
+        self.sock.settimeout(0.05)
         self.connections: list[bytes] = []
+        self.closing = threading.Event()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     def _serve(self) -> None:
-        while True:
+        while not self.closing.is_set():
             try:
                 conn, _ = self.sock.accept()
-            except OSError:
-                return
+            except TimeoutError:
+                continue
             with conn:
+                conn.settimeout(5)
                 chunks = []
                 while data := conn.recv(65536):
                     chunks.append(data)
                 self.connections.append(b"".join(chunks))
 
     def close(self) -> None:
-        self.sock.close()
+        self.closing.set()
         self.thread.join(timeout=5)
+        self.sock.close()
 
 
 def free_port() -> int:

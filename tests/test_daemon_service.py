@@ -4,6 +4,7 @@ redis-server and a real carbon-cache whose whisper files are read back."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import re
@@ -185,36 +186,16 @@ def test_wrong_redis_password_fails_at_start_up(service, tmp_path):
         server.stop()
 
 
+@functools.cache
+def many_metrics(count: int) -> dict:
+    """Generated once per session (it takes a while): long enough runs to signal or stop a worker mid-run."""
+    return synthetic.make_metrics(count, int(time.time()), anomalous=3, points=600)
+
+
 def seed_many(redis_conn, count: int) -> dict:
-    metrics = synthetic.make_metrics(count, int(time.time()), anomalous=3, points=600)
+    metrics = many_metrics(count)
     seed_redis(redis_conn, metrics, "metrics.")
     return metrics
-
-
-def test_sigterm_mid_run_finishes_the_run_and_exits_0(make_settings, redis_conn, tmp_path):
-    seed_many(redis_conn, 2000)
-    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=1,
-                         MAX_ANALYZER_PROCESS_RUNTIME=60, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
-    log = tmp_path / "log" / "analyzer.log"
-    process = subprocess.Popen([str(CLI), "run"], env={**os.environ, "SKYLINE_SETTINGS": str(path)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while "spin_process started" not in (log.read_text() if log.exists() else ""):
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.02)
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    text = log.read_text()
-    after = text[text.index("received SIGTERM"):]
-    assert "total metrics      :: 2000" in after
-    assert "analyzer stopped" in after
-    assert "sleeping for" not in after
-    assert len(json.loads((tmp_path / "anomalies.json").read_text())) == 3
 
 
 def children(pid: int) -> list[int]:
@@ -224,39 +205,93 @@ def children(pid: int) -> list[int]:
         return []
 
 
+def freeze_first_worker(process: subprocess.Popen, timeout: float = 60) -> int:
+    """SIGSTOP the daemon's first worker as soon as it is forked, so that the run cannot end by itself."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline and process.poll() is None, "no worker was forked"
+        found = children(process.pid)
+        if found:
+            os.kill(found[0], signal.SIGSTOP)
+            return found[0]
+        time.sleep(0.002)
+
+
+def start_daemon(path: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([str(CLI), "run", *args], env={**os.environ, "SKYLINE_SETTINGS": str(path)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def finish(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_sigterm_mid_run_finishes_the_run_and_exits_0(make_settings, redis_conn, tmp_path):
+    seed_many(redis_conn, 2000)
+    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=1,
+                         MAX_ANALYZER_PROCESS_RUNTIME=60, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
+    log = tmp_path / "log" / "analyzer.log"
+    process = start_daemon(path)
+    try:
+        worker = freeze_first_worker(process)
+        process.send_signal(signal.SIGTERM)
+        Service(path).wait_for_log("received SIGTERM")
+        os.kill(worker, signal.SIGCONT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        finish(process)
+    text = log.read_text()
+    after = text[text.index("received SIGTERM"):]
+    assert "total metrics      :: 2000" in after
+    assert "total anomalies    :: 3" in after
+    assert "analyzer stopped" in after
+    assert "sleeping for" not in after and "timed out" not in after
+    assert len(json.loads((tmp_path / "anomalies.json").read_text())) == 3
+
+
 def test_a_hung_worker_is_killed_and_the_run_still_reports(make_settings, redis_conn, tmp_path):
     seed_many(redis_conn, 2000)
     path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=2,
-                         MAX_ANALYZER_PROCESS_RUNTIME=4, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
+                         MAX_ANALYZER_PROCESS_RUNTIME=3, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
     log = tmp_path / "log" / "analyzer.log"
-    process = subprocess.Popen([str(CLI), "run", "--max-runs", "1"],
-                               env={**os.environ, "SKYLINE_SETTINGS": str(path)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    stopped = None
+    process = start_daemon(path, "--max-runs", "1")
     try:
-        deadline = time.monotonic() + 60
-        while stopped is None:
-            assert time.monotonic() < deadline and process.poll() is None
-            found = children(process.pid)
-            if found:
-                stopped = found[0]
-                os.kill(stopped, signal.SIGSTOP)
-            else:
-                time.sleep(0.002)
+        stopped = freeze_first_worker(process)
         started = time.monotonic()
         assert process.wait(timeout=60) == 0
-        assert time.monotonic() - started < 4 + 10
+        assert time.monotonic() - started < 3 + 10
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        finish(process)
     assert not Path(f"/proc/{stopped}").exists()
     text = log.read_text()
     assert "timed out, killing all spin_process processes" in text
-    left = re.search(r"spin_process (\d) left (\d+) of its 1000 metrics unprocessed", text)
-    assert left and int(left.group(2)) > 0
+    assert "error :: spin_process 1 was killed at the runtime limit" in text
+    left = re.search(r"spin_process 1 left (\d+) of its 1000 metrics unprocessed", text)
+    assert left and int(left.group(1)) > 0
     assert "total metrics      :: 2000" in text
     assert "seconds to run" in text
+
+
+def test_a_second_ctrl_c_stops_at_once_and_kills_the_workers(make_settings, redis_conn, tmp_path):
+    seed_many(redis_conn, 2000)
+    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=1,
+                         MAX_ANALYZER_PROCESS_RUNTIME=60)
+    log = tmp_path / "log" / "analyzer.log"
+    process = start_daemon(path)
+    try:
+        worker = freeze_first_worker(process)
+        process.send_signal(signal.SIGINT)
+        Service(path).wait_for_log("Ctrl-C again to stop now")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 130
+    finally:
+        finish(process)
+    assert not Path(f"/proc/{worker}").exists()
+    text = log.read_text()
+    assert "interrupted twice: stopped immediately" in text
+    assert "total metrics      ::" not in text
 
 
 def test_systemd_notify_ready_watchdog_stopping(make_settings, redis_conn, tmp_path):
@@ -318,31 +353,3 @@ def test_the_daemon_rides_out_a_redis_restart(make_settings, tmp_path):
             process.kill()
             process.wait()
         server.stop()
-
-
-def test_a_second_ctrl_c_stops_at_once_and_kills_the_workers(make_settings, redis_conn, tmp_path):
-    seed_many(redis_conn, 2000)
-    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=1,
-                         MAX_ANALYZER_PROCESS_RUNTIME=60)
-    log = tmp_path / "log" / "analyzer.log"
-    process = subprocess.Popen([str(CLI), "run"], env={**os.environ, "SKYLINE_SETTINGS": str(path)},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while "spin_process started" not in (log.read_text() if log.exists() else ""):
-            assert time.monotonic() < deadline and process.poll() is None
-            time.sleep(0.02)
-        workers = children(process.pid)
-        assert workers
-        process.send_signal(signal.SIGINT)
-        time.sleep(0.2)
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=10) == 130
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert not any(Path(f"/proc/{pid}").exists() for pid in workers)
-    text = log.read_text()
-    assert "Ctrl-C again to stop now" in text and "interrupted twice: stopped immediately" in text
-    assert "total metrics      ::" not in text
