@@ -238,3 +238,41 @@ def test_ingest_feeds_a_private_horizon_as_the_demo_does(make_settings, redis_co
     for name, pairs in metrics.items():
         assert decode_pairs(redis_conn.get(f"metrics.{name}")) == [tuple(pair) for pair in pairs]
     assert "horizon :: stopped" in (tmp_path / "horizon.log").read_text()
+
+
+def test_horizon_only_settings_are_validated(make_settings) -> None:
+    from skyline_analyzer.horizon.agent import validate
+
+    settings = config.load(make_settings(HORIZON_IP="127.0.0.1", PICKLE_PORT=70000, PLAINTEXT_PORT=70000))
+    problems = validate(settings)
+    assert any(p.startswith("PICKLE_PORT must be a port number") for p in problems)
+    assert any("must differ" in p for p in problems)
+    assert validate(config.load(make_settings(HORIZON_IP="127.0.0.1"))) == []
+
+
+@pytest.mark.parametrize(("announces", "child"), [("udp listener serving", "listen-udp"),
+                                                  ("worker 0 started", "worker-0")])
+def test_a_killed_child_starts_a_new_generation_and_stop_still_works(make_settings, redis_conn, announces,
+                                                                     child) -> None:
+    horizon = HorizonProcess(horizon_settings(make_settings, CHUNK_FLUSH_INTERVAL=0.1))
+    try:
+        wait_for_log(horizon.log, announces)
+        line = next(line for line in horizon.log.read_text().splitlines() if announces in line)
+        pid = int(line.split(" :: ")[1])
+        children = Path(f"/proc/{horizon.process.pid}/task/{horizon.process.pid}/children").read_text().split()
+        assert str(pid) in children, "a child of the Horizon this test started"
+        os.kill(pid, signal.SIGKILL)
+        wait_for_log(horizon.log, f"{child} (pid {pid}) exited with code -9", timeout=10)
+        wait_for_log(horizon.log, "started every listener and worker again", timeout=30)
+        deadline = time.monotonic() + 10
+        while horizon.log.read_text().count(announces) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        now = int(time.time())
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(msgpack.packb(("after.restart", [now, 2.0])), horizon.address("UDP_PORT"))
+        deadline = time.monotonic() + 10
+        while redis_conn.get("metrics.after.restart") is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert redis_conn.get("metrics.after.restart") == msgpack.packb((now, 2.0))
+    finally:
+        assert horizon.stop() == 0

@@ -17,9 +17,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from skyline_analyzer import config, connections
+from skyline_analyzer import config, connections, logs
 from skyline_analyzer.exceptions import SettingsError
-from skyline_analyzer.horizon import logs
 from skyline_analyzer.horizon.agent import Horizon, validate
 
 log = logging.getLogger(__name__)
@@ -62,7 +61,11 @@ def run(args: argparse.Namespace) -> int:
         if not Path(path).is_dir():
             print(f"{label} directory does not exist at {path}", file=sys.stderr)
             return 1
-    handlers = logs.setup(settings.LOG_PATH, stderr=args.stderr)
+    file_handler = logs.setup(settings.LOG_PATH, APP, level=logging.INFO)
+    if args.stderr:
+        to_stderr = logging.StreamHandler()
+        to_stderr.setFormatter(file_handler.formatter)
+        logging.getLogger(logs.PACKAGE_LOGGER).addHandler(to_stderr)
     try:
         connections.check_credentials(settings)
     except connections.RedisAuthError as exc:
@@ -71,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     horizon = Horizon(settings)
     try:
-        horizon.start(handlers)
+        horizon.start()
     except OSError as exc:
         print(f"error :: {exc.strerror or exc}", file=sys.stderr)
         log.error("error :: %s - cannot start", exc.strerror or exc)

@@ -8,16 +8,18 @@ one worker, which keeps a metric's datapoints in order (see :mod:`.listen`). The
 canary worker, samples the queue sizes for ``worker.queue_size``.
 
 Differences, each for robustness: the sockets are bound by the agent before anything is forked, so a port
-in use stops start-up with a message instead of leaving a process-less listener; a child that dies is
-logged and started again; on stop the listeners queue what they hold, and the workers write everything
-queued before they exit. Every ``REPORT_INTERVAL`` seconds (and once at stop) the agent logs the shared
-counters and sends them to Graphite as ``skyline.horizon.<SERVER_METRICS_NAME>.<counter>``.
+in use stops start-up with a message instead of leaving a process-less listener. When a child dies (the
+original left it dead) the agent starts a new *generation*: it stops the other children, makes new queues
+and starts every child again. Only that is safe, because a process killed inside a queue operation leaves
+that queue's lock held for ever; the datapoints still in the old queues are lost and the log says so.
+On stop the listeners queue what they hold, and the workers write everything queued before they exit.
+Every ``REPORT_INTERVAL`` seconds (and once at stop) the agent logs the shared counters and sends them to
+Graphite as ``skyline.horizon.<SERVER_METRICS_NAME>.<counter>``.
 """
 
 from __future__ import annotations
 
 import logging
-import logging.handlers
 import multiprocessing
 import os
 import socket
@@ -28,7 +30,7 @@ from typing import Any
 from skyline_analyzer import graphite
 from skyline_analyzer.config import Settings
 from skyline_analyzer.horizon import listen, roomba, worker
-from skyline_analyzer.horizon.logs import child_main
+from skyline_analyzer.horizon.child import Flag, child_main
 from skyline_analyzer.horizon.stats import PROTOCOLS, Counters, report_metrics
 
 log = logging.getLogger(__name__)
@@ -44,20 +46,15 @@ HORIZON_IP_PLACEHOLDER = "YOUR_SKYLINE_INTSANCE_IP_ADDRESS"
 
 
 def validate(settings: Settings) -> list[str]:
-    """Problems with the settings only Horizon reads (the shared ones are validated by config.load)."""
+    """Problems only Horizon cares about (types and positivity are checked by ``config.load``)."""
     problems = []
     if settings.HORIZON_IP == HORIZON_IP_PLACEHOLDER:
         problems.append(f"HORIZON_IP is still the placeholder {HORIZON_IP_PLACEHOLDER!r}: set the address to listen on")
-    ports = {name: settings[name] for name in ("PICKLE_PORT", "UDP_PORT", "PLAINTEXT_PORT")}
-    for name, port in ports.items():
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-            problems.append(f"{name} must be a port number 1-65535, got {port!r}")
-    if ports["PICKLE_PORT"] == ports["PLAINTEXT_PORT"]:
+    for name in ("PICKLE_PORT", "UDP_PORT", "PLAINTEXT_PORT"):
+        if settings[name] > 65535:
+            problems.append(f"{name} must be a port number 1-65535, got {settings[name]!r}")
+    if settings.PICKLE_PORT == settings.PLAINTEXT_PORT:
         problems.append("PICKLE_PORT and PLAINTEXT_PORT must differ (both are TCP)")
-    if settings.MAX_PICKLE_FRAME_BYTES <= 0:
-        problems.append(f"MAX_PICKLE_FRAME_BYTES must be positive, got {settings.MAX_PICKLE_FRAME_BYTES!r}")
-    if settings.CHUNK_FLUSH_INTERVAL <= 0:
-        problems.append(f"CHUNK_FLUSH_INTERVAL must be positive, got {settings.CHUNK_FLUSH_INTERVAL!r}")
     return problems
 
 
@@ -80,16 +77,16 @@ class Horizon:
         self.context = multiprocessing.get_context("fork")
         self.sockets: dict[str, socket.socket] = {}
         self.children: dict[str, Any] = {}
+        self.queues: list[Any] = []
+        self.queue_sizes: list[int] = []
         self.stop_requested = threading.Event()
         self.roomba_stop = threading.Event()
         self.roomba_thread: threading.Thread | None = None
-        self.queues: list[Any] = []
-        self.queue_sizes: list[int] = []
-        self.counters: Counters | None = None
-        self.log_queue: Any = None
-        self.log_listener: logging.handlers.QueueListener | None = None
+        self.counters = Counters(settings.WORKER_PROCESSES + len(PROTOCOLS), self.context)
+        self.listen_stop = Flag(self.context)
+        self.work_stop = Flag(self.context)
 
-    def start(self, handlers: list[logging.Handler]) -> None:
+    def start(self) -> None:
         """Bind every listener (OSError if one cannot), then start the processes and Roomba."""
         for protocol in PROTOCOLS:
             try:
@@ -97,52 +94,48 @@ class Horizon:
             except OSError:
                 self._close_sockets()
                 raise
-        self.log_queue = self.context.Queue()
-        self.log_listener = logging.handlers.QueueListener(self.log_queue, *handlers, respect_handler_level=True)
-        self.log_listener.start()
-        workers = self.settings.WORKER_PROCESSES
-        per_worker = -(-self.settings.MAX_QUEUE_SIZE // workers)
-        self.queues = [self.context.Queue(maxsize=per_worker) for _ in range(workers)]
-        self.counters = Counters(self.settings.WORKER_PROCESSES + len(PROTOCOLS), self.context)
-        self.listen_stop = self.context.Event()
-        self.work_stop = self.context.Event()
+        self._start_children()
         if self.queued() is None:
             log.warning("horizon :: this platform has no queue qsize(); worker.queue_size is not reported")
-        for index in range(self.settings.WORKER_PROCESSES):
-            self._spawn(f"worker-{index}")
-        for protocol in PROTOCOLS:
-            self._spawn(f"listen-{protocol}")
         self.roomba_thread = threading.Thread(
-            target=roomba.run_roomba,
-            args=(self.settings, self.roomba_stop, self.context, self.roomba_interval, self.log_queue),
+            target=roomba.run_roomba, args=(self.settings, self.roomba_stop, self.context, self.roomba_interval),
             name="roomba", daemon=True)
         self.roomba_thread.start()
         addresses = ", ".join(f"{p} {s.getsockname()[0]}:{s.getsockname()[1]}" for p, s in self.sockets.items())
         log.info("horizon :: started %d workers; listening on %s", self.settings.WORKER_PROCESSES, addresses)
 
-    def _spawn(self, name: str) -> None:
+    def _start_children(self) -> None:
+        """A generation: fresh flags and queues, then the workers and the listeners."""
+        workers = self.settings.WORKER_PROCESSES
+        per_worker = -(-self.settings.MAX_QUEUE_SIZE // workers)
+        self.queues = [self.context.Queue(maxsize=per_worker) for _ in range(workers)]
+        self.listen_stop = Flag(self.context)
+        self.work_stop = Flag(self.context)
         parent = os.getpid()
-        if name.startswith("worker-"):
-            index = int(name.split("-", 1)[1])
-            target, args = worker.run_worker, (index, self.settings, self.queues[index], self.counters.row(index),
-                                               self.work_stop, parent)
-        else:
-            protocol = name.split("-", 1)[1]
-            row = self.counters.row(self.settings.WORKER_PROCESSES + PROTOCOLS.index(protocol))
-            target, args = listen.run_listener, (protocol, self.sockets[protocol], self.settings, self.queues, row,
-                                                 self.listen_stop, parent)
-        process = self.context.Process(target=child_main, args=(self.log_queue, target, *args), name=f"horizon-{name}")
+        for index in range(workers):
+            self._spawn(f"worker-{index}", worker.run_worker, index, self.settings, self.queues[index],
+                        self.counters.row(index), self.work_stop, parent)
+        for offset, protocol in enumerate(PROTOCOLS):
+            self._spawn(f"listen-{protocol}", listen.run_listener, protocol, self.sockets[protocol], self.settings,
+                        self.queues, self.counters.row(workers + offset), self.listen_stop, parent)
+
+    def _spawn(self, name: str, target: Any, *args: Any) -> None:
+        process = self.context.Process(target=child_main, args=(target, *args), name=f"horizon-{name}")
         process.start()
         self.children[name] = process
 
     def supervise(self) -> None:
-        """Start again any child that died (the original left it dead)."""
-        for name, process in list(self.children.items()):
-            if not process.is_alive():
-                log.error("horizon :: %s (pid %s) exited with code %s; starting it again", name, process.pid,
-                          process.exitcode)
-                process.join()
-                self._spawn(name)
+        """When a child has died, stop the rest and start a new generation (see the module's notes)."""
+        dead = {name: process for name, process in self.children.items() if not process.is_alive()}
+        if not dead:
+            return
+        for name, process in dead.items():
+            log.error("horizon :: %s (pid %s) exited with code %s", name, process.pid, process.exitcode)
+        lost = self.queued()
+        self._stop_children()
+        log.error("horizon :: started every listener and worker again; chunks possibly lost in the old "
+                  "queues: %s", "unknown" if lost is None else lost)
+        self._start_children()
 
     def queued(self) -> int | None:
         """Chunks waiting in all the worker queues (None where the platform cannot tell)."""
@@ -153,7 +146,6 @@ class Horizon:
 
     def report(self) -> dict[str, int | float]:
         """Log and send the counters gathered since the last report; returns what was reported."""
-        assert self.counters is not None
         metrics = report_metrics(self.counters.take(), self.queue_sizes)
         self.queue_sizes = []
         log.info("horizon :: %s", ", ".join(f"{name} {value}" for name, value in metrics))
@@ -179,27 +171,27 @@ class Horizon:
         """Stop in order (listeners flush, workers drain their queues), report a last time, release everything."""
         log.info("horizon :: stopping")
         self.roomba_stop.set()
-        self._stop_children("listen-", self.listen_stop)
-        self._stop_children("worker-", self.work_stop)
+        self._stop_children()
         if self.roomba_thread is not None:
             self.roomba_thread.join(timeout=STOP_TIMEOUT)
         final = self.report()
         self._close_sockets()
         log.info("horizon :: stopped")
-        if self.log_listener is not None:
-            self.log_listener.stop()
         return final
 
-    def _stop_children(self, prefix: str, event: Any) -> None:
-        event.set()
-        deadline = time.monotonic() + STOP_TIMEOUT
-        for name, process in self.children.items():
-            if name.startswith(prefix):
-                process.join(timeout=max(0.0, deadline - time.monotonic()))
-                if process.is_alive():
-                    log.error("horizon :: %s did not stop in %ss; killing it", name, STOP_TIMEOUT)
-                    process.kill()
-                    process.join()
+    def _stop_children(self) -> None:
+        """The listeners first (they queue what they hold), then the workers (they write what is queued)."""
+        for prefix, flag in (("listen-", self.listen_stop), ("worker-", self.work_stop)):
+            flag.set()
+            deadline = time.monotonic() + STOP_TIMEOUT
+            for name, process in self.children.items():
+                if name.startswith(prefix):
+                    process.join(timeout=max(0.0, deadline - time.monotonic()))
+                    if process.is_alive():
+                        log.error("horizon :: %s did not stop in %ss; killing it", name, STOP_TIMEOUT)
+                        process.kill()
+                        process.join()
+        self.children.clear()
 
     def _close_sockets(self) -> None:
         for sock in self.sockets.values():

@@ -36,7 +36,7 @@ from skyline_analyzer.codec import decode_pairs, encode_as_roomba
 from skyline_analyzer.config import Settings
 from skyline_analyzer.connections import RedisLink, connect
 from skyline_analyzer.exceptions import SeriesFormatError
-from skyline_analyzer.horizon.logs import child_main
+from skyline_analyzer.horizon.child import child_main
 
 log = logging.getLogger(__name__)
 
@@ -232,13 +232,13 @@ def _vacuum_process(i: int, namespace: str, duration: int, settings: Settings) -
         log.error("horizon.roomba :: vacuum %d of %s failed: %s", i, namespace, exc)
 
 
-def roomba_pass(settings: Settings, context: BaseContext, stop: threading.Event, log_queue: Any = None) -> None:
+def roomba_pass(settings: Settings, context: BaseContext, stop: threading.Event) -> None:
     """Vacuum every namespace with ``ROOMBA_PROCESSES`` processes each, killing them after ``ROOMBA_TIMEOUT``."""
     windows = [(settings.FULL_NAMESPACE, settings.FULL_DURATION + settings.ROOMBA_GRACE_TIME)]
     if settings.OCULUS_HOST != "":
         windows.insert(0, (settings.MINI_NAMESPACE, settings.MINI_DURATION + settings.ROOMBA_GRACE_TIME))
     children = [
-        context.Process(target=child_main, args=(log_queue, _vacuum_process, i, namespace, duration, settings),
+        context.Process(target=child_main, args=(_vacuum_process, i, namespace, duration, settings),
                         name=f"roomba-{i}")
         for namespace, duration in windows
         for i in range(1, settings.ROOMBA_PROCESSES + 1)
@@ -262,11 +262,8 @@ def roomba_pass(settings: Settings, context: BaseContext, stop: threading.Event,
 
 
 def run_roomba(settings: Settings, stop: threading.Event, context: BaseContext | None = None,
-               interval: float = PASS_INTERVAL, log_queue: Any = None) -> None:
-    """The Roomba thread: a pass at most every ``interval`` seconds until ``stop`` is set.
-
-    ``log_queue``, when given, carries the vacuum processes' log records to the agent.
-    """
+               interval: float = PASS_INTERVAL) -> None:
+    """The Roomba thread: a pass at most every ``interval`` seconds until ``stop`` is set."""
     context = context or multiprocessing.get_context("fork")
     link = RedisLink(settings)
     while not stop.is_set():
@@ -275,6 +272,6 @@ def run_roomba(settings: Settings, stop: threading.Event, context: BaseContext |
             stop.wait(link.backoff())
             link.reconnect()
             continue
-        roomba_pass(settings, context, stop, log_queue)
+        roomba_pass(settings, context, stop)
         stop.wait(max(0.0, interval - (time.monotonic() - started)))
     link.close()
