@@ -21,10 +21,14 @@ class PlaintextListener:
         self.thread.start()
 
     def _serve(self) -> None:
-        while not self.closing.is_set():
+        while True:
             try:
                 conn, _ = self.sock.accept()
             except TimeoutError:
+                # Stop only once an accept finds the backlog empty: a sender that already finished
+                # may still be waiting there to be accepted.
+                if self.closing.is_set():
+                    return
                 continue
             with conn:
                 conn.settimeout(5)
