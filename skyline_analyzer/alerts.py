@@ -242,11 +242,12 @@ def _hand_to_mirage(redis: Any, settings: Settings, alert: Sequence[Any], anomal
     log.info("added mirage check :: %s,%s,%s", anomaly.base_name, anomaly.value, alert[3])
 
 
-def plan_alerts(redis: Any, settings: Settings, anomalies: Iterable[Anomaly]) -> list[AlertJob]:
-    """Run step 16's matching and rate limiting (SPEC.md 4.7); hand Mirage metrics over; the jobs to send.
+def plan_alerts(redis: Any, settings: Settings, anomalies: Iterable[Anomaly]) -> tuple[list[AlertJob], set[str]]:
+    """Run step 16's matching and rate limiting (SPEC.md 4.7); hand Mirage metrics over.
 
-    Tuples are the outer loop and anomalies the inner one. Per (alerter, metric) only the first matching
-    tuple yields a job, and only when ``last_alert.<alerter>.<base>`` does not exist.
+    Returns the jobs to send and the base names handed to Mirage. Tuples are the outer loop and anomalies
+    the inner one. Per (alerter, metric) only the first matching tuple yields a job, and only when
+    ``last_alert.<alerter>.<base>`` does not exist.
     """
     anomalies = list(anomalies)
     mirage_enabled = bool(settings.ENABLE_MIRAGE)
@@ -282,24 +283,25 @@ def plan_alerts(redis: Any, settings: Settings, anomalies: Iterable[Anomaly]) ->
             claimed.add((alerter, base))
             log.info("triggering alert :: %s %s via %s - matched by %s", base, anomaly.value, alerter, rule)
             jobs.append(AlertJob(tuple(alert), anomaly, context, ((cache_key, expiry, _packed(anomaly.value)),)))
-    return jobs
+    return jobs, handed_to_mirage
 
 
-def send_alerts(redis: Any, settings: Settings, anomalies: list[Anomaly], now: float) -> None:
+def send_alerts(redis: Any, settings: Settings, anomalies: list[Anomaly], now: float) -> int:
     """Run step 16 in full: match, rate-limit, hand Mirage metrics over and send, within bounded time.
 
-    ``now`` is the run's start time; it is accepted for the daemon's uniform call and for logging.
-    Every error is logged; nothing raises to the caller.
+    Returns how many metrics were handed to Mirage (the run's ``sent_to_mirage``). ``now`` is the run's
+    start time, used for logging. Every error is logged; nothing raises to the caller.
     """
     try:
-        jobs = plan_alerts(redis, settings, anomalies)
+        jobs, handed_to_mirage = plan_alerts(redis, settings, anomalies)
         results = dispatch(jobs, settings, redis)
     except Exception:
         log.exception("error :: alerts - alerting failed in the run started at %s", int(now))
-        return
+        return 0
     if jobs:
         log.info("alerts :: %d sent, %d failed, %d timed out", results.count(True), results.count(False),
                  results.count(None))
+    return len(handed_to_mirage)
 
 
 def send_stale_digest(redis: Any, settings: Settings, now: float) -> None:

@@ -16,7 +16,6 @@ import json
 import logging
 import multiprocessing
 import os
-import re
 import tempfile
 import time
 import traceback
@@ -29,7 +28,7 @@ from typing import Any
 
 import redis
 
-from skyline_analyzer import codec, connections, graphite, keys, tmpfiles, worker
+from skyline_analyzer import alerts, codec, connections, graphite, keys, tmpfiles, worker
 from skyline_analyzer.anomaly import Anomaly
 from skyline_analyzer.config import Settings
 from skyline_analyzer.exceptions import SeriesFormatError
@@ -108,20 +107,12 @@ def write_anomaly_dump(settings: Settings, anomalies: Iterable[Anomaly]) -> Path
     return path
 
 
-def _pattern_matches(pattern: str, base_name: str) -> bool:
-    """Step 6's test: ``re.match`` (skipped when the pattern does not compile), else substring."""
-    try:
-        if re.match(pattern, base_name):
-            return True
-    except re.error:
-        pass
-    return pattern in base_name
-
-
 def smtp_alerter_metrics(settings: Settings, base_names: Iterable[str]) -> list[str]:
     """Base names matched by at least one alert tuple whose alerter is exactly ``smtp`` (step 6)."""
     patterns = [alert[0] for alert in settings.ALERTS if alert[1] == "smtp"]
-    return [name for name in base_names if any(_pattern_matches(p, name) for p in patterns)]
+    # Step 6 tests regex then substring, without the exact-equality rule.
+    return [name for name in base_names
+            if any(alerts.match_rule(p, name, exact=False) is not None for p in patterns)]
 
 
 def canary_figures(raw: bytes | None, run_seconds: float, name: str) -> tuple[float, float | None] | None:
@@ -246,7 +237,7 @@ class Analyzer:
         report = self._collate(workers, timed_out, unique_metrics, now)
         self._mark_exception_sets(conn, workers)
 
-        self._alert(conn, report.anomalies, now)
+        sent_to_mirage = self._alert(conn, report.anomalies, now)
         try:
             write_anomaly_dump(self.settings, report.anomalies)
         except OSError as exc:
@@ -256,7 +247,7 @@ class Analyzer:
         self._stale_digest(conn, now)
         report.run_time = time.time() - now
         self._log_summary(report)
-        self._summary_metrics(batch, report, mirage_metrics)
+        self._summary_metrics(batch, report, mirage_metrics, sent_to_mirage)
         self._canary(conn, batch, now)
         batch.flush(self.settings)
         return report
@@ -266,8 +257,6 @@ class Analyzer:
         if not self.settings.ENABLE_MIRAGE:
             return None
         try:
-            from skyline_analyzer import alerts
-
             return alerts.manage_mirage_metrics(conn, self.settings, unique_metrics, now)
         except Exception:
             log.error("error :: managing the Mirage metrics failed\n%s", traceback.format_exc())
@@ -430,25 +419,22 @@ class Analyzer:
         except (redis.RedisError, OSError) as exc:
             log.error("error :: could not mark the analyzer exception sets: %s", exc)
 
-    def _alert(self, conn: Any, anomalies: list[Anomaly], now: float) -> None:
-        """Step 16 (the alerting module owns it); an alerting failure never costs the run."""
+    def _alert(self, conn: Any, anomalies: list[Anomaly], now: float) -> int:
+        """Step 16 (the alerting module owns it): the count handed to Mirage; a failure never costs the run."""
         if not self.settings.ENABLE_ALERTS:
             log.info("alerts not enabled")
-            return
+            return 0
         try:
-            from skyline_analyzer import alerts
-
-            alerts.send_alerts(conn, self.settings, anomalies, now)
+            return alerts.send_alerts(conn, self.settings, anomalies, now)
         except Exception:
             log.error("error :: alerting failed\n%s", traceback.format_exc())
+            return 0
 
     def _stale_digest(self, conn: Any, now: float) -> None:
         """Step 19 (the alerting module owns it); a failure is logged (FIX L1)."""
         if not self.settings.ALERT_ON_STALE_METRICS:
             return
         try:
-            from skyline_analyzer import alerts
-
             alerts.send_stale_digest(conn, self.settings, now)
         except Exception:
             log.error("error :: the stale metrics digest failed\n%s", traceback.format_exc())
@@ -472,7 +458,9 @@ class Analyzer:
         log.info("exception stats    :: %s", report.exceptions)
         log.info("anomaly breakdown  :: %s", report.anomaly_breakdown)
 
-    def _summary_metrics(self, batch: graphite.MetricBatch, report: RunReport, mirage: set[str] | None) -> None:
+    def _summary_metrics(
+        self, batch: graphite.MetricBatch, report: RunReport, mirage: set[str] | None, sent_to_mirage: int
+    ) -> None:
         """Step 21 (SPEC.md 4.9): the run's figures, non-zero exception counts and the breakdown."""
         batch.add("run_time", f"{report.run_time:.2f}")
         batch.add("total_analyzed", report.total_analyzed)
@@ -484,6 +472,7 @@ class Analyzer:
         for algorithm, count in report.anomaly_breakdown.items():
             batch.add(f"anomaly_breakdown.{algorithm}", count)
         if mirage is not None:
+            batch.add("sent_to_mirage", sent_to_mirage)
             batch.add("mirage_metrics", len(mirage))
 
     def _canary(self, conn: Any, batch: graphite.MetricBatch, now: float) -> None:

@@ -105,7 +105,8 @@ def test_same_alerter_first_matching_tuple_wins(load, syslog, redis_conn):
 def test_tuples_are_the_outer_loop_and_each_metric_alerts_once(load, syslog, redis_conn):
     settings = syslog_settings(load, syslog, [("stats.a", "syslog", 100), ("stats", "syslog", 900)])
     anomalies = [Anomaly(1.0, "stats.b", 1), Anomaly(2.0, "stats.a", 1), Anomaly(3.0, "other", 1)]
-    jobs = alerts.plan_alerts(redis_conn, settings, anomalies)
+    jobs, handed_to_mirage = alerts.plan_alerts(redis_conn, settings, anomalies)
+    assert handed_to_mirage == set()
     assert [(job.alert[2], job.target.base_name) for job in jobs] == [(100, "stats.a"), (900, "stats.b")]
 
 

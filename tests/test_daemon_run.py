@@ -148,14 +148,13 @@ def test_exception_sets_refresh_on_their_timer_without_mirage(daemon_settings, s
     assert b"gone.metric" not in redis_conn.smembers(keys.ANALYZER_BORING)
 
 
-def test_timing_metrics_and_canary(daemon_settings, seeded, redis_conn, tmp_path):
+def run_capturing_graphite(daemon_settings, **overrides):
+    """One run with carbon at a loopback listener; the run's report and ``{metric: value}`` it sent."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     listener.settimeout(10)
-    now = int(time.time())
-    redis_conn.set("metrics.statsd.numStats", codec.encode([[now - 7200, 1], [now, 2]]))
-    redis_conn.sadd("metrics.unique_metrics", "metrics.statsd.numStats")
-    settings = daemon_settings(GRAPHITE_HOST="127.0.0.1", CARBON_PORT=port, SERVER_METRICS_NAME="host1")
+    settings = daemon_settings(GRAPHITE_HOST="127.0.0.1", CARBON_PORT=port, SERVER_METRICS_NAME="host1",
+                               **overrides)
     try:
         report = Analyzer(settings).run_once()
         conn, _ = listener.accept()
@@ -171,6 +170,14 @@ def test_timing_metrics_and_canary(daemon_settings, seeded, redis_conn, tmp_path
         name, value, stamp = line.split(" ")
         assert abs(int(stamp) - time.time()) < 30
         sent[name] = value
+    return settings, report, sent
+
+
+def test_timing_metrics_and_canary(daemon_settings, seeded, redis_conn, tmp_path):
+    now = int(time.time())
+    redis_conn.set("metrics.statsd.numStats", codec.encode([[now - 7200, 1], [now, 2]]))
+    redis_conn.sadd("metrics.unique_metrics", "metrics.statsd.numStats")
+    settings, report, sent = run_capturing_graphite(daemon_settings)
     ns = "skyline.analyzer.host1."
     assert sent[ns + "total_metrics"] == str(COUNT + 1)
     assert sent[ns + "total_analyzed"] == str(report.total_analyzed)
@@ -186,6 +193,19 @@ def test_timing_metrics_and_canary(daemon_settings, seeded, redis_conn, tmp_path
     for algorithm in settings.ALGORITHMS:
         for part in ("total_time", "median_time"):
             assert float(sent[f"{ns}algorithm_breakdown.{algorithm}.timing.{part}"]) >= 0
+
+
+def test_mirage_hand_offs_are_reported(daemon_settings, seeded, redis_conn, tmp_path):
+    # A 4-element tuple hands every anomalous synthetic metric to Mirage (no alert: full-duration off).
+    checks = tmp_path / "mirage"
+    checks.mkdir()
+    _, report, sent = run_capturing_graphite(
+        daemon_settings, ENABLE_ALERTS=True, ENABLE_MIRAGE=True, ENABLE_FULL_DURATION_ALERTS=False,
+        MIRAGE_CHECK_PATH=str(checks), ALERTS=[("synthetic", "syslog", 120, 24)],
+    )
+    assert sent["skyline.analyzer.host1.sent_to_mirage"] == str(ANOMALOUS) == str(report.total_anomalies)
+    assert sent["skyline.analyzer.host1.mirage_metrics"] == str(COUNT)
+    assert len(list(checks.glob("*.txt"))) == ANOMALOUS
 
 
 @pytest.mark.parametrize("canary", [b"", b"\xc1", codec.encode([[1, 1]])])
