@@ -130,6 +130,7 @@ def algorithm_profile(settings: config.Settings, count: int) -> dict:
         if outcome.verdict is not None:
             analysed += 1
             triggered.update(outcome.verdict.triggered(list(settings.ALGORITHMS)))
+    votes = [dict(zip(settings.ALGORITHMS, o.verdict.ensemble, strict=True)) for o in outcomes if o.verdict is not None]
     profile = {}
     print(f"\nper algorithm, every algorithm run on {analysed} analysed 1,440-point series:")
     print(f"{'algorithm':<30} {'True %':>7} {'reference us':>13} {'fast us':>9} {'speed-up':>9}")
@@ -139,7 +140,49 @@ def algorithm_profile(settings: config.Settings, count: int) -> dict:
         profile[name] = {"true_rate": triggered[name] / analysed, "reference_us": ref_us, "fast_us": fast_us}
         print(f"{name:<30} {100 * triggered[name] / analysed:7.2f} {ref_us:13.1f} {fast_us:9.2f}"
               f" {ref_us / fast_us:8.1f}x")
-    return profile
+    return {"algorithms": profile, "orders": order_costs(votes, profile, settings)}
+
+
+#: v1.2.8's default order and the Etsy original's (SPEC.md 3.3).
+ETSY_ORDER = ["first_hour_average", "mean_subtraction_cumulation", "stddev_from_average",
+              "stddev_from_moving_average", "least_squares", "grubbs", "histogram_bins",
+              "median_absolute_deviation", "ks_test"]
+
+
+def order_costs(votes: list[dict], profile: dict, settings: config.Settings) -> dict:
+    """Expected cost per series of candidate ``ALGORITHMS`` orders under the early exit.
+
+    Replays each series' votes (from the every-algorithm run) in the candidate order, stopping once
+    consensus is impossible, and sums the measured mean cost of each algorithm run. Greedy orders put
+    first the algorithm with the lowest cost per chance of voting False (an early False is what ends
+    the run).
+    """
+    names = list(settings.ALGORITHMS)
+    max_false = len(names) - settings.CONSENSUS + 1
+    false_rate = {n: sum(v[n] is False for v in votes) / len(votes) for n in names}
+    orders = {"v1.2.8 default": names, "Etsy": ETSY_ORDER}
+    for engine_name in ("reference", "fast"):
+        key = f"{engine_name}_us"
+        orders[f"greedy for {engine_name} costs"] = sorted(
+            names, key=lambda n, key=key: profile[n][key] / max(false_rate[n], 1e-9))
+    results = {}
+    print(f"\nexpected cost per series of an ALGORITHMS order (early exit, {len(votes)} series):")
+    for label, order in orders.items():
+        row = {"order": order}
+        for engine_name in ("reference", "fast"):
+            total = 0.0
+            for series_votes in votes:
+                falses = 0
+                for name in order:
+                    total += profile[name][f"{engine_name}_us"]
+                    falses += series_votes[name] is False
+                    if falses >= max_false:
+                        break
+            row[f"{engine_name}_us"] = total / len(votes)
+        results[label] = row
+        print(f"  {label:<28} reference {row['reference_us']:8.1f} us   fast {row['fast_us']:7.2f} us   "
+              f"{', '.join(order)}")
+    return results
 
 
 def plot(profile: dict, rows: list[dict], path: Path) -> None:
@@ -148,6 +191,7 @@ def plot(profile: dict, rows: list[dict], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    profile = profile["algorithms"]
     names = list(profile)
     fig, (left, right) = plt.subplots(1, 2, figsize=(13, 5), gridspec_kw={"width_ratios": [3, 2]})
     y = np.arange(len(names))

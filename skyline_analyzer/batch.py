@@ -40,6 +40,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from scipy.stats import t as student_t
@@ -167,7 +168,8 @@ def histogram_bins(block: Block, rows: np.ndarray) -> np.ndarray:
     upper = np.where(index < HISTOGRAM_BINS - 1, edges[everywhere, index + 1], np.inf)
     # Rows that cannot flag count nothing rather than being copied out of the block.
     lower[~candidate] = np.inf
-    count = np.count_nonzero((values >= lower[:, None]) & (values < upper[:, None]), axis=1)
+    # lower <= upper, so the values in [lower, upper) are those below upper less those below lower.
+    count = np.count_nonzero(values < upper[:, None], axis=1) - np.count_nonzero(values < lower[:, None], axis=1)
     codes = np.where(candidate & (count <= HISTOGRAM_RARE_COUNT), TRUE, FALSE).astype(np.int8)
     codes[~decidable] = DEFER
     return codes
@@ -232,10 +234,9 @@ def grubbs(block: Block, rows: np.ndarray) -> np.ndarray:
 def ks_test(block: Block, rows: np.ndarray) -> np.ndarray:
     """Batched window counts of ``ks_test``; a series with 20 points in both windows goes to the reference."""
     timestamps = block.rows_of(block.timestamps, rows)
-    reference = np.count_nonzero(
-        (timestamps >= block.now - KS_REFERENCE_START) & (timestamps < block.now - KS_PROBE_START), axis=1
-    )
+    # The probe window [now-600, ...) lies inside [now-3600, ...): the reference window is the difference.
     probe = np.count_nonzero(timestamps >= block.now - KS_PROBE_START, axis=1)
+    reference = np.count_nonzero(timestamps >= block.now - KS_REFERENCE_START, axis=1) - probe
     testable = (reference >= KS_MIN_SAMPLES) & (probe >= KS_MIN_SAMPLES)
     return np.where(testable, DEFER, FALSE).astype(np.int8)
 
@@ -361,8 +362,7 @@ def boring(values: np.ndarray, max_boredom: int, boredom_set_size: int) -> np.nd
     return distinct == boredom_set_size
 
 
-@dataclass(frozen=True)
-class Result:
+class Result(NamedTuple):
     """One series' fate: the name of the filter exception, or the ensemble of votes."""
 
     exception: str | None = None
@@ -420,12 +420,14 @@ def evaluate(
     """
     results: list[Result | None] = [None] * len(series)
     by_length: dict[int, list[int]] = {}
+    min_length, stale_period = settings.MIN_TOLERABLE_LENGTH, settings.STALE_PERIOD
+    too_short, stale = Result(exception="TooShort"), Result(exception="Stale")
     for index, one in enumerate(series):
         length = one.values.shape[0]
-        if length < settings.MIN_TOLERABLE_LENGTH:
-            results[index] = Result(exception="TooShort")
-        elif now - one.last_timestamp > settings.STALE_PERIOD:
-            results[index] = Result(exception="Stale")
+        if length < min_length:
+            results[index] = too_short
+        elif now - one.last_timestamp > stale_period:
+            results[index] = stale
         else:
             by_length.setdefault(length, []).append(index)
     tune_allocator()

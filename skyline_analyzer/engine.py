@@ -92,12 +92,18 @@ def _analyse_fast(
     if not settings.ENABLE_ALGORITHM_RUN_METRICS:
         recorder = None
     results = batch.evaluate(series, names, settings, now, recorder=recorder)
+    threshold = len(settings.ALGORITHMS) - settings.CONSENSUS
+    second_order = settings.ENABLE_SECOND_ORDER
     outcomes = []
     for one, name, result in zip(series, names, results, strict=True):
         if result.exception is not None:
             outcomes.append(Outcome(name, exception=result.exception))
-        else:
+        elif second_order:
             outcomes.append(Outcome(name, verdict=conclude(result.ensemble, one, name, settings, now, redis)))
+        else:
+            # conclude() without the second-order branch, inlined: this loop runs once per series.
+            anomalous = result.ensemble.count(False) <= threshold
+            outcomes.append(Outcome(name, verdict=Verdict(anomalous, result.ensemble, one.last_value)))
     return outcomes
 
 
