@@ -166,7 +166,8 @@ def test_relay_and_plaintext_clients_end_to_end(make_settings, redis_conn, carbo
         deadline = time.monotonic() + 20
         while sum(carbon.wait_for(prefix + name, timeout=20)) != count and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert sum(carbon.values(prefix + name)) == count, name
+        values = carbon.values(prefix + name)
+        assert values and sum(values) == count, name
 
 
 def test_service_script_and_seed_round_trip(make_settings, redis_conn) -> None:
