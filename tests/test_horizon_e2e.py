@@ -280,3 +280,31 @@ def test_a_killed_child_starts_a_new_generation_and_stop_still_works(make_settin
         assert redis_conn.get("metrics.after.restart") == msgpack.packb((now, 2.0))
     finally:
         assert horizon.stop() == 0
+
+
+def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None:
+    # No Redis at all: the workers wait for it and read nothing, so the (tiny) queues fill up.
+    horizon = HorizonProcess(horizon_settings(make_settings, REDIS_SOCKET_PATH=str(tmp_path / "no-redis.sock"),
+                                              MAX_QUEUE_SIZE=2))
+    agent = horizon.process.pid
+    children = [int(pid) for pid in Path(f"/proc/{agent}/task/{agent}/children").read_text().split()]
+    try:
+        assert len(children) == 5, "two workers and three listeners"
+        name = "orphan." + "x" * 200
+        with socket.create_connection(horizon.address("PLAINTEXT_PORT")) as conn:
+            conn.sendall(b"".join(f"{name}{n % 50} {n} {int(time.time())}\n".encode() for n in range(20_000)))
+        wait_for_log(horizon.log, "queue is full", timeout=15)
+    finally:
+        # Take the agent away without any chance to clean up; a listener must not wait for ever at exit
+        # to hand its buffered chunks to workers that are gone.
+        horizon.process.kill()
+        horizon.process.wait()
+    deadline = time.monotonic() + 15
+    alive = children
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()
+                 and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()]
+        time.sleep(0.1)
+    for pid in alive:  # this test started them: do not leave them behind if the assertion fails
+        os.kill(pid, signal.SIGKILL)
+    assert alive == [], "every child noticed the agent was gone and exited"

@@ -420,4 +420,10 @@ def run_listener(protocol: str, sock: socket.socket, settings: Settings, work_qu
         stop.wait(POLL_SECONDS)
     stopping.set()
     server.join()
+    if os.getppid() != parent_pid:
+        # The agent is gone, and its workers with it: nobody will read what is still buffered for the
+        # queues, and waiting at exit to write it would leave this process behind for ever.
+        log.error("horizon.listen :: the agent (pid %s) is gone: %s listener exiting", parent_pid, protocol)
+        for work_queue in work_queues:
+            work_queue.cancel_join_thread()
     log.info("horizon.listen :: %s listener stopped", protocol)

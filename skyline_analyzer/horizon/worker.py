@@ -130,7 +130,7 @@ def run_worker(index: int, settings: Settings, work_queue: Any, counters: Counte
         if not link.ping():
             if stopping:
                 break
-            stop.wait(link.backoff())
+            _pause(link.backoff(), stop, parent_pid)
             link.reconnect()
             continue
         try:
@@ -160,3 +160,10 @@ def run_worker(index: int, settings: Settings, work_queue: Any, counters: Counte
             counters.add("worker.datapoints_too_old", result.too_old)
     link.close()
     log.info("horizon.worker :: worker %d stopped", index)
+
+
+def _pause(seconds: float, stop: Any, parent_pid: int) -> None:
+    """Wait out a Redis back-off, but not past a stop or the agent's death."""
+    deadline = time.monotonic() + seconds
+    while not stop.is_set() and os.getppid() == parent_pid and (left := deadline - time.monotonic()) > 0:
+        stop.wait(min(0.5, left))
