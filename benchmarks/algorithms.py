@@ -200,15 +200,15 @@ def plot(profile: dict, rows: list[dict], path: Path) -> None:
     left.set_yticks(y, [f"{n} ({100 * profile[n]['true_rate']:.1f}% True)" for n in names])
     left.invert_yaxis()
     left.set_xscale("log")
-    left.set_xlabel("microseconds per series (log scale), 1,440 points, every algorithm run")
+    left.set_xlabel("µs per series (log), 1,440 points, every algorithm run")
     left.set_title("Cost of each algorithm")
-    left.legend(loc="lower right")
+    left.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize="small")
     labels = [r["corpus"] for r in rows]
     x = np.arange(len(rows))
     right.bar(x - 0.2, [r["reference_ms"] for r in rows], 0.4, label="reference")
     right.bar(x + 0.2, [r["fast_ms"] for r in rows], 0.4, label="fast")
     for xi, r in zip(x, rows, strict=True):
-        right.annotate(f"{r['speedup']:.0f}x", (xi, r["reference_ms"]), ha="center", va="bottom")
+        right.annotate(f"{r['speedup']:.1f}x", (xi, r["reference_ms"]), ha="center", va="bottom")
     right.set_xticks(x, labels, rotation=20, ha="right")
     right.set_yscale("log")
     right.set_ylabel("ms per series (log scale)")
