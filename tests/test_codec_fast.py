@@ -62,6 +62,23 @@ def test_any_mix_of_numbers(pairs: list[tuple]) -> None:
     same(codec.encode(pairs))
 
 
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from([TS, float(TS), 2**40, 300, 70000]),
+    st.lists(numbers, min_size=1, max_size=60),
+    st.booleans(),
+    st.integers(0, 30),
+)
+def test_one_timestamp_type_with_values_of_any_types(
+    ts_start: int | float, values: list, roomba: bool, cut: int
+) -> None:
+    """The pointer-doubling path: timestamps of one type, values of mixed types, whole or truncated."""
+    pairs = [(ts_start + i if isinstance(ts_start, int) else ts_start + 60.0 * i, v) for i, v in enumerate(values)]
+    raw = codec.encode_as_roomba(pairs) if roomba else codec.encode(pairs)
+    same(raw)
+    same(raw[: len(raw) - cut % 10])
+
+
 @settings(max_examples=200, deadline=None)
 @given(uniform(st.floats(-(2.0**100), 2.0**100, width=32), st.floats(width=32)))
 def test_single_precision_floats(pairs: list[tuple]) -> None:
@@ -92,9 +109,15 @@ def test_the_fast_path_serves_a_fixed_width_value(monkeypatch: pytest.MonkeyPatc
         series = codec.decode_fast(codec.encode(pairs), "fixed")
         assert len(series) == len(pairs) and series.last_value == pairs[-1][1]
         assert type(series.last_value) is type(pairs[-1][1])
+    # Ints of several widths (a counter crossing 127, 255, 65535) and ints mixed with floats: the
+    # pointer-doubling path, still without the per-datapoint decoder.
+    mixed = [(TS + 60 * i, v) for i, v in enumerate([1, 1000, 2.5, -3, 70000, 2**40, 200, -200])]
+    series = codec.decode_fast(codec.encode(mixed), "mixed")
+    assert series.values.tolist() == [float(v) for _, v in mixed] and series.last_value == -200
     assert calls == []
-    codec.decode_fast(codec.encode([(TS, 1), (TS + 60, 1000)]), "mixed")
-    assert calls == ["mixed"]
+    codec.decode_fast(codec.encode([(TS, 1), (TS + 60, True)]), "foreign")
+    codec.decode_fast(codec.encode([(TS, 1), (float(TS + 60), 2)]), "timestamps of two types")
+    assert calls == ["foreign", "timestamps of two types"]
 
 
 def test_empty_and_nonfinite() -> None:
