@@ -209,7 +209,7 @@ def test_dispatch_waves_are_each_bounded_by_the_timeout(load, redis_conn):
     with HangingServer() as stuck:
         settings = load("http://127.0.0.1:1", [("stats", "webhook", 60)], ALERT_TIMEOUT=0.5, ALERT_CONCURRENCY=1,
                         WEBHOOK_OPTS={"urls": {"stats": f"http://127.0.0.1:{stuck.port}/hook"}})
-        jobs = alerts.plan_alerts(redis_conn, settings, [Anomaly(i, f"stats.m{i}", NOW) for i in range(3)])
+        jobs, _ = alerts.plan_alerts(redis_conn, settings, [Anomaly(i, f"stats.m{i}", NOW) for i in range(3)])
         started = time.monotonic()
         results = alerts.dispatch(jobs, settings, redis_conn)
         elapsed = time.monotonic() - started
@@ -224,7 +224,7 @@ def test_dispatch_deadline_abandons_alerts_that_overrun(load, redis_conn):
         # Three URLs per alert: each alert needs three timeouts, more than its wave allows.
         settings = load("http://127.0.0.1:1", [("stats", "webhook", 60)], ALERT_TIMEOUT=0.5, ALERT_CONCURRENCY=1,
                         WEBHOOK_OPTS={"urls": {"stats": [hook, hook, hook]}})
-        jobs = alerts.plan_alerts(redis_conn, settings, [Anomaly(i, f"stats.m{i}", NOW) for i in range(3)])
+        jobs, _ = alerts.plan_alerts(redis_conn, settings, [Anomaly(i, f"stats.m{i}", NOW) for i in range(3)])
         started = time.monotonic()
         results = alerts.dispatch(jobs, settings, redis_conn)
         elapsed = time.monotonic() - started
