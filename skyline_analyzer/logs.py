@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import time
 from pathlib import Path
 
 #: The package's logger: every module logs under it with ``logging.getLogger(__name__)``.
@@ -17,6 +18,8 @@ FORMAT = "%(asctime)s :: %(process)d :: %(message)s"
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: Rotated logs kept, as the original.
 BACKUP_COUNT = 5
+#: Seconds a daemon waits for its bin/<app>.d to release the log lock (the original's 5 s).
+LOG_LOCK_WAIT = 5.0
 
 
 def log_file(log_path: str | Path, app: str) -> Path:
@@ -56,3 +59,25 @@ def worker_logging() -> None:
             # because the handler flushes after every record.
             old.close()
             logger.addHandler(watched)
+
+
+def log_handoff(log_path: str | Path, app: str) -> None:
+    """Take part in ``bin/<app>.d``'s log hand-off (SPEC.md 4.3, 6).
+
+    Deleting ``<app>.log.wait`` tells the script "started"; the process then waits at most
+    :data:`LOG_LOCK_WAIT` for the script to remove ``<app>.log.lock`` (it prepends the previous log
+    meanwhile), and removes a lock left behind itself.
+    """
+    log = logging.getLogger(PACKAGE_LOGGER)
+    directory = Path(log_path)
+    (directory / f"{app}.log.wait").unlink(missing_ok=True)
+    lock = directory / f"{app}.log.lock"
+    deadline = time.monotonic() + LOG_LOCK_WAIT
+    while lock.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log.info("starting %s run", app)
+    if lock.exists():
+        log.error("error - bin/%s.d log management seems to have failed, continuing", app)
+        lock.unlink(missing_ok=True)
+    else:
+        log.info("bin/%s.d log management done", app)

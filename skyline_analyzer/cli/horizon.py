@@ -13,19 +13,16 @@ import argparse
 import logging
 import signal
 import sys
-import time
-from pathlib import Path
 from types import FrameType
 
-from skyline_analyzer import config, connections, logs
+from skyline_analyzer import config, logs
+from skyline_analyzer.cli import service
 from skyline_analyzer.exceptions import SettingsError
 from skyline_analyzer.horizon.agent import Horizon, validate
 
 log = logging.getLogger(__name__)
 
 APP = "horizon"
-#: Seconds the process waits for bin/horizon.d to release the log lock (the original's 5 s).
-LOG_LOCK_WAIT = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,37 +37,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def log_handoff(log_path: Path) -> None:
-    """Signal "started" to bin/horizon.d and wait (at most LOG_LOCK_WAIT) for it to release the log."""
-    (log_path / f"{APP}.log.wait").unlink(missing_ok=True)
-    lock = log_path / f"{APP}.log.lock"
-    deadline = time.monotonic() + LOG_LOCK_WAIT
-    while lock.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    if lock.exists():
-        log.error("error - bin/%s.d log management seems to have failed, continuing", APP)
-        lock.unlink(missing_ok=True)
-
-
 def run(args: argparse.Namespace) -> int:
     settings = config.load()
     problems = validate(settings)
     if problems:
         raise SettingsError(problems)
-    for label, path in (("pid", settings.PID_PATH), ("log", settings.LOG_PATH)):
-        if not Path(path).is_dir():
-            print(f"{label} directory does not exist at {path}", file=sys.stderr)
-            return 1
+    if not service.directories_exist(settings):
+        return 1
     file_handler = logs.setup(settings.LOG_PATH, APP, level=logging.INFO)
     if args.stderr:
         to_stderr = logging.StreamHandler()
         to_stderr.setFormatter(file_handler.formatter)
         logging.getLogger(logs.PACKAGE_LOGGER).addHandler(to_stderr)
-    try:
-        connections.check_credentials(settings)
-    except connections.RedisAuthError as exc:
-        print(f"error :: {exc}", file=sys.stderr)
-        log.error("error :: %s - cannot start", exc)
+    if not service.redis_credentials_accepted(settings):
         return 1
     horizon = Horizon(settings)
     try:
@@ -86,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    log_handoff(Path(settings.LOG_PATH))
+    logs.log_handoff(settings.LOG_PATH, APP)
     horizon.run()
     horizon.shutdown()
     return 0

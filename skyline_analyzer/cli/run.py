@@ -15,21 +15,18 @@ import argparse
 import logging
 import signal
 import sys
-import time
 import traceback
-from pathlib import Path
 from types import FrameType
 
-from skyline_analyzer import config, connections, logs
+from skyline_analyzer import config, logs
 from skyline_analyzer.analyzer import Analyzer
+from skyline_analyzer.cli import service
 from skyline_analyzer.systemd import Notifier
 from skyline_analyzer.verdict import algorithm_self_test
 
 log = logging.getLogger(__name__)
 
 APP = "analyzer"
-#: Seconds the process waits for bin/analyzer.d to release the log lock (the original's 5 s).
-LOG_LOCK_WAIT = 5.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,21 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--max-runs", type=int, default=None, help="exit after this many completed runs")
     parser.set_defaults(handler=run)
-
-
-def log_handoff(log_path: Path) -> None:
-    """Signal "started" to bin/analyzer.d and wait (at most LOG_LOCK_WAIT) for it to release the log."""
-    (log_path / f"{APP}.log.wait").unlink(missing_ok=True)
-    lock = log_path / f"{APP}.log.lock"
-    deadline = time.monotonic() + LOG_LOCK_WAIT
-    while lock.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    log.info("starting %s run", APP)
-    if lock.exists():
-        log.error("error - bin/%s.d log management seems to have failed, continuing", APP)
-        lock.unlink(missing_ok=True)
-    else:
-        log.info("bin/%s.d log management done", APP)
 
 
 def install_signal_handlers(analyzer: Analyzer) -> None:
@@ -78,10 +60,8 @@ def install_signal_handlers(analyzer: Analyzer) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load()
-    for label, path in (("pid", settings.PID_PATH), ("log", settings.LOG_PATH)):
-        if not Path(path).is_dir():
-            print(f"{label} directory does not exist at {path}", file=sys.stderr)
-            return 1
+    if not service.directories_exist(settings):
+        return 1
     logs.setup(settings.LOG_PATH, APP)
     try:
         algorithm_self_test(settings)
@@ -90,13 +70,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"Algorithm test run failed.\n{text}", file=sys.stderr)
         log.error("Algorithm test run failed.\n%s", text)
         return 1
-    try:
-        connections.check_credentials(settings)
-    except connections.RedisAuthError as exc:
-        print(f"error :: {exc}", file=sys.stderr)
-        log.error("error :: %s - cannot start", exc)
+    if not service.redis_credentials_accepted(settings):
         return 1
-    log_handoff(Path(settings.LOG_PATH))
+    logs.log_handoff(settings.LOG_PATH, APP)
     notifier = Notifier()
     analyzer = Analyzer(settings, notifier)
     install_signal_handlers(analyzer)
