@@ -11,7 +11,7 @@ import pickle
 import socket
 import struct
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import islice
 from typing import Any
 
@@ -35,15 +35,21 @@ def pickle_frame(datapoints: Sequence[Datapoint]) -> bytes:
     return struct.pack("!I", len(payload)) + payload
 
 
+def _send_stream(address: tuple[str, int], datapoints: Iterable[Datapoint], per_write: int,
+                 encode: Callable[[list[Datapoint]], bytes]) -> int:
+    """Send ``encode``d batches of ``per_write`` datapoints over one TCP connection; the count sent."""
+    sent = 0
+    with socket.create_connection(address, timeout=30) as sock:
+        for batch in _batches(datapoints, per_write):
+            sock.sendall(encode(batch))
+            sent += len(batch)
+    return sent
+
+
 def send_pickle(address: tuple[str, int], datapoints: Iterable[Datapoint],
                 frame_datapoints: int = FRAME_DATAPOINTS) -> int:
     """Send over one TCP connection in frames of ``frame_datapoints``; returns the datapoints sent."""
-    sent = 0
-    with socket.create_connection(address, timeout=30) as sock:
-        for batch in _batches(datapoints, frame_datapoints):
-            sock.sendall(pickle_frame(batch))
-            sent += len(batch)
-    return sent
+    return _send_stream(address, datapoints, frame_datapoints, pickle_frame)
 
 
 def plaintext_lines(datapoints: Iterable[Datapoint]) -> bytes:
@@ -53,12 +59,7 @@ def plaintext_lines(datapoints: Iterable[Datapoint]) -> bytes:
 
 def send_plaintext(address: tuple[str, int], datapoints: Iterable[Datapoint], lines_per_write: int = 1000) -> int:
     """Send lines over one TCP connection; returns the datapoints sent."""
-    sent = 0
-    with socket.create_connection(address, timeout=30) as sock:
-        for batch in _batches(datapoints, lines_per_write):
-            sock.sendall(plaintext_lines(batch))
-            sent += len(batch)
-    return sent
+    return _send_stream(address, datapoints, lines_per_write, plaintext_lines)
 
 
 def send_udp(address: tuple[str, int], datapoints: Iterable[Datapoint], rate: float | None = None) -> int:
