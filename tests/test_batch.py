@@ -176,3 +176,12 @@ def test_check_reference_flag_gives_the_same_output(make_settings: Callable[...,
     assert outputs[0] == outputs[1]
     assert set(outputs[0]) == set(subset)
     assert any(r["anomalous"] for r in outputs[0].values())
+
+
+@pytest.mark.parametrize("consensus", [1, 9, 10])
+def test_consensus_extremes_match_the_reference(consensus: int, make_settings: Callable[..., Path]) -> None:
+    """CONSENSUS 1 and 9 reach the ends of the early exit; 10 (rejected by settings validation, set here
+    programmatically) makes consensus impossible, yet the reference still runs the first algorithm."""
+    names, series, _ = corpus("corpus_60s")
+    fast, reference = both(series, names, load(make_settings).replace(CONSENSUS=consensus))
+    assert fast == reference
