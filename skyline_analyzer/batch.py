@@ -58,7 +58,7 @@ from skyline_analyzer.config import Settings
 from skyline_analyzer.numerics import EWM_COM
 from skyline_analyzer.series import Series
 from skyline_analyzer.tmpfiles import RunMetricsRecorder
-from skyline_analyzer.verdict import Vote, _run_one, early_exit_enabled
+from skyline_analyzer.verdict import Vote, early_exit_enabled, run_algorithm
 
 #: Internal vote codes of a block: False, True, the reference detector raised, and "ask the reference".
 FALSE, TRUE, NONE, DEFER = 0, 1, -1, 2
@@ -521,6 +521,6 @@ def _vote(block: Block, rows: np.ndarray, name: str, settings: Settings) -> np.n
         DEFERRED[name] += int(deferred.shape[0])
         for position in deferred:
             row = int(rows[position])
-            vote = _run_one(name, block.series[row], settings, block.now, block.names[row], None)
+            vote = run_algorithm(name, block.series[row], settings, block.now, block.names[row], None)
             codes[position] = NONE if vote is None else TRUE if vote else FALSE
     return codes

@@ -191,6 +191,7 @@ def _alert_problems(settings: Settings) -> list[str]:
 def validate(settings: Settings) -> list[str]:
     """Every problem with ``settings``, one message each naming the setting; empty when valid."""
     from skyline_analyzer.algorithms import DETECTORS
+    from skyline_analyzer.engine import ENGINES
 
     problems = _type_problems(settings)
     bad_types = {p.split(" ", 1)[0] for p in problems}
@@ -216,6 +217,9 @@ def validate(settings: Settings) -> list[str]:
     threshold = settings.LUMINOL_CROSS_CORRELATION_THRESHOLD
     if "LUMINOL_CROSS_CORRELATION_THRESHOLD" not in bad_types and (threshold <= 0.0 or threshold >= 1.0):
         problems.append(f"LUMINOL_CROSS_CORRELATION_THRESHOLD must be between 0 and 1, got {threshold!r}")
+    if "ANALYZER_ENGINE" not in bad_types and settings.ANALYZER_ENGINE not in ENGINES:
+        problems.append(f"ANALYZER_ENGINE must be one of {', '.join(map(repr, ENGINES))},"
+                        f" got {settings.ANALYZER_ENGINE!r}")
     if "ALERTS" not in bad_types:
         problems.extend(_alert_problems(settings))
     return problems

@@ -13,8 +13,6 @@ every series, and the second-order check for the (few) series that reach consens
 
 from __future__ import annotations
 
-import logging
-import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,15 +22,7 @@ from skyline_analyzer.config import Settings
 from skyline_analyzer.exceptions import SeriesException, SettingsError
 from skyline_analyzer.series import Series
 from skyline_analyzer.tmpfiles import RunMetricsRecorder
-from skyline_analyzer.verdict import (
-    Verdict,
-    Vote,
-    is_anomalously_anomalous,
-    record_stale_candidate,
-    run_selected_algorithm,
-)
-
-log = logging.getLogger(__name__)
+from skyline_analyzer.verdict import Verdict, conclude, record_stale_candidate, run_selected_algorithm
 
 #: The values ``ANALYZER_ENGINE`` accepts.
 ENGINES = ("fast", "reference")
@@ -105,18 +95,3 @@ def _analyse_fast(
             anomalous = result.ensemble.count(False) <= threshold
             outcomes.append(Outcome(name, verdict=Verdict(anomalous, result.ensemble, one.last_value)))
     return outcomes
-
-
-def conclude(ensemble: list[Vote], series: Series, name: str, settings: Settings, now: float, redis: Any) -> Verdict:
-    """The verdict from an ensemble, as the last step of ``run_selected_algorithm`` forms it (SPEC.md 3.3)."""
-    datapoint = series.last_value
-    if ensemble.count(False) > len(settings.ALGORITHMS) - settings.CONSENSUS:
-        return Verdict(False, ensemble, datapoint)
-    if not settings.ENABLE_SECOND_ORDER:
-        return Verdict(True, ensemble, datapoint)
-    try:
-        anomalous = is_anomalously_anomalous(redis, name, datapoint, now)
-    except Exception:
-        log.error("error :: Algorithm error: second-order check failed for %s\n%s", name, traceback.format_exc())
-        return Verdict(False, [], 1)
-    return Verdict(anomalous, ensemble, datapoint)

@@ -94,7 +94,7 @@ def run_ensemble(
     for name in algorithms:
         vote: Vote = False
         if consensus_possible:
-            vote = _run_one(name, series, settings, now, metric_name, recorder)
+            vote = run_algorithm(name, series, settings, now, metric_name, recorder)
         ensemble.append(vote)
         falses += vote is False
         if early_exit and falses >= max_false:
@@ -102,9 +102,10 @@ def run_ensemble(
     return ensemble
 
 
-def _run_one(
+def run_algorithm(
     name: str, series: Series, settings: Settings, now: float, metric_name: str, recorder: RunMetricsRecorder | None
 ) -> Vote:
+    """One algorithm's vote: True/False, or None when it raised (traceback recorded and logged); timed."""
     started = time.perf_counter()
     try:
         with np.errstate(all="ignore"):
@@ -166,9 +167,14 @@ def run_selected_algorithm(
     if not settings.ENABLE_ALGORITHM_RUN_METRICS:
         recorder = None
     ensemble = run_ensemble(series, settings, now, metric_name, recorder)
+    return conclude(ensemble, series, metric_name, settings, now, redis)
+
+
+def conclude(ensemble: list[Vote], series: Series, metric_name: str, settings: Settings, now: float,
+             redis: Any) -> Verdict:
+    """The verdict from a complete ensemble: consensus, then the second-order check when enabled."""
     datapoint = series.last_value
-    threshold = len(settings.ALGORITHMS) - settings.CONSENSUS
-    if ensemble.count(False) > threshold:
+    if ensemble.count(False) > len(settings.ALGORITHMS) - settings.CONSENSUS:
         return Verdict(False, ensemble, datapoint)
     if not settings.ENABLE_SECOND_ORDER:
         return Verdict(True, ensemble, datapoint)

@@ -63,6 +63,7 @@ def test_settings_are_read_only() -> None:
         ({"FULL_DURATION": 0}, "FULL_DURATION must be positive"),
         ({"ANALYZER_OPTIMUM_RUN_DURATION": -1}, "ANALYZER_OPTIMUM_RUN_DURATION must be positive"),
         ({"ALERT_TIMEOUT": 0}, "ALERT_TIMEOUT must be positive"),
+        ({"ANALYZER_ENGINE": "turbo"}, "ANALYZER_ENGINE must be one of 'fast', 'reference', got 'turbo'"),
         ({"ALERT_CONCURRENCY": 0}, "ALERT_CONCURRENCY must be positive"),
         ({"MAX_ANALYZER_PROCESS_RUNTIME": "180"}, "MAX_ANALYZER_PROCESS_RUNTIME must be int, got str"),
         ({"ANALYZER_PROCESSES": True}, "ANALYZER_PROCESSES must be int, got bool"),
