@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from skyline_analyzer import batch, config, engine  # noqa: E402
 from skyline_analyzer.series import Series  # noqa: E402
-from skyline_analyzer.synthetic import KINDS  # noqa: E402
+from skyline_analyzer.synthetic import KINDS, make_values  # noqa: E402
 
 VECTORS = REPO.parent / "shared" / "vectors"
 NOW = 1_700_000_000
@@ -56,25 +56,9 @@ def synthetic_chunk(first: int, count: int, points: int, step: int) -> tuple[lis
     series, names = [], []
     offsets = np.arange(points - 1, -1, -1, dtype=np.float64)
     timestamps = NOW - step * offsets
-    i = np.arange(points, dtype=np.float64)
     for n in range(first, first + count):
-        rng = np.random.default_rng(n)
         kind = KINDS[n % len(KINDS)]
-        if kind == "noisy":
-            values = 100.0 + rng.normal(0, 5, points)
-        elif kind == "seasonal":
-            values = 500.0 + 200.0 * np.sin(2 * np.pi * i / points) + rng.normal(0, 10, points)
-        elif kind == "trend":
-            values = 50.0 + 0.05 * i + rng.normal(0, 2, points)
-        elif kind == "counter":
-            values = np.round(1000.0 + rng.normal(0, 30, points))
-        elif kind == "flat":
-            values = np.full(points, 42.0)
-        else:
-            values = 1000.0 + np.cumsum(rng.normal(0, 1, points))
-        values = np.round(values, 3)
-        if n % 100 == 0:
-            values[-3:] = values[:-3].max() + 40.0 * max(float(np.std(values[:-3])), 1.0)
+        values = np.round(make_values(kind, points, seed=n, spike=n % 100 == 0), 3)
         series.append(Series(timestamps.copy(), values, int(timestamps[-1]), float(values[-1])))
         names.append(f"metrics.synthetic.{kind}.{n:05d}")
     return series, names

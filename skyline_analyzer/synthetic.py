@@ -8,10 +8,8 @@ import numpy as np
 KINDS = ("noisy", "seasonal", "trend", "counter", "flat", "random_walk")
 
 
-def make_series(
-    kind: str, end: int, points: int = 1440, step: int = 60, seed: int = 0, spike: bool = False
-) -> list[list[float | int]]:
-    """``points`` datapoints ``[ts, value]`` every ``step`` seconds, the last at ``end``.
+def make_values(kind: str, points: int = 1440, seed: int = 0, spike: bool = False) -> np.ndarray:
+    """``points`` float64 values of one shape, deterministic for ``seed``.
 
     ``spike=True`` replaces the last three values with a large upward excursion, which the default
     consensus flags on every kind.
@@ -35,7 +33,15 @@ def make_series(
     if spike:
         scale = max(float(np.std(values[:-3])), 1.0)
         values[-3:] = float(np.max(values[:-3])) + 40.0 * scale
-    timestamps = end - step * (points - 1 - i.astype(np.int64))
+    return values
+
+
+def make_series(
+    kind: str, end: int, points: int = 1440, step: int = 60, seed: int = 0, spike: bool = False
+) -> list[list[float | int]]:
+    """``points`` datapoints ``[ts, value]`` every ``step`` seconds, the last at ``end`` (:func:`make_values`)."""
+    values = make_values(kind, points, seed, spike)
+    timestamps = end - step * np.arange(points - 1, -1, -1, dtype=np.int64)
     return [[int(t), round(float(v), 3)] for t, v in zip(timestamps, values, strict=True)]
 
 
