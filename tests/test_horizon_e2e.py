@@ -4,6 +4,7 @@ bin/horizon.d drives it as a service; ``seed`` round-trips."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import signal
@@ -308,3 +309,36 @@ def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None
     for pid in alive:  # this test started them: do not leave them behind if the assertion fails
         os.kill(pid, signal.SIGKILL)
     assert alive == [], "every child noticed the agent was gone and exited"
+
+
+def test_systemd_notify_ready_watchdog_stopping(make_settings, redis_conn, tmp_path) -> None:
+    """Under systemd (Type=notify) Horizon says READY once serving, pings the watchdog, says STOPPING."""
+    settings_path = horizon_settings(make_settings)
+    address = str(tmp_path / "notify.sock")
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(address)
+    env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path), "NOTIFY_SOCKET": address,
+           "WATCHDOG_USEC": "2000000"}
+    process = subprocess.Popen([*CLI, "horizon"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    messages = []
+    try:
+        receiver.settimeout(30)
+        messages.append(receiver.recv(4096).decode())
+        while messages.count("WATCHDOG=1") < 2:
+            messages.append(receiver.recv(4096).decode())
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        receiver.settimeout(0.5)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                messages.append(receiver.recv(4096).decode())
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        receiver.close()
+    assert messages[0] == "READY=1"
+    assert messages[-1] == "STOPPING=1"
+    unit = (REPO / "etc" / "systemd" / "horizon.service").read_text()
+    assert "Type=notify" in unit and "WatchdogSec=" in unit and "skyline-analyzer horizon" in unit

@@ -2,9 +2,10 @@
 
 Start-up, in order: validate the settings (Horizon's own included), check that ``PID_PATH`` and ``LOG_PATH``
 exist, log to ``LOG_PATH/horizon.log``, check the Redis credentials, bind the three listeners, take part in
-the log hand-off with ``bin/horizon.d`` (delete ``horizon.log.wait``), then supervise until SIGTERM or
-Ctrl-C. On stop the listeners queue what they hold, the workers write everything queued, the counters are
-reported a last time, and the exit code is 0. Any start-up failure prints a clear message and exits 1.
+the log hand-off with ``bin/horizon.d`` (delete ``horizon.log.wait``), tell systemd READY, then supervise
+(a systemd watchdog ping each second) until SIGTERM or Ctrl-C. On stop the listeners queue what they hold,
+the workers write everything queued, the counters are reported a last time, and the exit code is 0. Any
+start-up failure prints a clear message and exits 1.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from skyline_analyzer import config, logs
 from skyline_analyzer.cli import service
 from skyline_analyzer.exceptions import SettingsError
 from skyline_analyzer.horizon.agent import Horizon, validate
+from skyline_analyzer.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +53,8 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger(logs.PACKAGE_LOGGER).addHandler(to_stderr)
     if not service.redis_credentials_accepted(settings):
         return 1
-    horizon = Horizon(settings)
+    notifier = Notifier()
+    horizon = Horizon(settings, notifier=notifier)
     try:
         horizon.start()
     except OSError as exc:
@@ -66,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     logs.log_handoff(settings.LOG_PATH, APP)
+    notifier.ready()
     horizon.run()
+    notifier.stopping()
     horizon.shutdown()
     return 0

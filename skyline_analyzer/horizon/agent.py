@@ -32,6 +32,7 @@ from skyline_analyzer.config import Settings
 from skyline_analyzer.horizon import listen, roomba, worker
 from skyline_analyzer.horizon.child import Flag, child_main
 from skyline_analyzer.horizon.stats import PROTOCOLS, Counters, report_metrics
+from skyline_analyzer.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -70,8 +71,9 @@ class Horizon:
     """
 
     def __init__(self, settings: Settings, *, report_interval: float = REPORT_INTERVAL,
-                 roomba_interval: float = roomba.PASS_INTERVAL) -> None:
+                 roomba_interval: float = roomba.PASS_INTERVAL, notifier: Notifier | None = None) -> None:
         self.settings = settings
+        self.notifier = notifier if notifier is not None else Notifier({})
         self.report_interval = report_interval
         self.roomba_interval = roomba_interval
         self.context = multiprocessing.get_context("fork")
@@ -160,6 +162,8 @@ class Horizon:
         next_report = time.monotonic() + self.report_interval
         while not self.stop_requested.wait(SUPERVISE_SECONDS):
             self.supervise()
+            # Supervising is what keeps Horizon serving, so a stuck supervisor must stop the pings.
+            self.notifier.watchdog()
             size = self.queued()
             if size is not None:
                 self.queue_sizes.append(size)
