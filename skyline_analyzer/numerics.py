@@ -11,7 +11,7 @@ import math
 import warnings
 
 import numpy as np
-from scipy.stats import kstwobign
+from scipy.special import kolmogorov
 
 #: pandas ``ewm(com=50)``: alpha = 1 / (1 + com).
 EWM_COM = 50.0
@@ -77,7 +77,8 @@ def ks_2samp_asymptotic(reference: np.ndarray, probe: np.ndarray) -> tuple[float
     ``D = max |F_ref(x) - F_probe(x)|`` over the pooled sample; with ``n_e = n1 n2 / (n1 + n2)``,
     ``p = K_sf((sqrt(n_e) + 0.12 + 0.11 / sqrt(n_e)) * D)`` where ``K_sf`` is the survival function of the
     limiting Kolmogorov distribution. Modern scipy's ``ks_2samp`` defaults to exact p-values for small
-    samples, which differ.
+    samples, which differ. ``K_sf`` is evaluated with ``scipy.special.kolmogorov``, the function behind
+    ``scipy.stats.kstwobign.sf`` (identical values) without the distribution wrapper's ~50 us per call.
     """
     ref = np.sort(reference)
     prb = np.sort(probe)
@@ -87,7 +88,7 @@ def ks_2samp_asymptotic(reference: np.ndarray, probe: np.ndarray) -> tuple[float
     cdf_prb = np.searchsorted(prb, pooled, side="right") / n2
     statistic = float(np.max(np.abs(cdf_ref - cdf_prb)))
     root_ne = math.sqrt(n1 * n2 / (n1 + n2))
-    p_value = float(kstwobign.sf((root_ne + 0.12 + 0.11 / root_ne) * statistic))
+    p_value = float(kolmogorov((root_ne + 0.12 + 0.11 / root_ne) * statistic))
     return statistic, p_value
 
 
