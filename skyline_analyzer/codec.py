@@ -173,6 +173,11 @@ def _record_dtype(timestamp: _Field, value: _Field) -> np.dtype:
     )
 
 
+def _all_finite(column: np.ndarray) -> bool:
+    """No NaN or infinity in ``column`` (NaN propagates through min and max, so two reductions suffice)."""
+    return math.isfinite(column.min()) and math.isfinite(column.max())
+
+
 def _python_number(x: np.generic) -> int | float:
     """What msgpack would have returned for one element: a Python int or float."""
     return int(x) if x.dtype.kind in "iu" else float(x)
@@ -201,8 +206,7 @@ def decode_fast(raw: bytes, name: str = "series") -> Series:
     values = records["value"].astype(np.float64)
     for field, column in ((timestamp, timestamps), (value, values)):
         # Non-finite floats are rejected by the reference, with the position in its message.
-        # (The extremes are finite only if every element is: NaN propagates through min and max.)
-        if field.is_float and not (math.isfinite(column.min()) and math.isfinite(column.max())):
+        if field.is_float and not _all_finite(column):
             return decode(raw, name)
     return Series(
         timestamps,
@@ -291,21 +295,10 @@ def _decode_mixed_values(raw: bytes, timestamp: _Field) -> Series | None:
             return None
         typed = _numbers_at(raw, field.dtype, value_offsets[chosen] + (field.payload_offset - field.type_offset))
         values[chosen] = typed
-        if field.is_float and not (math.isfinite(values[chosen].min()) and math.isfinite(values[chosen].max())):
+        if field.is_float and not _all_finite(values[chosen]):
             return None
         if chosen[-1] == starts.shape[0] - 1:
             last_value = _python_number(typed[-1])
-    if timestamp.is_float and not (math.isfinite(timestamps.min()) and math.isfinite(timestamps.max())):
+    if timestamp.is_float and not _all_finite(timestamps):
         return None
     return Series(timestamps, values, _python_number(stamps[-1]), last_value)
-
-
-def decode_many(raws: Sequence[bytes], names: Sequence[str]) -> list[Series | SeriesFormatError]:
-    """:func:`decode_fast` of every value; a value that cannot be decoded gives its error in its place."""
-    decoded: list[Series | SeriesFormatError] = []
-    for raw, name in zip(raws, names, strict=True):
-        try:
-            decoded.append(decode_fast(raw, name))
-        except SeriesFormatError as exc:
-            decoded.append(exc)
-    return decoded

@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 
 #: Keys fetched per MGET: bounds a worker's memory (a day of 60 s data is about 30 kB per key).
 MGET_CHUNK = 500
-#: The exception-name keys the run reports.
-EXCEPTION_KEYS = ("TooShort", "Stale", "Boring", "DeletedByRoomba", "Other")
 #: Where the base names of each verdict exception are kept for the webapp.
 EXCEPTION_SETS = {"TooShort": keys.ANALYZER_TOO_SHORT, "Stale": keys.ANALYZER_STALE, "Boring": keys.ANALYZER_BORING}
 

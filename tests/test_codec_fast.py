@@ -126,10 +126,3 @@ def test_empty_and_nonfinite() -> None:
         codec.decode_fast(codec.encode([(TS, 1.0), (TS + 1, 2.0), (TS + 2, math.inf)]), "m")
     with pytest.raises(SeriesFormatError, match="datapoint 1 has a non-finite timestamp"):
         codec.decode_fast(codec.encode([(1.0, 1.0), (math.nan, 2.0)]), "m")
-
-
-def test_decode_many_keeps_order_and_errors() -> None:
-    good = codec.encode([(TS, 1.0), (TS + 60, 2.0)])
-    decoded = codec.decode_many([good, b"\x92\xce", good], ["a", "b", "c"])
-    assert isinstance(decoded[0], Series) and isinstance(decoded[2], Series)
-    assert isinstance(decoded[1], SeriesFormatError) and "b:" in str(decoded[1])
