@@ -46,9 +46,9 @@ class TimingRecorder:
         self.runs: Counter[str] = Counter()
         self.seconds: defaultdict[str, float] = defaultdict(float)
 
-    def record(self, algorithm: str, seconds: float) -> None:
-        self.runs[algorithm] += 1
-        self.seconds[algorithm] += seconds
+    def record(self, algorithm: str, seconds: float, runs: int = 1) -> None:
+        self.runs[algorithm] += runs
+        self.seconds[algorithm] += seconds * runs
 
 
 def synthetic_chunk(first: int, count: int, points: int, step: int) -> tuple[list[Series], list[str]]:

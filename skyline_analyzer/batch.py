@@ -495,9 +495,8 @@ def _ensembles(
         started = time.perf_counter()
         codes = _vote(block, active, name, settings)
         if recorder is not None:
-            share = (time.perf_counter() - started) / active.shape[0]
-            for _ in range(active.shape[0]):
-                recorder.record(name, share)
+            runs = int(active.shape[0])
+            recorder.record(name, (time.perf_counter() - started) / runs, runs)
         votes[active, column] = codes
         falses[active] += codes == FALSE
         # As in the reference, the test follows each vote: the first algorithm always runs.

@@ -46,9 +46,10 @@ class RunMetricsRecorder:
         self.tmp_dir = Path(tmp_dir)
         self._pending: dict[str, list[float]] = {}
 
-    def record(self, algorithm: str, seconds: float) -> None:
+    def record(self, algorithm: str, seconds: float, runs: int = 1) -> None:
+        """``runs`` runs of ``algorithm`` that took ``seconds`` each."""
         pending = self._pending.setdefault(algorithm, [])
-        pending.append(seconds)
+        pending.extend([seconds] * runs)
         if len(pending) >= FLUSH_EVERY:
             self.flush()
 
