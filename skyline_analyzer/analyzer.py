@@ -32,6 +32,7 @@ from skyline_analyzer import alerts, codec, connections, graphite, keys, tmpfile
 from skyline_analyzer.anomaly import Anomaly
 from skyline_analyzer.config import Settings
 from skyline_analyzer.exceptions import SeriesFormatError
+from skyline_analyzer.slices import assigned_slice
 from skyline_analyzer.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -311,7 +312,7 @@ class Analyzer:
             process.start()
             # Only the worker may hold the write end, so that its exit shows as end-of-file here.
             writer.close()
-            assigned = len(worker.assigned_slice(unique_metrics, i, processes))
+            assigned = len(assigned_slice(unique_metrics, i, processes))
             workers.append(WorkerHandle(i, process, reader, process.pid, assigned))
         return workers
 

@@ -52,7 +52,8 @@ class Series:
         return cls(timestamps, values, pairs[-1][0], pairs[-1][1])
 
 
-def _is_number(x: Any) -> bool:
+def is_number(x: Any) -> bool:
+    """A real number that is not a bool (True is an int in Python, but never a datapoint)."""
     return isinstance(x, Real) and not isinstance(x, bool)
 
 
@@ -60,7 +61,7 @@ def _check_pair(name: str, position: int, pair: Any) -> None:
     if not isinstance(pair, (list, tuple)) or len(pair) != 2:
         raise SeriesFormatError(f"{name}: datapoint {position} is not a [timestamp, value] pair: {pair!r}")
     for label, x in (("timestamp", pair[0]), ("value", pair[1])):
-        if not _is_number(x):
+        if not is_number(x):
             raise SeriesFormatError(f"{name}: datapoint {position} has a non-numeric {label}: {x!r}")
         if not math.isfinite(x):
             raise SeriesFormatError(f"{name}: datapoint {position} has a non-finite {label}: {x!r}")

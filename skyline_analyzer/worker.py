@@ -18,7 +18,6 @@ or non-finite datapoint, or an unexpected error; one error line names the metric
 from __future__ import annotations
 
 import logging
-import math
 import os
 import signal
 import time
@@ -36,6 +35,7 @@ from skyline_analyzer import codec, connections, engine, keys, logs
 from skyline_analyzer.config import Settings
 from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.series import Series
+from skyline_analyzer.slices import assigned_slice
 from skyline_analyzer.tmpfiles import RunMetricsRecorder
 
 log = logging.getLogger(__name__)
@@ -55,15 +55,6 @@ class WorkerSummary:
     processed: int = 0
     redis_set_errors: int = 0
     elapsed: float = 0.0
-
-
-def assigned_slice(unique_metrics: Sequence[str], i: int, processes: int) -> Sequence[str]:
-    """Worker ``i``'s metrics (1-based), v1.2.8's slicing: the last worker takes the remainder."""
-    count = len(unique_metrics)
-    per = math.ceil(count / processes)
-    hi = count if i == processes else min(count, i * per)
-    lo = (i - 1) * per
-    return unique_metrics[lo:hi]
 
 
 def decode_chunk(

@@ -15,7 +15,7 @@ import skyline_analyzer
 from skyline_analyzer import codec, config, keys, logs, synthetic
 from skyline_analyzer.analyzer import Analyzer, anomaly_dump_path
 from skyline_analyzer.cli.demo import seed_redis
-from skyline_analyzer.worker import assigned_slice
+from skyline_analyzer.slices import assigned_slice
 from tests.alert_receivers import SmtpReceiver
 
 ANOMALOUS = 4

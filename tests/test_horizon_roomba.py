@@ -12,7 +12,8 @@ import pytest
 from skyline_analyzer import config
 from skyline_analyzer.codec import decode_pairs, encode, encode_as_roomba
 from skyline_analyzer.horizon import roomba
-from skyline_analyzer.horizon.roomba import Vacuum, VacuumResult, assigned, trim, vacuum
+from skyline_analyzer.horizon.roomba import Vacuum, VacuumResult, trim, vacuum
+from skyline_analyzer.slices import assigned_slice
 
 NOW = 1_700_000_000
 WINDOW = 87_000  # FULL_DURATION + ROOMBA_GRACE_TIME
@@ -139,7 +140,7 @@ def test_concurrent_appends_during_trims_lose_nothing(redis_conn, redis_server) 
 
 def test_assigned_splits_keys_between_processes_without_gaps() -> None:
     members = [f"metrics.{n:02d}".encode() for n in range(10)]
-    shares = [assigned(members, i, 3) for i in (1, 2, 3)]
+    shares = [assigned_slice(sorted(members), i, 3) for i in (1, 2, 3)]
     assert [len(s) for s in shares] == [4, 4, 2]
     assert sorted(key for share in shares for key in share) == sorted(members)
 

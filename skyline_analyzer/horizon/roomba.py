@@ -19,7 +19,6 @@ Roomba read has itself changed (a concurrent rewrite) is the key counted ``block
 from __future__ import annotations
 
 import logging
-import math
 import multiprocessing
 import threading
 import time
@@ -37,6 +36,8 @@ from skyline_analyzer.config import Settings
 from skyline_analyzer.connections import RedisLink, connect
 from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.horizon.child import child_main
+from skyline_analyzer.series import is_number
+from skyline_analyzer.slices import assigned_slice
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,6 @@ class VacuumResult:
     concurrent_appends: int = 0
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
 def trim(pairs: list[Any], cutoff: float) -> tuple[list[tuple[Any, Any]] | None, int]:
     """The datapoints Roomba keeps, and how many it removes.
 
@@ -105,12 +102,12 @@ def trim(pairs: list[Any], cutoff: float) -> tuple[list[tuple[Any, Any]] | None,
     first = pairs[0]
     if not isinstance(first, (list, tuple)):
         # The original's rule for a value that is a bare number rather than datapoints.
-        if not _is_number(first):
+        if not is_number(first):
             raise ValueError(f"not a datapoint: {first!r:.80}")
         return ([], len(pairs)) if first < cutoff else (None, 0)
     for pair in pairs:
-        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not (_is_number(pair[0])
-                                                                         and _is_number(pair[1])):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not (is_number(pair[0])
+                                                                         and is_number(pair[1])):
             raise ValueError(f"not a (timestamp, value) datapoint: {pair!r:.80}")
     ordered = sorted(pairs)
     if ordered[-1][0] < cutoff:
@@ -199,22 +196,13 @@ class Vacuum:
         return result
 
 
-def assigned(members: Sequence[bytes], i: int, processes: int) -> list[bytes]:
-    """Process ``i``'s (1-based) share of the keys: ``ceil(len/processes)`` each, the last taking the rest."""
-    ordered = sorted(members)
-    per = math.ceil(len(ordered) / processes)
-    start = (i - 1) * per
-    end = len(ordered) if i == processes else min(len(ordered), i * per)
-    return ordered[start:end]
-
-
 def vacuum(i: int, namespace: str, duration: int, settings: Settings, now: float | None = None,
            conn: redis.Redis | None = None) -> VacuumResult:
     """One vacuum process's work: its share of ``<namespace>unique_metrics``, then a summary log line."""
     conn = conn if conn is not None else connect(settings)
     started = time.monotonic()
     members = sorted(conn.smembers(keys.unique_metrics(namespace)))
-    work = assigned(members, i, settings.ROOMBA_PROCESSES)
+    work = list(assigned_slice(sorted(members), i, settings.ROOMBA_PROCESSES))
     result = Vacuum(conn, namespace, duration).run(work, now)
     log.info(
         "horizon.roomba :: vacuum %d of %s: operated on %d keys of %d in %.2fs; blocked %d, euthanized %d, "
