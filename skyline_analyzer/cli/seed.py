@@ -21,7 +21,7 @@ import redis
 from skyline_analyzer import config, connections, engine, keys, synthetic
 from skyline_analyzer.codec import decode
 from skyline_analyzer.config import Settings
-from skyline_analyzer.exceptions import SeriesFormatError
+from skyline_analyzer.horizon.daemon import wait_until_stored
 from skyline_analyzer.horizon.senders import send_pickle, send_udp
 
 #: Seconds kept between the oldest datapoint sent and Horizon's MAX_RESOLUTION cut-off.
@@ -55,17 +55,6 @@ def timeline(settings: Settings, points: int) -> tuple[int, int]:
     return max(2, min(points, window)), 1
 
 
-def stored_counts(conn: redis.Redis, full_keys: list[str]) -> list[int]:
-    """Datapoints Redis holds for each key (0 when the key is missing or undecodable)."""
-    counts = []
-    for raw in conn.mget(full_keys):
-        try:
-            counts.append(len(decode(raw)) if raw else 0)
-        except SeriesFormatError:
-            counts.append(0)
-    return counts
-
-
 def run(args: argparse.Namespace) -> int:
     settings = config.load()
     points, step = timeline(settings, args.points)
@@ -95,16 +84,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"error :: cannot send to Horizon at {host}:{port}: {exc}", file=sys.stderr)
         conn.close()
         return 1
-    deadline = time.monotonic() + args.timeout
     try:
-        while (counts := stored_counts(conn, full_keys)) != [points] * len(names):
-            if time.monotonic() >= deadline:
-                missing = sum(points - c for c in counts)
-                print(f"error :: {missing} of {len(datapoints)} datapoints did not reach Redis in {args.timeout:g} s",
-                      file=sys.stderr)
-                return 1
-            time.sleep(0.2)
+        wait_until_stored(conn, full_keys, [points] * len(names), args.timeout)
         series = [decode(raw, key) for raw, key in zip(conn.mget(full_keys), full_keys, strict=True)]
+    except RuntimeError as exc:
+        print(f"error :: {exc}", file=sys.stderr)
+        return 1
     except redis.RedisError as exc:
         print(f"error :: Redis at {connections.describe(settings)}: {exc}", file=sys.stderr)
         return 1

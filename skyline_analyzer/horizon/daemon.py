@@ -21,6 +21,7 @@ from typing import Any
 
 from skyline_analyzer import config, connections, keys
 from skyline_analyzer.codec import decode_pairs
+from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.horizon.senders import send_pickle
 
 #: Seconds allowed for start-up, and for the stop that writes out what was accepted.
@@ -87,6 +88,27 @@ def _new_log(log: Path, offset: int) -> str:
         return handle.read().decode(errors="replace")
 
 
+def stored_counts(conn: Any, full_keys: Sequence[str]) -> list[int]:
+    """Datapoints Redis holds for each key (0 when the key is missing or cannot be decoded)."""
+    counts = []
+    for raw in conn.mget(full_keys):
+        try:
+            counts.append(len(decode_pairs(raw)) if raw else 0)
+        except SeriesFormatError:
+            counts.append(0)
+    return counts
+
+
+def wait_until_stored(conn: Any, full_keys: Sequence[str], wanted: Sequence[int], timeout: float) -> None:
+    """Poll until Redis holds exactly ``wanted`` datapoints per key; RuntimeError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while (counts := stored_counts(conn, full_keys)) != list(wanted):
+        if time.monotonic() > deadline:
+            missing = sum(wanted) - sum(counts)
+            raise RuntimeError(f"{missing} of {sum(wanted)} datapoints did not reach Redis in {timeout:g} s")
+        time.sleep(0.2)
+
+
 def feed(settings: config.Settings, metrics: Mapping[str, Sequence[Sequence[Any]]], timeout: float = 120.0) -> int:
     """Send every series to the running Horizon over pickle; return once Redis holds them all.
 
@@ -94,20 +116,13 @@ def feed(settings: config.Settings, metrics: Mapping[str, Sequence[Sequence[Any]
     """
     datapoints = [(name, (pair[0], pair[1])) for name, pairs in metrics.items() for pair in pairs]
     send_pickle((settings.HORIZON_IP, settings.PICKLE_PORT), datapoints)
-    full_keys = [keys.metric(settings.FULL_NAMESPACE, name) for name in metrics]
-    wanted = [len(pairs) for pairs in metrics.values()]
     conn = connections.connect(settings)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            counts = [len(decode_pairs(raw)) if raw else 0 for raw in conn.mget(full_keys)]
-            if counts == wanted:
-                return len(datapoints)
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{sum(wanted) - sum(counts)} of {sum(wanted)} datapoints did not reach Redis")
-            time.sleep(0.5)
+        wait_until_stored(conn, [keys.metric(settings.FULL_NAMESPACE, name) for name in metrics],
+                          [len(pairs) for pairs in metrics.values()], timeout)
     finally:
         conn.close()
+    return len(datapoints)
 
 
 def ingest(settings: config.Settings, metrics: Mapping[str, Sequence[Sequence[Any]]], directory: Path) -> int:
