@@ -259,6 +259,19 @@ CHUNK_FLUSH_INTERVAL = 1.0
 CHUNK_SIZE = 10
 # Capacity of the listener-to-worker queue, in chunks; overflow is dropped and counted.
 MAX_QUEUE_SIZE = 500
+# Connections each TCP listener (pickle, plaintext) holds open. Past it, a newcomer takes the place of a
+# connection that never sent a datapoint (or of one idle 10 s), else it is refused. Keep it below the
+# process's file-descriptor limit (LimitNOFILE in etc/systemd/horizon.service); Horizon lowers it to fit.
+HORIZON_MAX_CONNECTIONS = 1000
+# Seconds a TCP connection may send nothing before it is closed (clients such as carbon-relay reconnect).
+HORIZON_IDLE_TIMEOUT = 300
+# Bytes of partial frames and lines one TCP listener holds over all its connections; past it, the
+# connection holding the most is closed. At least MAX_PICKLE_FRAME_BYTES + 4.
+HORIZON_MAX_BUFFERED_BYTES = 33554432
+# Longest metric name accepted, in UTF-8 bytes; longer names are refused and counted.
+HORIZON_MAX_NAME_BYTES = 1024
+# Memory, in bytes, of each per-process cache of metric names (valid names, skip decisions).
+HORIZON_CACHE_BYTES = 16777216
 # Processes that trim the series each Roomba pass.
 ROOMBA_PROCESSES = 1
 # Seconds kept beyond FULL_DURATION before Roomba trims.

@@ -40,7 +40,7 @@ from algorithms import synthetic_chunk  # noqa: E402
 
 from skyline_analyzer import config, engine, keys, worker  # noqa: E402
 from skyline_analyzer.analyzer.daemon import Analyzer  # noqa: E402
-from skyline_analyzer.cli.demo import private_redis  # noqa: E402
+from skyline_analyzer.harness import private_redis  # noqa: E402
 
 POINTS = 1440
 STEP = 60

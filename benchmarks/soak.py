@@ -23,7 +23,7 @@ import redis
 
 from skyline_analyzer import config, logs, synthetic
 from skyline_analyzer.analyzer.daemon import Analyzer, RunReport
-from skyline_analyzer.cli.demo import private_redis, seed_redis
+from skyline_analyzer.harness import private_redis, seed_redis
 
 
 def rss_kib() -> int:

@@ -171,6 +171,14 @@ DEFAULTS: dict[str, Any] = {
     "CHUNK_FLUSH_INTERVAL": 1.0,
     "CHUNK_SIZE": 10,
     "MAX_QUEUE_SIZE": 500,
+    # Beyond v1.2.8 (which had no limits; docs/horizon.md, "Limits"): connections each TCP listener holds,
+    # seconds a silent connection is kept, bytes of partial frames and lines held over all of one
+    # listener's connections, the longest metric name in UTF-8 bytes, and the memory of each name cache.
+    "HORIZON_MAX_CONNECTIONS": 1000,
+    "HORIZON_IDLE_TIMEOUT": 300,
+    "HORIZON_MAX_BUFFERED_BYTES": 33554432,
+    "HORIZON_MAX_NAME_BYTES": 1024,
+    "HORIZON_CACHE_BYTES": 16777216,
     "ROOMBA_PROCESSES": 1,
     "ROOMBA_GRACE_TIME": 600,
     "ROOMBA_TIMEOUT": 100,

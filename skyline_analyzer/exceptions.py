@@ -1,6 +1,12 @@
-"""Exceptions raised by the engine and the daemon."""
+"""Exceptions raised by the engine, the daemons and Horizon's listeners."""
 
 from __future__ import annotations
+
+import pickle
+from enum import StrEnum
+from typing import Any
+
+from skyline_analyzer.excerpt import describe
 
 
 class SeriesException(Exception):
@@ -29,3 +35,51 @@ class SettingsError(Exception):
 
 class SeriesFormatError(ValueError):
     """A series could not be decoded or is not analysable; the message names the series and position."""
+
+
+class Rejection(StrEnum):
+    """Why Horizon refused an input; each is counted as ``listen.rejected.<value>`` (docs/horizon.md)."""
+
+    FRAME_TOO_LONG = "frame_too_long"
+    FRAME_TRUNCATED = "frame_truncated"
+    PICKLE_UNSAFE = "pickle_unsafe"
+    PICKLE_UNREADABLE = "pickle_unreadable"
+    NOT_A_LIST = "not_a_list"
+    MSGPACK_UNREADABLE = "msgpack_unreadable"
+    LINE_TOO_LONG = "line_too_long"
+    LINE_FIELDS = "line_fields"
+    NOT_A_DATAPOINT = "not_a_datapoint"
+    NAME_NOT_TEXT = "name_not_text"
+    NAME_NOT_UTF8 = "name_not_utf8"
+    NAME_TOO_LONG = "name_too_long"
+    NAME_CHARACTERS = "name_characters"
+    NOT_A_NUMBER = "not_a_number"
+    NOT_FINITE = "not_finite"
+    OUT_OF_RANGE = "out_of_range"
+    #: Anything else raised while one input was handled: a defect, caught at that input's boundary.
+    UNEXPECTED = "unexpected_error"
+
+
+_NO_VALUE = object()
+
+
+class BadInput(ValueError):
+    """A frame, datagram, line or datapoint that cannot be stored: the only error decoding one may raise.
+
+    The message is rendered only when asked for (``str``), and then with the offending value bounded and
+    escaped (:func:`skyline_analyzer.excerpt.describe`): a listener may refuse thousands of inputs a second
+    and log only a few of them.
+    """
+
+    def __init__(self, reason: Rejection, message: str, value: Any = _NO_VALUE) -> None:
+        super().__init__(reason, message)
+        self.reason = reason
+        self.message = message
+        self.value = value
+
+    def __str__(self) -> str:
+        return self.message if self.value is _NO_VALUE else f"{self.message}: {describe(self.value)}"
+
+
+class UnsafePickleError(pickle.UnpicklingError):
+    """A pickle asked for a global or a persistent object: refused before it was resolved."""

@@ -1,14 +1,17 @@
-"""A Horizon daemon as a child process, and feeding it: for the demo and the ingest benchmark.
+"""Helpers for the demo, the tests and the benchmarks: a private Redis, a Horizon child process, feeding them.
 
-:func:`running` starts ``skyline-analyzer horizon`` with a settings file, waits until its three listeners
-serve, and stops it with SIGTERM on exit (it then writes out everything it accepted). :func:`feed` sends
-whole series through it over the pickle protocol and waits until Redis holds every datapoint.
-:func:`ingest` does both for a private set-up such as the demo's.
+Nothing here is part of either daemon. :func:`private_redis` runs a redis-server on a unix socket in a
+directory; :func:`seed_redis` writes series straight into it, as Horizon leaves them. :func:`running`
+starts ``skyline-analyzer horizon`` with a settings file, waits until its three listeners serve, and stops
+it with SIGTERM on exit (it then writes out everything it accepted). :func:`feed` sends whole series through
+it over the pickle protocol and waits until Redis holds every datapoint. :func:`ingest` does both for a
+private set-up such as the demo's.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from skyline_analyzer import config, connections, keys
+import redis
+
+from skyline_analyzer import codec, config, connections, keys
 from skyline_analyzer.codec import decode_pairs
 from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.horizon.senders import send_pickle
@@ -27,6 +32,48 @@ from skyline_analyzer.horizon.senders import send_pickle
 #: Seconds allowed for start-up, and for the stop that writes out what was accepted.
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
+
+
+def seed_redis(conn: Any, metrics: Mapping[str, Sequence[Sequence[Any]]], namespace: str) -> None:
+    """Write each series as Horizon leaves it: ``metrics.<name>`` plus membership of the unique-metrics set."""
+    pipe = conn.pipeline(transaction=False)
+    for name, pairs in metrics.items():
+        full_key = keys.metric(namespace, name)
+        pipe.set(full_key, codec.encode(pairs))
+        pipe.sadd(keys.unique_metrics(namespace), full_key)
+    pipe.execute()
+
+
+@contextmanager
+def private_redis(directory: Path) -> Iterator[str]:
+    """A redis-server listening only on ``<directory>/redis.sock``, no persistence; yields the socket path."""
+    binary = shutil.which("redis-server") or "redis-server"
+    socket_path = str(directory / "redis.sock")
+    process = subprocess.Popen(
+        [binary, "--port", "0", "--unixsocket", socket_path, "--unixsocketperm", "700", "--save", "",
+         "--appendonly", "no", "--dir", str(directory), "--logfile", str(directory / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        client = redis.Redis(unix_socket_path=socket_path)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except (redis.ConnectionError, FileNotFoundError):
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError(f"redis-server did not start on {socket_path}") from None
+                time.sleep(0.05)
+        client.close()
+        yield socket_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def free_ports() -> dict[str, int]:

@@ -8,7 +8,7 @@ import pytest
 
 from skyline_analyzer import config, synthetic
 from skyline_analyzer.analyzer.daemon import Analyzer
-from skyline_analyzer.cli.demo import seed_redis
+from skyline_analyzer.harness import seed_redis
 from tests.alert_receivers import HangingServer, SmtpReceiver
 
 SPIKING = "shop.checkout.latency"

@@ -236,7 +236,7 @@ def test_datagram_sent_before_shutdown_is_written(make_settings, redis_conn) -> 
 
 def test_ingest_feeds_a_private_horizon_as_the_demo_does(make_settings, redis_conn, tmp_path) -> None:
     from skyline_analyzer import synthetic
-    from skyline_analyzer.horizon.daemon import ingest
+    from skyline_analyzer.harness import ingest
 
     settings = config.load(make_settings())
     metrics = synthetic.make_metrics(3, end=int(time.time()), anomalous=1)

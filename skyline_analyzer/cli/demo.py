@@ -3,28 +3,22 @@
 Starts ``redis-server`` on a unix socket in a temporary directory, sends synthetic metrics (a handful ending
 in a spike) through a real Horizon (``skyline-analyzer horizon``, pickle protocol, as carbon-relay would),
 runs the daemon loop for a few runs with a short ``ANALYZER_OPTIMUM_RUN_DURATION``, prints the anomalies
-and each run's summary, and removes everything. :func:`seed_redis` writes the same data directly (the soak
-benchmark uses it).
+and each run's summary, and removes everything. :func:`skyline_analyzer.harness.seed_redis` writes
+the same data directly (the soak benchmark uses it).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
-import redis
-
-from skyline_analyzer import codec, config, keys, logs, synthetic
+from skyline_analyzer import config, logs, synthetic
 from skyline_analyzer.analyzer.daemon import Analyzer, RunReport
-from skyline_analyzer.horizon.daemon import ingest
+from skyline_analyzer.harness import ingest, private_redis
 
 
 def horizon_summary(log: Path) -> str:
@@ -46,48 +40,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--processes", type=int, default=2, help="ANALYZER_PROCESSES (default 2)")
     parser.add_argument("--run-duration", type=int, default=3, help="ANALYZER_OPTIMUM_RUN_DURATION (default 3)")
     parser.set_defaults(handler=run)
-
-
-def seed_redis(conn: Any, metrics: Mapping[str, Sequence[Sequence[Any]]], namespace: str) -> None:
-    """Write each series as Horizon leaves it: ``metrics.<name>`` plus membership of the unique-metrics set."""
-    pipe = conn.pipeline(transaction=False)
-    for name, pairs in metrics.items():
-        full_key = keys.metric(namespace, name)
-        pipe.set(full_key, codec.encode(pairs))
-        pipe.sadd(keys.unique_metrics(namespace), full_key)
-    pipe.execute()
-
-
-@contextmanager
-def private_redis(directory: Path) -> Iterator[str]:
-    """A redis-server listening only on ``<directory>/redis.sock``, no persistence; yields the socket path."""
-    binary = shutil.which("redis-server") or "redis-server"
-    socket_path = str(directory / "redis.sock")
-    process = subprocess.Popen(
-        [binary, "--port", "0", "--unixsocket", socket_path, "--unixsocketperm", "700", "--save", "",
-         "--appendonly", "no", "--dir", str(directory), "--logfile", str(directory / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        client = redis.Redis(unix_socket_path=socket_path)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                break
-            except (redis.ConnectionError, FileNotFoundError):
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"redis-server did not start on {socket_path}") from None
-                time.sleep(0.05)
-        client.close()
-        yield socket_path
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def print_report(number: int, report: RunReport) -> None:

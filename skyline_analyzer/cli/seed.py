@@ -22,7 +22,7 @@ from skyline_analyzer import config, connections, keys, synthetic
 from skyline_analyzer.codec import decode
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import engine
-from skyline_analyzer.horizon.daemon import wait_until_stored
+from skyline_analyzer.harness import wait_until_stored
 from skyline_analyzer.horizon.senders import send_pickle, send_udp
 
 #: Seconds kept between the oldest datapoint sent and Horizon's MAX_RESOLUTION cut-off.

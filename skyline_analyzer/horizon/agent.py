@@ -4,7 +4,7 @@ Process model, as the original: one process per listener (pickle, UDP and, beyon
 ``WORKER_PROCESSES`` worker processes, bounded queues of ``MAX_QUEUE_SIZE`` chunks in all between them, and
 a Roomba thread in the agent that forks the vacuum processes each pass. Unlike the original's one shared
 queue, each worker has its own queue (``ceil(MAX_QUEUE_SIZE / WORKER_PROCESSES)`` chunks) and each metric
-one worker, which keeps a metric's datapoints in order (see :mod:`.listen`). The agent, rather than a
+one worker, which keeps a metric's datapoints in order (see :mod:`.chunker`). The agent, rather than a
 canary worker, samples the queue sizes for ``worker.queue_size``.
 
 Differences, each for robustness: the sockets are bound by the agent before anything is forked, so a port
@@ -29,9 +29,9 @@ from typing import Any
 
 from skyline_analyzer import graphite
 from skyline_analyzer.config import Settings
-from skyline_analyzer.horizon import listen, roomba, worker
-from skyline_analyzer.horizon.child import Flag, child_main
-from skyline_analyzer.horizon.stats import PROTOCOLS, Counters, report_metrics
+from skyline_analyzer.horizon import listener, roomba, worker
+from skyline_analyzer.horizon.counters import PROTOCOLS, Counters, report_metrics
+from skyline_analyzer.horizon.stop_flag import Flag, child_main
 from skyline_analyzer.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -46,8 +46,13 @@ STOP_TIMEOUT = 10.0
 HORIZON_IP_PLACEHOLDER = "YOUR_SKYLINE_INTSANCE_IP_ADDRESS"
 
 
+#: Limits that are counts or sizes and must be positive integers (types are checked by ``config.load``).
+POSITIVE_LIMITS = ("HORIZON_MAX_CONNECTIONS", "HORIZON_MAX_BUFFERED_BYTES", "HORIZON_MAX_NAME_BYTES",
+                   "HORIZON_CACHE_BYTES")
+
+
 def validate(settings: Settings) -> list[str]:
-    """Problems only Horizon cares about (types and positivity are checked by ``config.load``)."""
+    """Problems only Horizon cares about (types are checked by ``config.load``)."""
     problems = []
     if settings.HORIZON_IP == HORIZON_IP_PLACEHOLDER:
         problems.append(f"HORIZON_IP is still the placeholder {HORIZON_IP_PLACEHOLDER!r}: set the address to listen on")
@@ -56,6 +61,16 @@ def validate(settings: Settings) -> list[str]:
             problems.append(f"{name} must be a port number 1-65535, got {settings[name]!r}")
     if settings.PICKLE_PORT == settings.PLAINTEXT_PORT:
         problems.append("PICKLE_PORT and PLAINTEXT_PORT must differ (both are TCP)")
+    for name in POSITIVE_LIMITS:
+        if type(settings[name]) is int and settings[name] <= 0:
+            problems.append(f"{name} must be positive, got {settings[name]!r}")
+    timeout = settings.HORIZON_IDLE_TIMEOUT
+    if type(timeout) in (int, float) and not 0 < timeout < float("inf"):
+        problems.append(f"HORIZON_IDLE_TIMEOUT must be a positive number of seconds, got {timeout!r}")
+    buffered, frame = settings.HORIZON_MAX_BUFFERED_BYTES, settings.MAX_PICKLE_FRAME_BYTES
+    if type(buffered) is int and type(frame) is int and buffered < frame + 4:
+        problems.append(f"HORIZON_MAX_BUFFERED_BYTES ({buffered}) must hold at least one whole pickle frame: "
+                        f"MAX_PICKLE_FRAME_BYTES + 4 = {frame + 4}")
     return problems
 
 
@@ -84,15 +99,18 @@ class Horizon:
         self.stop_requested = threading.Event()
         self.roomba_stop = threading.Event()
         self.roomba_thread: threading.Thread | None = None
-        self.counters = Counters(settings.WORKER_PROCESSES + len(PROTOCOLS), self.context)
+        # One row per worker and per listener, and the agent's own, last.
+        self.counters = Counters(settings.WORKER_PROCESSES + len(PROTOCOLS) + 1, self.context)
+        self.own_counters = self.counters.row(self.counters.rows - 1)
         self.listen_stop = Flag(self.context)
         self.work_stop = Flag(self.context)
 
     def start(self) -> None:
         """Bind every listener (OSError if one cannot), then start the processes and Roomba."""
+        listener.raise_descriptor_limit(self.settings)
         for protocol in PROTOCOLS:
             try:
-                self.sockets[protocol] = listen.bind(protocol, self.settings)
+                self.sockets[protocol] = listener.bind(protocol, self.settings)
             except OSError:
                 self._close_sockets()
                 raise
@@ -118,7 +136,7 @@ class Horizon:
             self._spawn(f"worker-{index}", worker.run_worker, index, self.settings, self.queues[index],
                         self.counters.row(index), self.work_stop, parent)
         for offset, protocol in enumerate(PROTOCOLS):
-            self._spawn(f"listen-{protocol}", listen.run_listener, protocol, self.sockets[protocol], self.settings,
+            self._spawn(f"listen-{protocol}", listener.run_listener, protocol, self.sockets[protocol], self.settings,
                         self.queues, self.counters.row(workers + offset), self.listen_stop, parent)
 
     def _spawn(self, name: str, target: Any, *args: Any) -> None:
@@ -133,6 +151,7 @@ class Horizon:
             return
         for name, process in dead.items():
             log.error("horizon :: %s (pid %s) exited with code %s", name, process.pid, process.exitcode)
+        self.own_counters.add("agent.child_deaths", len(dead))
         lost = self.queued()
         self._stop_children()
         log.error("horizon :: started every listener and worker again; chunks possibly lost in the old "

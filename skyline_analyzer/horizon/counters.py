@@ -10,7 +10,10 @@ from __future__ import annotations
 import multiprocessing
 from multiprocessing.context import BaseContext
 
+from skyline_analyzer.exceptions import Rejection
+
 PROTOCOLS = ("pickle", "udp", "plaintext")
+TCP_PROTOCOLS = ("pickle", "plaintext")
 
 #: Every counter, named as the metric it is reported as (under ``skyline.horizon.<SERVER_METRICS_NAME>.``).
 NAMES: tuple[str, ...] = (
@@ -21,12 +24,26 @@ NAMES: tuple[str, ...] = (
     *(f"listen.{proto}_frames_rejected" for proto in PROTOCOLS),
     # Bad elements inside an otherwise readable pickle frame.
     "listen.pickle_datapoints_rejected",
+    # Every refusal above once more, by reason.
+    *(f"listen.rejected.{reason}" for reason in Rejection),
+    # TCP connections: accepted, refused at the limit, evicted for a newcomer, closed when idle, closed to
+    # keep the bytes buffered within the limit, and accept() failures for want of file descriptors.
+    *(f"listen.{proto}_{event}" for proto in TCP_PROTOCOLS
+      for event in ("connections", "connections_refused", "connections_evicted", "connections_timed_out",
+                    "connections_overflowed", "accept_errors")),
     "worker.datapoints_written",
     "worker.datapoints_skipped",
     "worker.datapoints_too_old",
     # Datapoints lost because Redis failed while a batch was written.
     "worker.datapoints_failed",
+    # Datapoints a worker could not turn into a Redis write (the listeners' checks should make this 0).
+    "worker.datapoints_rejected",
+    # Children the agent found dead, each followed by a restart of every child.
+    "agent.child_deaths",
 )
+
+#: Counters reported only when not zero: one per rejection reason, mostly zero.
+SPARSE = frozenset(name for name in NAMES if name.startswith("listen.rejected."))
 
 _INDEX = {name: i for i, name in enumerate(NAMES)}
 
@@ -76,9 +93,11 @@ def report_metrics(values: dict[str, int], queue_sizes: list[int]) -> list[tuple
     """The ``(name, value)`` pairs one reporting interval sends, from a :meth:`Counters.take`.
 
     ``worker.queue_size`` is the mean of the queue sizes sampled in the interval (chunks waiting in every
-    worker's queue; true division, as the original), left out when there is no sample.
+    worker's queue; true division, as the original), left out when there is no sample. The per-reason
+    rejection counters are left out while zero.
     """
-    metrics: list[tuple[str, int | float]] = list(values.items())
+    metrics: list[tuple[str, int | float]] = [(name, value) for name, value in values.items()
+                                              if value or name not in SPARSE]
     if queue_sizes:
         metrics.append(("worker.queue_size", sum(queue_sizes) / len(queue_sizes)))
     return metrics

@@ -36,7 +36,7 @@ from skyline_analyzer.config import Settings
 from skyline_analyzer.connections import RedisLink, connect
 from skyline_analyzer.detection.series import is_number
 from skyline_analyzer.exceptions import SeriesFormatError
-from skyline_analyzer.horizon.child import child_main
+from skyline_analyzer.horizon.stop_flag import child_main
 from skyline_analyzer.slices import assigned_slice
 
 log = logging.getLogger(__name__)

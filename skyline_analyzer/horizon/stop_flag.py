@@ -3,7 +3,7 @@
 A process killed while it holds a multiprocessing lock leaves it held for everyone else (a
 ``multiprocessing.Event`` even blocks the process that sets it, waiting for the dead waiter). So the agent
 tells children to stop through a :class:`Flag` (one shared byte, polled), counters are per-process rows
-(:mod:`.stats`), and children log straight to the file (:func:`skyline_analyzer.logs.worker_logging`).
+(:mod:`.counters`), and children log straight to the file (:func:`skyline_analyzer.logs.worker_logging`).
 """
 
 from __future__ import annotations

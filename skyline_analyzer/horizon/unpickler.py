@@ -6,6 +6,9 @@ REDUCE, BUILD and NEWOBJ only act on a callable or class some earlier opcode fet
 refuses every global and persistent id at the moment the opcode is read, so a ``__reduce__`` payload stops
 at its first opcode that names a callable, before anything is called. The original's carbon "SafeUnpickler"
 allowed ``copy_reg._reconstructor`` and ``object``; carbon never sends those, so here the allow-list is empty.
+
+Python 2 ``str`` objects (carbon-relay under Python 2) are loaded as ``bytes``: a name that is not UTF-8
+then fails only its own element's check (:mod:`.datapoints`), not the whole frame.
 """
 
 from __future__ import annotations
@@ -14,22 +17,18 @@ import io
 import pickle
 from typing import Any, NoReturn
 
-
-class UnsafePickleError(pickle.UnpicklingError):
-    """The pickle asked for a global or a persistent object: refused before it was resolved."""
+from skyline_analyzer.exceptions import UnsafePickleError
+from skyline_analyzer.excerpt import escape
 
 
 class PlainUnpickler(pickle.Unpickler):
-    """``pickle.Unpickler`` with every global and persistent id refused.
-
-    Python 2 ``str`` objects (carbon-relay under Python 2) are decoded as UTF-8.
-    """
+    """``pickle.Unpickler`` with every global and persistent id refused, Python 2 strings as bytes."""
 
     def __init__(self, stream: io.BytesIO) -> None:
-        super().__init__(stream, encoding="utf-8", errors="strict")
+        super().__init__(stream, encoding="bytes")
 
     def find_class(self, module: str, name: str) -> NoReturn:
-        raise UnsafePickleError(f"refused global {module}.{name}")
+        raise UnsafePickleError(f"refused global {escape(module)}.{escape(name)}")
 
     def persistent_load(self, pid: Any) -> NoReturn:
         raise UnsafePickleError("refused persistent id")

@@ -17,6 +17,7 @@ import logging
 import os
 import queue
 import time
+import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +28,10 @@ import redis
 from skyline_analyzer import keys
 from skyline_analyzer.config import Settings
 from skyline_analyzer.connections import RedisLink
-from skyline_analyzer.horizon.protocols import Datapoint
-from skyline_analyzer.horizon.stats import CounterRow
+from skyline_analyzer.excerpt import describe
+from skyline_analyzer.horizon.counters import CounterRow
+from skyline_analyzer.horizon.datapoints import Datapoint
+from skyline_analyzer.horizon.name_cache import NameCache
 from skyline_analyzer.matching import skipped
 
 log = logging.getLogger(__name__)
@@ -37,17 +40,19 @@ log = logging.getLogger(__name__)
 QUEUE_TIMEOUT = 15.0
 #: Most datapoints written per pipeline.
 BATCH_DATAPOINTS = 5000
-#: Names whose skip decision is remembered; the cache is cleared when it grows past this.
-SKIP_CACHE_SIZE = 100_000
+#: Seconds between log lines about datapoints a worker could not write (each is counted).
+REJECTION_LOG_SECONDS = 10.0
 
 
 @dataclass
 class WriteResult:
-    """What one batch did."""
+    """What one batch did; ``refused`` holds the first datapoint that could not be written, for the log."""
 
     written: int = 0
     skipped: int = 0
     too_old: int = 0
+    rejected: int = 0
+    refused: str = ""
 
 
 class Writer:
@@ -59,33 +64,43 @@ class Writer:
         self.max_resolution = settings.MAX_RESOLUTION
         self.skip_list = tuple(settings.SKIP_LIST)
         self.do_not_skip_list = tuple(settings.DO_NOT_SKIP_LIST)
-        self._skip_cache: dict[str, bool] = {}
+        self._skip_cache = NameCache(settings.HORIZON_CACHE_BYTES)
 
     def skips(self, name: str) -> bool:
         decision = self._skip_cache.get(name)
         if decision is None:
-            if len(self._skip_cache) >= SKIP_CACHE_SIZE:
-                self._skip_cache.clear()
             decision = skipped(name, self.skip_list, self.do_not_skip_list)
-            self._skip_cache[name] = decision
+            self._skip_cache.put(name, decision)
         return decision
 
     def write(self, conn: redis.Redis, datapoints: Iterable[Datapoint], now: int) -> WriteResult:
         """APPEND and SADD ``datapoints`` with one pipeline; ``now`` is the integer time of the batch.
 
-        Raises whatever Redis raises; the batch may then be partly written.
+        A datapoint that cannot be turned into a write (a name that is not UTF-8, a number msgpack cannot
+        pack: the listeners refuse both) is dropped alone and counted in ``rejected``. Raises whatever
+        Redis raises; the batch may then be partly written.
         """
         result = WriteResult()
         cutoff = now - self.max_resolution
         packed: dict[str, list[bytes]] = {}
-        for name, pair in datapoints:
-            if self.skips(name):
-                result.skipped += 1
-            elif pair[0] < cutoff:
-                result.too_old += 1
-            else:
-                packed.setdefault(name, []).append(msgpack.packb(pair))
-                result.written += 1
+        for datapoint in datapoints:
+            try:
+                name, pair = datapoint
+                if self.skips(name):
+                    result.skipped += 1
+                elif pair[0] < cutoff:
+                    result.too_old += 1
+                else:
+                    value = msgpack.packb(pair)
+                    if name not in packed:
+                        name.encode("utf-8")  # the key Redis will be sent; a lone surrogate fails here
+                        packed[name] = []
+                    packed[name].append(value)
+                    result.written += 1
+            except Exception as exc:
+                result.rejected += 1
+                if not result.refused:
+                    result.refused = f"{type(exc).__name__}: {describe(datapoint)}"
         if not packed:
             return result
         pipe = conn.pipeline(transaction=False)
@@ -124,6 +139,8 @@ def run_worker(index: int, settings: Settings, work_queue: Any, counters: Counte
     link = RedisLink(settings)
     writer = Writer(settings)
     idle_since = time.monotonic()
+    last_rejection_log = -REJECTION_LOG_SECONDS
+    unlogged = 0
     log.info("horizon.worker :: worker %d started", index)
     while os.getppid() == parent_pid:
         stopping = stop.is_set()
@@ -153,11 +170,25 @@ def run_worker(index: int, settings: Settings, work_queue: Any, counters: Counte
             counters.add("worker.datapoints_failed", len(batch))
             log.error("horizon.worker :: worker %d failed to write %d datapoints: %s", index, len(batch), exc)
             continue
+        except Exception as exc:
+            # A defect, not the input (each datapoint is caught alone): the batch is lost, the worker goes on.
+            counters.add("worker.datapoints_failed", len(batch))
+            log.error("horizon.worker :: worker %d failed to write %d datapoints: %s\n%s", index, len(batch),
+                      type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)))
+            continue
         counters.add("worker.datapoints_written", result.written)
         if result.skipped:
             counters.add("worker.datapoints_skipped", result.skipped)
         if result.too_old:
             counters.add("worker.datapoints_too_old", result.too_old)
+        if result.rejected:
+            counters.add("worker.datapoints_rejected", result.rejected)
+            unlogged += result.rejected
+            if time.monotonic() - last_rejection_log >= REJECTION_LOG_SECONDS:
+                log.error("horizon.worker :: worker %d could not write %d datapoints, for instance %s", index,
+                          unlogged, result.refused)
+                unlogged = 0
+                last_rejection_log = time.monotonic()
     link.close()
     log.info("horizon.worker :: worker %d stopped", index)
 
