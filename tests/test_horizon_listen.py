@@ -15,8 +15,10 @@ import msgpack
 import pytest
 
 from skyline_analyzer import config
-from skyline_analyzer.horizon import listen
-from skyline_analyzer.horizon.stats import Counters
+from skyline_analyzer.horizon import listener
+from skyline_analyzer.horizon.chunker import Chunker, shard
+from skyline_analyzer.horizon.counters import Counters
+from skyline_analyzer.horizon.plaintext_receiver import MAX_LINE_BYTES
 from tests.carbon_server import free_port
 
 
@@ -33,15 +35,11 @@ class Running:
         self.queue: queue.Queue = queue.Queue(maxsize=maxsize)
         self.counters = Counters(1)
         self.stopping = threading.Event()
-        self.sock = listen.bind(protocol, settings)
+        self.sock = listener.bind(protocol, settings)
         self.address = self.sock.getsockname()[:2]
-        self.listener = listen.Listener(protocol, settings, [self.queue], self.counters.row(0), self.stopping)
-        if protocol == "udp":
-            target, args = listen.serve_udp, (self.sock, self.listener)
-        else:
-            handler = {"pickle": listen.serve_pickle_connection, "plaintext": listen.serve_plaintext_connection}
-            target, args = listen.serve_tcp, (self.sock, self.listener, handler[protocol])
-        self.thread = threading.Thread(target=target, args=args)
+        self.server = listener.make_server(protocol, self.sock, settings, [self.queue], self.counters.row(0),
+                                           self.stopping)
+        self.thread = threading.Thread(target=self.server.serve)
         self.thread.start()
 
     def datapoints(self, count: int, timeout: float = 5.0) -> list:
@@ -196,22 +194,26 @@ def test_a_full_queue_drops_and_counts_datapoints(serve) -> None:
 
 def test_udp_bad_datagrams_are_dropped_and_the_listener_keeps_going(serve) -> None:
     running = serve("udp")
-    long_name = "long." + "x" * 2000  # over the original's 1024-byte read, which killed its listener
+    long_name = "long." + "x" * 1015  # a datagram over the original's 1024-byte read, which killed its listener
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
-        for data in (b"\xc1garbage", msgpack.packb(("a", [1, 2]))[:-1], msgpack.packb(("connect.test", 1))):
+        for data in (b"\xc1garbage", msgpack.packb(("a", [1, 2]))[:-1], msgpack.packb(("connect.test", 1)),
+                     msgpack.packb(("x" * 2000, [1, 2])), b"\x91" * 1000 + msgpack.packb(("a", [1, 2]))):
             sender.sendto(data, running.address)
         sender.sendto(msgpack.packb((long_name, [1_700_000_000, 1.5])), running.address)
         sender.sendto(msgpack.packb(("after.garbage", [1_700_000_060, 2])), running.address)
     assert running.datapoints(2) == [(long_name, (1_700_000_000, 1.5)), ("after.garbage", (1_700_000_060, 2))]
-    assert running.counter("listen.udp_frames_rejected") == 3
+    assert running.counter("listen.udp_frames_rejected") == 5
     assert running.counter("listen.udp_datapoints_received") == 2
+    assert running.counter("listen.rejected.msgpack_unreadable") == 2
+    assert running.counter("listen.rejected.not_a_datapoint") == 2
+    assert running.counter("listen.rejected.name_too_long") == 1
 
 
 def test_plaintext_lines_bad_lines_and_a_last_line_without_newline(serve) -> None:
     running = serve("plaintext")
     with socket.create_connection(running.address) as client:
         client.sendall(b"a.b 1 1700000000\r\nnot a number line\n\n")
-        client.sendall(b"x" * (listen.MAX_LINE_BYTES + 10))  # over-long line: dropped up to its newline
+        client.sendall(b"x" * (MAX_LINE_BYTES + 10))  # over-long line: dropped up to its newline
         client.sendall(b" 1 2\nc.d 2.5 1700000060\ne.f 3 1700000120")
     assert running.datapoints(3) == [("a.b", (1_700_000_000, 1)), ("c.d", (1_700_000_060, 2.5)),
                                      ("e.f", (1_700_000_120, 3))]
@@ -231,7 +233,7 @@ def test_several_plaintext_clients_at_once(serve) -> None:
 def test_each_metric_goes_to_one_worker_queue_in_order() -> None:
     queues: list[queue.Queue] = [queue.Queue(), queue.Queue()]
     counters = Counters(1)
-    chunker = listen.Chunker(queues, "pickle", chunk_size=10, flush_interval=60.0, counters=counters.row(0))
+    chunker = Chunker(queues, "pickle", chunk_size=10, flush_interval=60.0, counters=counters.row(0))
     sent = [(f"metric.{n % 9}", (1_700_000_000 + n, float(n))) for n in range(500)]
     for start in range(0, len(sent), 37):
         chunker.extend(sent[start:start + 37])
@@ -239,7 +241,7 @@ def test_each_metric_goes_to_one_worker_queue_in_order() -> None:
     received = []
     for index, work in enumerate(queues):
         mine = [dp for chunk in list(work.queue) for dp in chunk]
-        assert {listen.shard(name, 2) for name, _ in mine} == {index}
+        assert {shard(name, 2) for name, _ in mine} == {index}
         assert all(len(chunk) > 10 for chunk in list(work.queue)[:-1]), "chunks go when over CHUNK_SIZE"
         received.extend(mine)
         for name in {name for name, _ in mine}:

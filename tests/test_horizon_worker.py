@@ -15,7 +15,7 @@ import redis
 
 from skyline_analyzer import config, connections
 from skyline_analyzer.codec import decode_pairs
-from skyline_analyzer.horizon.stats import Counters
+from skyline_analyzer.horizon.counters import Counters
 from skyline_analyzer.horizon.worker import Writer, run_worker, take_batch
 from tests.redis_server import RedisServer
 

@@ -99,12 +99,23 @@ def tcp_limits(settings: Settings, protocol: str) -> Limits:
     return Limits(connections, float(settings.HORIZON_IDLE_TIMEOUT), settings.HORIZON_MAX_BUFFERED_BYTES)
 
 
-def _receiver_factory(protocol: str, settings: Settings, validator: Validator, chunker: Chunker,
-                      rejections: Rejections) -> Callable[[str], StreamReceiver]:
+def make_server(protocol: str, sock: socket.socket, settings: Settings, work_queues: Sequence[Any],
+                counters: CounterRow, stopping: threading.Event) -> UdpReceiver | TcpServer:
+    """The loop that serves one protocol's socket until ``stopping`` is set (its ``serve`` method)."""
+    chunker = Chunker(work_queues, protocol, settings.CHUNK_SIZE, settings.CHUNK_FLUSH_INTERVAL, counters)
+    rejections = Rejections(protocol, counters)
+    validator = Validator.from_settings(settings)
+    if protocol == "udp":
+        return UdpReceiver(sock, validator, chunker, rejections, stopping)
+    new_receiver: Callable[[str], StreamReceiver]
     if protocol == "pickle":
-        return lambda peer: PickleReceiver(validator, chunker.extend, rejections, peer,
-                                           settings.MAX_PICKLE_FRAME_BYTES)
-    return lambda peer: PlaintextReceiver(validator, chunker.extend, rejections, peer)
+        def new_receiver(peer: str) -> StreamReceiver:
+            return PickleReceiver(validator, chunker.extend, rejections, peer, settings.MAX_PICKLE_FRAME_BYTES)
+    else:
+        def new_receiver(peer: str) -> StreamReceiver:
+            return PlaintextReceiver(validator, chunker.extend, rejections, peer)
+    return TcpServer(sock, protocol, new_receiver, chunker, counters, rejections, tcp_limits(settings, protocol),
+                     stopping)
 
 
 def _serve(protocol: str, serve: Callable[[], None]) -> None:
@@ -121,15 +132,7 @@ def run_listener(protocol: str, sock: socket.socket, settings: Settings, work_qu
                  counters: CounterRow, stop: Any, parent_pid: int) -> None:
     """A listener process's body: serve ``sock`` until the agent asks to stop or goes away."""
     stopping = threading.Event()
-    chunker = Chunker(work_queues, protocol, settings.CHUNK_SIZE, settings.CHUNK_FLUSH_INTERVAL, counters)
-    rejections = Rejections(protocol, counters)
-    validator = Validator.from_settings(settings)
-    server: UdpReceiver | TcpServer
-    if protocol == "udp":
-        server = UdpReceiver(sock, validator, chunker, rejections, stopping)
-    else:
-        server = TcpServer(sock, protocol, _receiver_factory(protocol, settings, validator, chunker, rejections),
-                           chunker, counters, rejections, tcp_limits(settings, protocol), stopping)
+    server = make_server(protocol, sock, settings, work_queues, counters, stopping)
     thread = threading.Thread(target=_serve, args=(protocol, server.serve), name=f"{protocol}-listener")
     thread.start()
     log.info("horizon.listen :: %s listener serving %s:%s", protocol, *sock.getsockname()[:2])

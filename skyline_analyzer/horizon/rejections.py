@@ -33,6 +33,7 @@ class Rejections:
 
     def __init__(self, protocol: str, counters: CounterRow, clock: Callable[[], float] = time.monotonic) -> None:
         self.protocol = protocol
+        self.unit = {"pickle": "frame", "udp": "datagram", "plaintext": "line"}[protocol]
         self.counters = counters
         self.clock = clock
         self.window_end = 0.0
@@ -48,11 +49,11 @@ class Rejections:
 
     def frames(self, refused: Refused, peer: str) -> None:
         """Frames, datagrams or lines refused whole."""
-        self._count(f"listen.{self.protocol}_frames_rejected", refused, "inputs", peer)
+        self._count(f"listen.{self.protocol}_frames_rejected", refused, self.unit, peer)
 
     def elements(self, refused: Refused, peer: str) -> None:
         """Elements refused inside a frame that was otherwise read."""
-        self._count(f"listen.{self.protocol}_datapoints_rejected", refused, "datapoints", peer)
+        self._count(f"listen.{self.protocol}_datapoints_rejected", refused, "datapoint", peer)
 
     def _count(self, counter: str, refused: Refused, kind: str, peer: str) -> None:
         total = refused.total()
@@ -62,8 +63,12 @@ class Rejections:
         for reason, count in refused.counts.items():
             self.counters.add(f"listen.rejected.{reason}", count)
         if self._may_log(total):
-            log.error("horizon.listen :: rejected %d %s %s from %s, the first: %s", total, self.protocol, kind,
-                      escape(peer), refused.first)
+            if total == 1:
+                log.error("horizon.listen :: rejected a %s %s from %s: %s", self.protocol, kind, escape(peer),
+                          refused.first)
+            else:
+                log.error("horizon.listen :: rejected %d %s %ss from %s, the first: %s", total, self.protocol, kind,
+                          escape(peer), refused.first)
         first = refused.first
         if first is not None and first.reason is Rejection.UNEXPECTED and not self.traceback_logged:
             self.traceback_logged = True
