@@ -20,8 +20,8 @@ import pytest
 
 from skyline_analyzer import config, keys, synthetic
 from skyline_analyzer.cli.check import check_series
-from skyline_analyzer.harness import seed_redis
 from skyline_analyzer.detection.series import Series
+from skyline_analyzer.harness import seed_redis
 from tests.carbon_server import CarbonServer
 from tests.redis_server import RedisServer
 

@@ -11,9 +11,8 @@ import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgpack
@@ -22,53 +21,8 @@ import pytest
 from skyline_analyzer import config
 from skyline_analyzer.codec import decode, decode_pairs
 from skyline_analyzer.detection import engine
-from tests.carbon_server import CarbonServer, free_port
-from tests.test_horizon_listen import free_udp_port
-
-REPO = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "skyline_analyzer"]
-
-
-def horizon_settings(make_settings: Callable[..., Path], **overrides: object) -> Path:
-    values = {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": free_port(), "UDP_PORT": free_udp_port(),
-              "PLAINTEXT_PORT": free_port(), "CHUNK_FLUSH_INTERVAL": 0.2, "SERVER_METRICS_NAME": "e2e", **overrides}
-    return make_settings(**values)
-
-
-def wait_for_log(log: Path, text: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        content = log.read_text() if log.exists() else ""
-        if text in content:
-            return content
-        if process is not None and process.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} not in {log}:\n{log.read_text() if log.exists() else '(no log)'}")
-
-
-class HorizonProcess:
-    def __init__(self, settings_path: Path) -> None:
-        self.settings = config.load(settings_path)
-        self.log = Path(self.settings.LOG_PATH) / "horizon.log"
-        env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path)}
-        self.process = subprocess.Popen([*CLI, "horizon"], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT)
-        for protocol in ("pickle", "udp", "plaintext"):
-            wait_for_log(self.log, f"{protocol} listener serving", process=self.process)
-
-    def address(self, setting: str) -> tuple[str, int]:
-        return "127.0.0.1", self.settings[setting]
-
-    def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-            raise
+from tests.carbon_server import CarbonServer
+from tests.horizon_process import CLI, REPO, HorizonProcess, horizon_settings, wait_for_log
 
 
 @pytest.fixture
@@ -282,6 +236,7 @@ def test_a_killed_child_starts_a_new_generation_and_stop_still_works(make_settin
         assert redis_conn.get("metrics.after.restart") == msgpack.packb((now, 2.0))
     finally:
         assert horizon.stop() == 0
+    assert horizon.counters()["agent.child_deaths"] == 1, "the death is counted, and reported"
 
 
 def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None:

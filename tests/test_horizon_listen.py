@@ -19,13 +19,7 @@ from skyline_analyzer.horizon import listener
 from skyline_analyzer.horizon.chunker import Chunker, shard
 from skyline_analyzer.horizon.counters import Counters
 from skyline_analyzer.horizon.plaintext_receiver import MAX_LINE_BYTES
-from tests.carbon_server import free_port
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.horizon_process import horizon_settings
 
 
 class Running:
@@ -67,9 +61,7 @@ def serve(make_settings: Callable[..., Path]) -> Iterator[Callable[..., Running]
     started: list[Running] = []
 
     def start(protocol: str, maxsize: int = 1000, **overrides: object) -> Running:
-        values = {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": free_port(), "UDP_PORT": free_udp_port(),
-                  "PLAINTEXT_PORT": free_port(), "CHUNK_FLUSH_INTERVAL": 0.2, **overrides}
-        settings = config.load(make_settings(**values))
+        settings = config.load(horizon_settings(make_settings, **overrides))
         running = Running(protocol, settings, maxsize)
         started.append(running)
         return running

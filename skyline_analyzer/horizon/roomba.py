@@ -36,6 +36,7 @@ from skyline_analyzer.config import Settings
 from skyline_analyzer.connections import RedisLink, connect
 from skyline_analyzer.detection.series import is_number
 from skyline_analyzer.exceptions import SeriesFormatError
+from skyline_analyzer.excerpt import LIMIT, describe, escape
 from skyline_analyzer.horizon.stop_flag import child_main
 from skyline_analyzer.slices import assigned_slice
 
@@ -103,12 +104,12 @@ def trim(pairs: list[Any], cutoff: float) -> tuple[list[tuple[Any, Any]] | None,
     if not isinstance(first, (list, tuple)):
         # The original's rule for a value that is a bare number rather than datapoints.
         if not is_number(first):
-            raise ValueError(f"not a datapoint: {first!r:.80}")
+            raise ValueError(f"not a datapoint: {describe(first)}")
         return ([], len(pairs)) if first < cutoff else (None, 0)
     for pair in pairs:
         if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not (is_number(pair[0])
                                                                          and is_number(pair[1])):
-            raise ValueError(f"not a (timestamp, value) datapoint: {pair!r:.80}")
+            raise ValueError(f"not a (timestamp, value) datapoint: {describe(pair)}")
     ordered = sorted(pairs)
     if ordered[-1][0] < cutoff:
         return [], len(pairs)
@@ -120,6 +121,11 @@ def trim(pairs: list[Any], cutoff: float) -> tuple[list[tuple[Any, Any]] | None,
             kept.append((timestamp, value))
             last = timestamp
     return kept, len(pairs) - len(kept)
+
+
+def shown_key(key: bytes) -> str:
+    """A key as logs show it: bounded and escaped (whoever writes to Redis chooses its bytes)."""
+    return escape(key[: 2 * LIMIT].decode("utf-8", "backslashreplace"))
 
 
 class Vacuum:
@@ -144,20 +150,21 @@ class Vacuum:
     def key(self, key: bytes, now: float, result: VacuumResult) -> bool:
         """Vacuum one key; False when it changed under us and should be retried."""
         cutoff = now - self.duration
+        shown = shown_key(key)
         try:
             raw = self.conn.get(key)
         except redis.ResponseError as exc:
             # Not a string (WRONGTYPE): the original's "zap" of anything it cannot read.
-            log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", key.decode(errors="replace"), exc)
+            log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", shown, exc)
             self.conn.pipeline().delete(key).srem(self.unique_set, key).execute()
             result.euthanized += 1
             return True
         raw = raw if raw is not None else b""
         zapped = False
         try:
-            kept, removed = trim(decode_pairs(raw, key.decode(errors="replace")), cutoff)
+            kept, removed = trim(decode_pairs(raw, shown), cutoff)
         except (SeriesFormatError, TypeError, ValueError) as exc:
-            log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", key.decode(errors="replace"), exc)
+            log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", shown, exc)
             kept, removed, zapped = [], 0, True
         if raw and kept is None:
             result.active += 1
