@@ -264,7 +264,7 @@ MAX_QUEUE_SIZE = 500
 # process's file-descriptor limit (LimitNOFILE in etc/systemd/horizon.service); Horizon lowers it to fit.
 HORIZON_MAX_CONNECTIONS = 1000
 # Seconds a TCP connection may send nothing before it is closed (clients such as carbon-relay reconnect).
-HORIZON_IDLE_TIMEOUT = 300
+HORIZON_IDLE_TIMEOUT = 300.0
 # Bytes of partial frames and lines one TCP listener holds over all its connections; past it, the
 # connection holding the most is closed. At least MAX_PICKLE_FRAME_BYTES + 4.
 HORIZON_MAX_BUFFERED_BYTES = 33554432

@@ -175,7 +175,7 @@ DEFAULTS: dict[str, Any] = {
     # seconds a silent connection is kept, bytes of partial frames and lines held over all of one
     # listener's connections, the longest metric name in UTF-8 bytes, and the memory of each name cache.
     "HORIZON_MAX_CONNECTIONS": 1000,
-    "HORIZON_IDLE_TIMEOUT": 300,
+    "HORIZON_IDLE_TIMEOUT": 300.0,
     "HORIZON_MAX_BUFFERED_BYTES": 33554432,
     "HORIZON_MAX_NAME_BYTES": 1024,
     "HORIZON_CACHE_BYTES": 16777216,

@@ -241,3 +241,86 @@ def test_each_metric_goes_to_one_worker_queue_in_order() -> None:
     assert sorted(received) == sorted(sent)
     assert all(queues), "both queues are used"
     assert counters.totals()["listen.pickle_datapoints_received"] == 500
+
+
+def closed_by_server(client: socket.socket, timeout: float = 5.0) -> bool:
+    """Whether the server closed ``client`` within ``timeout`` (it never sends anything)."""
+    client.settimeout(timeout)
+    try:
+        return client.recv(1) == b""
+    except TimeoutError:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_one_bad_line_drops_alone_among_good_ones_in_the_same_read(serve) -> None:
+    running = serve("plaintext")
+    with socket.create_connection(running.address) as client:
+        client.sendall(b"a.b 1 1700000000\nhuge " + b"9" * 5000 + b" 1700000000\nc.d 2 1700000060\n")
+    assert running.datapoints(2) == [("a.b", (1_700_000_000, 1)), ("c.d", (1_700_000_060, 2))]
+    assert running.counter("listen.plaintext_frames_rejected") == 1
+    assert running.counter("listen.rejected.not_a_number") == 1
+
+
+def test_a_silent_connection_is_closed_after_the_idle_timeout(serve) -> None:
+    running = serve("pickle", HORIZON_IDLE_TIMEOUT=0.5)
+    with socket.create_connection(running.address) as client:
+        client.sendall(frame(points("before.silence", 2)))
+        assert running.datapoints(2) == points("before.silence", 2)
+        assert closed_by_server(client)
+    assert running.counter("listen.pickle_connections_timed_out") == 1
+
+
+def test_past_the_connection_limit_a_quiet_connection_makes_room(serve) -> None:
+    running = serve("pickle", HORIZON_MAX_CONNECTIONS=3)
+    idle = [socket.create_connection(running.address) for _ in range(3)]
+    try:
+        time.sleep(0.3)  # accepted, in this order
+        with socket.create_connection(running.address) as client:
+            client.sendall(frame(points("newcomer", 3)))
+            assert running.datapoints(3) == points("newcomer", 3)
+        assert closed_by_server(idle[0]), "the connection quiet the longest made room"
+        assert not closed_by_server(idle[1], timeout=0.2)
+        assert running.counter("listen.pickle_connections_evicted") == 1
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_past_the_connection_limit_working_clients_keep_their_connections(serve) -> None:
+    running = serve("plaintext", HORIZON_MAX_CONNECTIONS=2)
+    workers = [socket.create_connection(running.address) for _ in range(2)]
+    try:
+        for n, sock in enumerate(workers):
+            sock.sendall(f"worker.{n} 1 1700000000\n".encode())
+        assert len(running.datapoints(2)) == 2
+        with socket.create_connection(running.address) as newcomer:
+            assert closed_by_server(newcomer), "refused: both connections delivered and are not idle"
+        assert running.counter("listen.plaintext_connections_refused") == 1
+        workers[0].sendall(b"worker.0 2 1700000060\n")
+        assert running.datapoints(1) == [("worker.0", (1_700_000_060, 2))]
+    finally:
+        for sock in workers:
+            sock.close()
+
+
+def test_partial_frames_past_the_buffer_limit_close_the_largest(serve) -> None:
+    running = serve("pickle", MAX_PICKLE_FRAME_BYTES=10_000, HORIZON_MAX_BUFFERED_BYTES=25_000)
+    clients = [socket.create_connection(running.address) for _ in range(4)]
+    try:
+        for client, size in zip(clients, (6000, 7000, 8000, 9000), strict=True):
+            client.sendall(struct.pack("!I", 10_000) + b"\x80" * size)
+        assert closed_by_server(clients[3]), "whatever the order of the reads, the 9000 bytes are the most"
+        assert not any(closed_by_server(client, timeout=0.2) for client in clients[:3])
+        with socket.create_connection(running.address) as real:
+            real.sendall(frame(points("still.served", 2)))
+            assert running.datapoints(2) == points("still.served", 2)
+    finally:
+        for client in clients:
+            client.close()
+    assert running.counter("listen.pickle_connections_overflowed") == 1
+    deadline = time.monotonic() + 5
+    while running.counter("listen.rejected.frame_truncated") < 4 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert running.counter("listen.rejected.frame_truncated") == 4, "the closed one, and the others at their EOF"

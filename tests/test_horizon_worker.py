@@ -136,3 +136,22 @@ def test_a_write_during_an_outage_raises_for_the_worker_to_count(tmp_path: Path,
     server.stop()
     with pytest.raises(redis.ConnectionError):
         Writer(settings).write(client, [("m", (NOW, 1))], NOW)
+
+
+def test_a_datapoint_that_cannot_be_written_drops_alone(redis_conn, make_settings) -> None:
+    # The listeners refuse both; a worker must still not die on them, nor lose the batch.
+    writer = Writer(settings_for(make_settings))
+    chunk = [("good.one", (NOW, 1)), ("lone\ud800surrogate", (NOW, 2)), ("huge", (NOW, 10**30)),
+             ("good.two", (NOW, 3))]
+    result = writer.write(redis_conn, chunk, NOW)
+    assert (result.written, result.rejected) == (2, 2)
+    assert "UnicodeEncodeError" in result.refused and "\\ud800" in result.refused
+    assert redis_conn.smembers("metrics.unique_metrics") == {b"metrics.good.one", b"metrics.good.two"}
+
+
+def test_the_skip_cache_is_bounded_by_bytes(make_settings) -> None:
+    writer = Writer(settings_for(make_settings, HORIZON_CACHE_BYTES=100_000))
+    for n in range(300):
+        writer.skips(f"name.{n}." + "x" * 10_000)
+    assert writer.skip_cache.used <= 100_000
+    assert 0 < len(writer.skip_cache) < 10

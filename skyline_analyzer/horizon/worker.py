@@ -64,13 +64,13 @@ class Writer:
         self.max_resolution = settings.MAX_RESOLUTION
         self.skip_list = tuple(settings.SKIP_LIST)
         self.do_not_skip_list = tuple(settings.DO_NOT_SKIP_LIST)
-        self._skip_cache = NameCache(settings.HORIZON_CACHE_BYTES)
+        self.skip_cache = NameCache(settings.HORIZON_CACHE_BYTES)
 
     def skips(self, name: str) -> bool:
-        decision = self._skip_cache.get(name)
+        decision = self.skip_cache.get(name)
         if decision is None:
             decision = skipped(name, self.skip_list, self.do_not_skip_list)
-            self._skip_cache.put(name, decision)
+            self.skip_cache.put(name, decision)
         return decision
 
     def write(self, conn: redis.Redis, datapoints: Iterable[Datapoint], now: int) -> WriteResult:
