@@ -76,6 +76,8 @@ class BadInput(ValueError):
         self.reason = reason
         self.message = message
         self.value = value
+        #: For ``UNEXPECTED``: the defect's traceback, already formatted (it names code, never input).
+        self.trace = ""
 
     def __str__(self) -> str:
         return self.message if self.value is _NO_VALUE else f"{self.message}: {describe(self.value)}"

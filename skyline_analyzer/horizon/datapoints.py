@@ -16,6 +16,7 @@ Nothing here renders the input: a :class:`BadInput` formats its value (bounded) 
 from __future__ import annotations
 
 import re
+import traceback
 from collections import Counter
 from typing import Any
 
@@ -110,6 +111,11 @@ class Refused:
         self.first: BadInput | None = None
 
     def add(self, exc: BadInput) -> None:
+        # A caught exception's traceback holds the frames it passed through, and with them the input and
+        # this object: a reference cycle that would keep every refused frame alive until the next garbage
+        # collection (a hundred 1 MB names, say). Nothing here needs the traceback.
+        exc.__traceback__ = None
+        exc.__context__ = None
         self.counts[exc.reason] += 1
         if self.first is None:
             self.first = exc
@@ -121,9 +127,9 @@ class Refused:
 def unexpected(exc: Exception, what: str, value: Any) -> BadInput:
     """A defect met while ``what`` was handled, as a rejection of that one input.
 
-    Only the exception's type is in the message: its text may quote the input unbounded. The exception is
-    kept as the cause, for its traceback.
+    Only the exception's type is in the message: its text may quote the input unbounded. Its traceback is
+    kept formatted, not as frames (see :meth:`Refused.add`).
     """
     bad = BadInput(Rejection.UNEXPECTED, f"{type(exc).__name__} while handling {what}", value)
-    bad.__cause__ = exc
+    bad.trace = "".join(traceback.format_tb(exc.__traceback__))
     return bad

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Callable
 
-from skyline_analyzer.exceptions import BadInput, Rejection
+from skyline_analyzer.exceptions import BadInput
 from skyline_analyzer.excerpt import escape
 from skyline_analyzer.horizon.counters import CounterRow
 from skyline_analyzer.horizon.datapoints import Refused
@@ -70,12 +69,10 @@ class Rejections:
                 log.error("horizon.listen :: rejected %d %s %ss from %s, the first: %s", total, self.protocol, kind,
                           escape(peer), refused.first)
         first = refused.first
-        if first is not None and first.reason is Rejection.UNEXPECTED and not self.traceback_logged:
+        if first is not None and first.trace and not self.traceback_logged:
             self.traceback_logged = True
-            cause = first.__cause__
-            if cause is not None:
-                log.error("horizon.listen :: %s listener: the first unexpected error's traceback:\n%s",
-                          self.protocol, "".join(traceback.format_tb(cause.__traceback__)))
+            log.error("horizon.listen :: %s listener: the first unexpected error's traceback:\n%s", self.protocol,
+                      first.trace)
 
     def _may_log(self, count: int) -> bool:
         now = self.clock()
