@@ -5,8 +5,8 @@ Here each datapoint is checked where it arrives, and the only error checking can
 :class:`~skyline_analyzer.exceptions.BadInput`, whose reason is counted:
 
 * the name is text (``str``, or bytes that are UTF-8: Python 2 relays and msgpack ``bin``), non-empty, with
-  no whitespace or NUL, encodable as UTF-8 (a lone surrogate is not: Redis keys are bytes), and at most
-  ``HORIZON_MAX_NAME_BYTES`` bytes of it;
+  no whitespace or control character (NUL, ESC...), encodable as UTF-8 (a lone surrogate is not: Redis keys
+  are bytes), and at most ``HORIZON_MAX_NAME_BYTES`` bytes of it;
 * the timestamp and the value are finite numbers (``bool`` is not a number here) msgpack can encode: an
   int in ``[-2**63, 2**64)`` or a float. Numbers keep the type the sender used, as in the original.
 
@@ -30,7 +30,8 @@ Datapoint = tuple[str, tuple[int | float, int | float]]
 # msgpack encodes integers in [-2**63, 2**64); outside that packb raises in the worker.
 INT_MIN = -(2**63)
 INT_MAX = 2**64 - 1
-_BAD_CHARACTER = re.compile(r"[\s\x00]")
+# Whitespace separates plaintext fields; control characters (escape sequences, NUL) are in no real name.
+_BAD_CHARACTER = re.compile(r"[\s\x00-\x1f\x7f]")
 
 
 def number(value: Any, what: str) -> int | float:
@@ -89,7 +90,8 @@ class Validator:
         else:
             raise BadInput(Rejection.NAME_NOT_TEXT, "metric name is not a string", name)
         if not name or _BAD_CHARACTER.search(name):
-            raise BadInput(Rejection.NAME_CHARACTERS, "metric name is empty or contains whitespace or NUL", name)
+            raise BadInput(Rejection.NAME_CHARACTERS, "metric name is empty or has whitespace or control characters",
+                           name)
         self._valid.put(name, True)
         return name
 
