@@ -35,8 +35,8 @@ import redis
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from skyline_analyzer.harness import private_redis  # noqa: E402
 from skyline_analyzer.codec import decode_pairs  # noqa: E402
+from skyline_analyzer.harness import private_redis  # noqa: E402
 from skyline_analyzer.horizon.senders import pickle_frame, plaintext_lines  # noqa: E402
 
 PROTOCOLS = ("pickle", "udp", "plaintext")
