@@ -28,39 +28,44 @@ from typing import Any, NoReturn
 from skyline_analyzer.exceptions import UnsafePickleError
 from skyline_analyzer.excerpt import escape
 
-# How an opcode's argument is laid out, for the scan.
-_NONE, _FIXED, _LINE, _COUNTED, _REFUSED, _STOP = range(6)
-_PUT, _LONG_BINPUT = ord("p"), ord("r")
-_REFUSED_NAMES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID",
-                  "REDUCE", "BUILD", "NEWOBJ", "NEWOBJ_EX"}
+_PUT, _LONG_BINPUT, _STOP = ord("p"), ord("r"), ord(".")
+_REFUSED = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "EXT1", "EXT2", "EXT4", "PERSID", "BINPERSID", "REDUCE", "BUILD",
+            "NEWOBJ", "NEWOBJ_EX"}
 #: Digits of a PUT index: more than any payload has bytes.
 _MAX_INDEX_DIGITS = 12
 _NAMES = {ord(op.code): op.name for op in pickletools.opcodes}
+#: Width of the count of a counted argument, signed for BINSTRING and LONG4.
+_COUNT_WIDTHS = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
+                 pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}
+# _SKIP[opcode]: the bytes of a fixed-size argument (0 for none), the scan's fast path; or one of these.
+_SPECIAL, _SHORT_COUNTED, _COUNTED_4U, _MEMO_4 = -1, -2, -3, -4
 
 
-def _layouts() -> list[tuple[int, int, bool] | None]:
-    """Per opcode byte: (layout, size of the fixed argument or of the count, whether the count is signed)."""
-    table: list[tuple[int, int, bool] | None] = [None] * 256
+def _tables() -> tuple[list[int], dict[int, tuple[int, bool]]]:
+    skip = [_SPECIAL] * 256
+    counted: dict[int, tuple[int, bool]] = {}
     for op in pickletools.opcodes:
         code, arg = ord(op.code), op.arg
-        if op.name in _REFUSED_NAMES:
-            table[code] = (_REFUSED, 0, False)
-        elif op.name == "STOP":
-            table[code] = (_STOP, 0, False)
-        elif arg is None:
-            table[code] = (_NONE, 0, False)
+        if op.name in _REFUSED or code == _STOP:
+            continue
+        if code == _LONG_BINPUT:
+            skip[code] = _MEMO_4
+            continue
+        if arg is None:
+            skip[code] = 0
         elif arg.n >= 0:
-            table[code] = (_FIXED, arg.n, False)
-        elif arg.n == pickletools.UP_TO_NEWLINE:
-            table[code] = (_LINE, 0, False)
-        else:
-            count = {pickletools.TAKEN_FROM_ARGUMENT1: 1, pickletools.TAKEN_FROM_ARGUMENT4: 4,
-                     pickletools.TAKEN_FROM_ARGUMENT4U: 4, pickletools.TAKEN_FROM_ARGUMENT8U: 8}[arg.n]
-            table[code] = (_COUNTED, count, arg.n == pickletools.TAKEN_FROM_ARGUMENT4)
-    return table
+            skip[code] = arg.n
+        elif arg.n in _COUNT_WIDTHS:
+            width = _COUNT_WIDTHS[arg.n]
+            counted[code] = (width, arg.n == pickletools.TAKEN_FROM_ARGUMENT4)
+            if width == 1:
+                skip[code] = _SHORT_COUNTED
+            elif arg.n == pickletools.TAKEN_FROM_ARGUMENT4U:
+                skip[code] = _COUNTED_4U
+    return skip, counted
 
 
-_LAYOUTS = _layouts()
+_SKIP, _COUNTED = _tables()
 
 
 def scan(payload: bytes) -> None:
@@ -73,39 +78,56 @@ def scan(payload: bytes) -> None:
     pickle.UnpicklingError
         An unknown opcode, a memo index above its offset, a length past the end, no STOP or bytes after it.
     """
-    pos, end = 0, len(payload)
+    pos, end, skip = 0, len(payload), _SKIP
     while pos < end:
-        start = pos
-        layout = _LAYOUTS[payload[pos]]
-        if layout is None:
-            raise pickle.UnpicklingError(f"unknown opcode {payload[pos]:#04x} at {start}")
-        kind, size, signed = layout
-        pos += 1
-        if kind == _FIXED:
-            if payload[start] == _LONG_BINPUT and int.from_bytes(payload[pos : pos + 4], "little") > start:
-                raise pickle.UnpicklingError(f"memo index above its offset {start}")
-            pos += size
-        elif kind == _COUNTED:
-            count = int.from_bytes(payload[pos : pos + size], "little", signed=signed)
-            pos += size + count
-            if count < 0 or pos > end:
-                raise pickle.UnpicklingError(f"length {count} at {start} runs past the payload")
-        elif kind == _LINE:
-            newline = payload.find(b"\n", pos)
-            if newline < 0:
-                raise pickle.UnpicklingError(f"unterminated line at {start}")
-            if payload[start] == _PUT:
-                digits = payload[pos:newline]
-                if len(digits) > _MAX_INDEX_DIGITS or not digits.isdigit() or int(digits) > start:
-                    raise pickle.UnpicklingError(f"memo index above its offset {start}")
-            pos = newline + 1
-        elif kind == _STOP:
-            if pos != end:
-                raise pickle.UnpicklingError(f"{end - pos} bytes after the pickle's STOP")
-            return
-        elif kind == _REFUSED:
-            raise UnsafePickleError(f"refused {_NAMES[payload[start]]} at {start}")
+        size = skip[payload[pos]]
+        if size >= 0:
+            pos += 1 + size
+        elif size == _SHORT_COUNTED and pos + 1 < end:
+            pos += 2 + payload[pos + 1]
+        elif size == _COUNTED_4U and pos + 5 <= end:
+            # A count past the end ends the loop: "truncated", and nothing was allocated.
+            pos += 5 + int.from_bytes(payload[pos + 1 : pos + 5], "little")
+        elif size == _MEMO_4:
+            if int.from_bytes(payload[pos + 1 : pos + 5], "little") > pos:
+                raise pickle.UnpicklingError(f"memo index above its offset {pos}")
+            pos += 5
+        else:
+            pos = _special(payload, pos, end)
+            if pos < 0:
+                return
     raise pickle.UnpicklingError("pickle data was truncated")
+
+
+def _special(payload: bytes, start: int, end: int) -> int:
+    """Check the opcode at ``start`` that has no fixed-size argument; where the next one starts, -1 after STOP."""
+    code = payload[start]
+    pos = start + 1
+    if code in _COUNTED:
+        width, signed = _COUNTED[code]
+        count = int.from_bytes(payload[pos : pos + width], "little", signed=signed)
+        pos += width + count
+        if count < 0 or pos > end:
+            raise pickle.UnpicklingError(f"length {count} at {start} runs past the payload")
+        return pos
+    if code == _STOP:
+        if pos != end:
+            raise pickle.UnpicklingError(f"{end - pos} bytes after the pickle's STOP")
+        return -1
+    name = _NAMES.get(code)
+    if name in _REFUSED:
+        raise UnsafePickleError(f"refused {name} at {start}")
+    if name is None:
+        raise pickle.UnpicklingError(f"unknown opcode {code:#04x} at {start}")
+    # The rest take a line: PUT's index is checked, the others are read by the unpickler.
+    newline = payload.find(b"\n", pos)
+    if newline < 0:
+        raise pickle.UnpicklingError(f"unterminated line at {start}")
+    if code == _PUT:
+        digits = payload[pos:newline]
+        if len(digits) > _MAX_INDEX_DIGITS or not digits.isdigit() or int(digits) > start:
+            raise pickle.UnpicklingError(f"memo index above its offset {start}")
+    return newline + 1
 
 
 class PlainUnpickler(pickle.Unpickler):
