@@ -1,6 +1,8 @@
-"""Horizon: the ingestion side (SPEC.md 1.4-1.7).
+"""Horizon: the ingestion side (docs/horizon.md).
 
-Listeners (:mod:`.listen`) accept carbon pickle frames, msgpack datagrams and carbon plaintext lines and
-put chunks of datapoints on one bounded queue; workers (:mod:`.worker`) APPEND them to ``metrics.<name>``;
-Roomba (:mod:`.roomba`) trims, sorts and purges the series; :mod:`.agent` runs the processes.
+:mod:`.agent` runs the processes. Each listener (:mod:`.listener`) serves one protocol with its receiver
+(:mod:`.pickle_receiver`, :mod:`.plaintext_receiver` over :mod:`.tcp_server`; :mod:`.udp_receiver`), checks
+every datapoint (:mod:`.datapoints`), counts what it refuses (:mod:`.rejections`) and hands the rest to the
+workers' bounded queues (:mod:`.chunker`); workers (:mod:`.worker`) APPEND them to ``metrics.<name>``;
+Roomba (:mod:`.roomba`) trims, sorts and purges the series.
 """

@@ -1,4 +1,4 @@
-"""Horizon workers: take chunks off the queue and APPEND their datapoints to Redis (SPEC.md 1.5).
+"""Horizon workers: take chunks off the queue and APPEND their datapoints to Redis (docs/horizon.md).
 
 For every datapoint: skip it if ``SKIP_LIST`` matches its name and ``DO_NOT_SKIP_LIST`` does not; ignore it
 if its timestamp is more than ``MAX_RESOLUTION`` seconds before now (future timestamps are kept); otherwise
@@ -9,6 +9,10 @@ The original executed one pipeline per datapoint. Here a worker drains up to :da
 datapoints from the queue and writes them with one pipeline: the datapoints of one metric are concatenated
 into a single APPEND (in arrival order) and the keys into one SADD, which leaves exactly the bytes the
 per-datapoint APPENDs would have. That is what lets two workers keep up with 50,000 datapoints a second.
+
+A datapoint that cannot be turned into a write is dropped alone and counted (``worker.datapoints_rejected``;
+the listeners' checks make it 0), and any other failure of a batch is counted as lost
+(``worker.datapoints_failed``): nothing a client sent can end a worker.
 """
 
 from __future__ import annotations
