@@ -208,6 +208,14 @@ def test_horizon_only_settings_are_validated(make_settings) -> None:
     assert any(p.startswith("PICKLE_PORT must be a port number") for p in problems)
     assert any("must differ" in p for p in problems)
     assert validate(config.load(make_settings(HORIZON_IP="127.0.0.1"))) == []
+    limits = validate(config.load(make_settings(
+        HORIZON_IP="127.0.0.1", HORIZON_MAX_CONNECTIONS=0, HORIZON_IDLE_TIMEOUT=-1.0, HORIZON_MAX_NAME_BYTES=-5,
+        HORIZON_CACHE_BYTES=0, HORIZON_MAX_BUFFERED_BYTES=1000)).replace(PICKLE_PORT=10**5000))
+    for name in ("HORIZON_MAX_CONNECTIONS", "HORIZON_IDLE_TIMEOUT", "HORIZON_MAX_NAME_BYTES", "HORIZON_CACHE_BYTES"):
+        assert any(p.startswith(name) and "positive" in p for p in limits), name
+    assert any(p.startswith("HORIZON_MAX_BUFFERED_BYTES (1000) must hold at least one whole pickle frame")
+               for p in limits)
+    assert any(p.startswith("PICKLE_PORT must be a port number") and "<int of" in p for p in limits), limits
 
 
 @pytest.mark.parametrize(("announces", "child"), [("udp listener serving", "listen-udp"),
