@@ -14,15 +14,10 @@ from pathlib import Path
 
 import whisper
 
+from tests.support import free_port
+
 #: Whisper retention for every metric: one-second points for an hour, so each run's value is kept.
 RETENTIONS = "1s:1h"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def carbon_cache_binary() -> str:

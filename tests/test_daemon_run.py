@@ -23,7 +23,7 @@ COUNT = 40
 
 
 @pytest.fixture
-def daemon_settings(make_settings, tmp_path):
+def daemon_settings(load_settings, tmp_path):
     """Settings for a run: private Redis, files in tmp, no Graphite, no alerting."""
 
     def build(**overrides):
@@ -34,7 +34,7 @@ def daemon_settings(make_settings, tmp_path):
             "ANOMALY_DUMP": str(tmp_path / "dump" / "anomalies.json"),
             **overrides,
         }
-        return config.load(make_settings(**values))
+        return load_settings(**values)
 
     return build
 
