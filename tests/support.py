@@ -26,6 +26,8 @@ CORPORA = ("corpus_60s", "corpus_10s")
 CLI = [sys.executable, "-m", "skyline_analyzer"]
 #: The installed console script, which the systemd units and bin/analyzer.d call.
 SCRIPT = Path(sys.executable).parent / "skyline-analyzer"
+#: Settings for a daemon that sends no alert of any kind.
+NO_ALERTS = {"ENABLE_ALERTS": False, "ALERT_ON_STALE_METRICS": False}
 
 
 def free_port() -> int:

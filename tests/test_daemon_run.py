@@ -17,6 +17,7 @@ from skyline_analyzer.analyzer.daemon import Analyzer, anomaly_dump_path
 from skyline_analyzer.cli.demo import seed_redis
 from skyline_analyzer.slices import assigned_slice
 from tests.alert_receivers import SmtpReceiver
+from tests.support import NO_ALERTS
 
 ANOMALOUS = 4
 COUNT = 40
@@ -28,8 +29,7 @@ def daemon_settings(load_settings, tmp_path):
 
     def build(**overrides):
         values = {
-            "ENABLE_ALERTS": False,
-            "ALERT_ON_STALE_METRICS": False,
+            **NO_ALERTS,
             "ANALYZER_PROCESSES": 2,
             "ANOMALY_DUMP": str(tmp_path / "dump" / "anomalies.json"),
             **overrides,

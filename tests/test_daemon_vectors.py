@@ -17,7 +17,7 @@ import pytest
 from skyline_analyzer import codec, config, keys
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.analyzer.worker import EXCEPTION_SETS
-from tests.support import CORPORA, run_cli, vector_expected, vector_input
+from tests.support import CORPORA, NO_ALERTS, run_cli, vector_expected, vector_input
 
 CORPUS_NOW = 1700000000
 
@@ -37,8 +37,7 @@ def test_daemon_verdicts_equal_check(corpus, make_settings, redis_conn, tmp_path
     expected = vector_expected(corpus)["series"]
     delta = int(time.time()) - CORPUS_NOW
     shifted = {name: [[t + delta, v] for t, v in pairs] for name, pairs in series.items()}
-    settings_path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=2,
-                                  ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
+    settings_path = make_settings(**NO_ALERTS, ANALYZER_PROCESSES=2, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
 
     moved = run_check(shifted, CORPUS_NOW + delta, settings_path, tmp_path, "shifted")
     # The shift leaves every verdict as the golden vectors have it at the corpus's own `now`.
