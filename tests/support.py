@@ -5,6 +5,7 @@ Fixtures built on these (a private Redis, settings pointing at it, carbon) are i
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import os
@@ -15,6 +16,7 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from skyline_analyzer import config
@@ -93,6 +95,34 @@ def run_cli(settings_path: Path, *args: str, **kwargs: object) -> subprocess.Com
                           **kwargs)
 
 
+def wait_until(condition: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM ``process`` if it still runs; SIGKILL it if it has not exited within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def kill_process(process: subprocess.Popen) -> None:
+    """SIGKILL ``process`` if it still runs, and reap it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
 def wait_for_log(log: Path, text: str, count: int = 1, timeout: float = 60.0,
                  process: subprocess.Popen | None = None) -> str:
     """Poll ``log`` until ``text`` appears ``count`` times; return its content.
@@ -117,6 +147,34 @@ def children(pid: int) -> list[int]:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except FileNotFoundError:
         return []
+
+
+class NotifySocket:
+    """The ``$NOTIFY_SOCKET`` datagram socket systemd binds for a ``Type=notify`` service."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+
+    def __enter__(self) -> NotifySocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def receive(self, timeout: float = 30.0) -> str:
+        """The next notification; raises TimeoutError if none comes within ``timeout`` seconds."""
+        self.sock.settimeout(timeout)
+        return self.sock.recv(4096).decode()
+
+    def rest(self, quiet: float = 0.5) -> list[str]:
+        """Every notification until none has come for ``quiet`` seconds."""
+        messages = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                messages.append(self.receive(quiet))
+        return messages
 
 
 def pickle_frame(datapoints: list, protocol: int = 2) -> bytes:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 import msgpack
 import pytest
@@ -15,6 +14,7 @@ from redis.retry import Retry
 from skyline_analyzer.alerting import dispatch as alerts
 from skyline_analyzer.detection.anomaly import Anomaly
 from tests.alert_receivers import SyslogReceiver
+from tests.support import wait_until
 
 NOW = 1_700_000_000.0
 
@@ -80,9 +80,7 @@ def test_alerts_again_after_expiry(load_settings, syslog, redis_conn):
     assert len(syslog.lines()) == 1
     alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
     assert syslog.lines(wait=0.1) == []
-    deadline = time.monotonic() + 3
-    while redis_conn.exists("last_alert.syslog.stats.requests") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not redis_conn.exists("last_alert.syslog.stats.requests"), timeout=3)
     alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
     assert len(syslog.lines()) == 1
 

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import time
 from collections import Counter
@@ -21,7 +20,16 @@ from skyline_analyzer import config, keys, synthetic
 from skyline_analyzer.cli.check import check_series
 from skyline_analyzer.cli.demo import seed_redis
 from skyline_analyzer.detection.series import Series
-from tests.support import NO_ALERTS, REPO, SCRIPT, children, settings_env, wait_for_log
+from tests.support import (
+    NO_ALERTS,
+    REPO,
+    SCRIPT,
+    NotifySocket,
+    children,
+    kill_process,
+    settings_env,
+    wait_for_log,
+)
 
 ANALYZER_D = REPO / "bin" / "analyzer.d"
 
@@ -195,12 +203,6 @@ def start_on_many(make_settings, redis_conn, *args: str, **overrides: object) ->
     return start_daemon(make_settings(**NO_ALERTS, **overrides), *args)
 
 
-def finish(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-
-
 def test_sigterm_mid_run_finishes_the_run_and_exits_0(make_settings, redis_conn, tmp_path):
     process = start_on_many(make_settings, redis_conn, ANALYZER_PROCESSES=1, MAX_ANALYZER_PROCESS_RUNTIME=60,
                             ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
@@ -212,7 +214,7 @@ def test_sigterm_mid_run_finishes_the_run_and_exits_0(make_settings, redis_conn,
         os.kill(worker, signal.SIGCONT)
         assert process.wait(timeout=60) == 0
     finally:
-        finish(process)
+        kill_process(process)
     text = log.read_text()
     after = text[text.index("received SIGTERM"):]
     assert "total metrics      :: 2000" in after
@@ -232,7 +234,7 @@ def test_a_hung_worker_is_killed_and_the_run_still_reports(make_settings, redis_
         assert process.wait(timeout=60) == 0
         assert time.monotonic() - started < 3 + 10
     finally:
-        finish(process)
+        kill_process(process)
     assert not Path(f"/proc/{stopped}").exists()
     text = log.read_text()
     assert "timed out, killing all spin_process processes" in text
@@ -253,7 +255,7 @@ def test_a_second_ctrl_c_stops_at_once_and_kills_the_workers(make_settings, redi
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 130
     finally:
-        finish(process)
+        kill_process(process)
     assert not Path(f"/proc/{worker}").exists()
     text = log.read_text()
     assert "interrupted twice: stopped immediately" in text
@@ -264,22 +266,12 @@ def test_systemd_notify_ready_watchdog_stopping(make_settings, redis_conn, tmp_p
     """READY=1, WATCHDOG=1 and STOPPING=1 arrive on a real $NOTIFY_SOCKET datagram socket."""
     seed_many(redis_conn, 20)
     path = make_settings(**NO_ALERTS, ANALYZER_OPTIMUM_RUN_DURATION=1)
-    address = str(tmp_path / "notify.sock")
-    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    receiver.bind(address)
-    receiver.settimeout(30)
-    try:
-        env = settings_env(path, NOTIFY_SOCKET=address, WATCHDOG_USEC="1000000")
+    with NotifySocket(tmp_path / "notify.sock") as notify:
+        env = settings_env(path, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000")
         done = subprocess.run([str(SCRIPT), "run", "--max-runs", "2"], env=env, capture_output=True, text=True,
                               timeout=60)
         assert done.returncode == 0, done.stderr
-        messages = []
-        receiver.settimeout(0.5)
-        with contextlib.suppress(TimeoutError):
-            while True:
-                messages.append(receiver.recv(4096).decode())
-    finally:
-        receiver.close()
+        messages = notify.rest()
     assert messages[0] == "READY=1"
     assert messages[-1] == "STOPPING=1"
     assert messages.count("WATCHDOG=1") >= 2
@@ -311,4 +303,4 @@ def test_the_daemon_rides_out_a_redis_restart(make_settings, own_redis):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
-        finish(process)
+        kill_process(process)

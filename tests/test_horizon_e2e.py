@@ -4,7 +4,6 @@ bin/horizon.d drives it as a service; ``seed`` round-trips."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import socket
@@ -23,13 +22,16 @@ from skyline_analyzer.detection import engine
 from tests.support import (
     CLI,
     REPO,
+    NotifySocket,
     Touch,
     children,
     horizon_overrides,
+    kill_process,
     pickle_frame,
     run_cli,
     settings_env,
     wait_for_log,
+    wait_until,
 )
 
 
@@ -133,9 +135,10 @@ def test_relay_and_plaintext_clients_end_to_end(make_settings, redis_conn, carbo
     }
     for name, count in expected_counts.items():
         # Counts are per report; a periodic report may have come before the final one: add them up.
-        deadline = time.monotonic() + 20
-        while sum(carbon.wait_for(prefix + name, timeout=20)) != count and time.monotonic() < deadline:
-            time.sleep(0.2)
+        def arrived(metric: str = prefix + name, count: int = count) -> bool:
+            return sum(carbon.wait_for(metric, timeout=20)) == count
+
+        wait_until(arrived, timeout=20, interval=0.2)
         values = carbon.values(prefix + name)
         assert values and sum(values) == count, name
 
@@ -239,12 +242,16 @@ def test_a_killed_child_starts_a_new_generation_and_stop_still_works(make_settin
         now = int(time.time())
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.sendto(msgpack.packb(("after.restart", [now, 2.0])), horizon.address("UDP_PORT"))
-        deadline = time.monotonic() + 10
-        while redis_conn.get("metrics.after.restart") is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: redis_conn.get("metrics.after.restart") is not None, timeout=10)
         assert redis_conn.get("metrics.after.restart") == msgpack.packb((now, 2.0))
     finally:
         assert horizon.stop() == 0
+
+
+def living(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that still run (neither gone nor a zombie)."""
+    return [pid for pid in pids
+            if Path(f"/proc/{pid}").exists() and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()]
 
 
 def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None:
@@ -263,12 +270,8 @@ def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None
         # to hand its buffered chunks to workers that are gone.
         horizon.process.kill()
         horizon.process.wait()
-    deadline = time.monotonic() + 15
-    alive = forked
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()
-                 and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()]
-        time.sleep(0.1)
+    wait_until(lambda: not living(forked), timeout=15, interval=0.1)
+    alive = living(forked)
     for pid in alive:  # this test started them: do not leave them behind if the assertion fails
         os.kill(pid, signal.SIGKILL)
     assert alive == [], "every child noticed the agent was gone and exited"
@@ -277,29 +280,19 @@ def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None
 def test_systemd_notify_ready_watchdog_stopping(make_settings, redis_conn, tmp_path) -> None:
     """Under systemd (Type=notify) Horizon says READY once serving, pings the watchdog, says STOPPING."""
     settings_path = horizon_settings(make_settings)
-    address = str(tmp_path / "notify.sock")
-    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    receiver.bind(address)
-    env = settings_env(settings_path, NOTIFY_SOCKET=address, WATCHDOG_USEC="2000000")
-    process = subprocess.Popen([*CLI, "horizon"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    messages = []
-    try:
-        receiver.settimeout(30)
-        messages.append(receiver.recv(4096).decode())
-        while messages.count("WATCHDOG=1") < 2:
-            messages.append(receiver.recv(4096).decode())
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        receiver.settimeout(0.5)
-        with contextlib.suppress(TimeoutError):
-            while True:
-                messages.append(receiver.recv(4096).decode())
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        receiver.close()
+    with NotifySocket(tmp_path / "notify.sock") as notify:
+        env = settings_env(settings_path, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="2000000")
+        process = subprocess.Popen([*CLI, "horizon"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            messages = [notify.receive()]
+            while messages.count("WATCHDOG=1") < 2:
+                messages.append(notify.receive())
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+            messages += notify.rest()
+        finally:
+            kill_process(process)
     assert messages[0] == "READY=1"
     assert messages[-1] == "STOPPING=1"
     unit = (REPO / "etc" / "systemd" / "horizon.service").read_text()

@@ -16,7 +16,7 @@ import pytest
 from skyline_analyzer import config
 from skyline_analyzer.horizon import listen
 from skyline_analyzer.horizon.stats import Counters
-from tests.support import Touch, horizon_overrides, pickle_frame
+from tests.support import Touch, horizon_overrides, pickle_frame, wait_until
 
 
 class Running:
@@ -113,9 +113,7 @@ def test_truncated_frame_is_counted_and_the_next_client_served(serve) -> None:
     with socket.create_connection(running.address) as client:
         client.sendall(pickle_frame(points("kept", 3)) + whole[: len(whole) // 2])
     assert running.datapoints(3) == points("kept", 3), "datapoints before the cut are flushed on close"
-    deadline = time.monotonic() + 5
-    while running.counter("listen.pickle_frames_rejected") < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: running.counter("listen.pickle_frames_rejected") >= 1, timeout=5, interval=0.02)
     assert running.counter("listen.pickle_frames_rejected") == 1
     with socket.create_connection(running.address) as client:
         client.sendall(pickle_frame(points("next", 2)))
@@ -167,9 +165,7 @@ def test_a_full_queue_drops_and_counts_datapoints(serve) -> None:
     with socket.create_connection(running.address) as client:
         for n in range(3):
             client.sendall(pickle_frame(points(f"chunk.{n}", 20)))
-    deadline = time.monotonic() + 5
-    while running.counter("listen.pickle_chunks_dropped") < 40 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: running.counter("listen.pickle_chunks_dropped") >= 40, timeout=5, interval=0.02)
     assert running.counter("listen.pickle_chunks_dropped") == 40
     assert running.queue.get_nowait() == points("chunk.0", 20)
 

@@ -15,6 +15,7 @@ from skyline_analyzer import connections
 from skyline_analyzer.codec import decode_pairs
 from skyline_analyzer.horizon.stats import Counters
 from skyline_analyzer.horizon.worker import Writer, run_worker, take_batch
+from tests.support import wait_until
 
 NOW = 1_700_000_000
 
@@ -108,9 +109,7 @@ def test_worker_waits_out_a_redis_outage(own_redis, load_settings) -> None:
     time.sleep(0.3)
     server.start()
     client = server.client()
-    deadline = time.monotonic() + 15
-    while client.get("metrics.survives.outage") is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: client.get("metrics.survives.outage") is not None, timeout=15)
     assert client.get("metrics.survives.outage") == msgpack.packb((now, 1.0))
     stop.set()
     thread.join(timeout=10)
