@@ -20,18 +20,14 @@ from skyline_analyzer.analyzer import worker
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.cli.demo import seed_redis
 from skyline_analyzer.exceptions import ExceptionKind
-from tests.carbon_server import CarbonServer
+from tests.support import NO_ALERTS
 
 COUNT = 20
 
 
 @pytest.fixture
-def load(make_settings: Callable[..., Path], tmp_path: Path) -> Callable[..., config.Settings]:
-    def build(**overrides: object) -> config.Settings:
-        values = {"ENABLE_ALERTS": False, "ALERT_ON_STALE_METRICS": False, "ANALYZER_PROCESSES": 2, **overrides}
-        return config.load(make_settings(**values))
-
-    return build
+def load(load_settings: Callable[..., config.Settings]) -> Callable[..., config.Settings]:
+    return lambda **overrides: load_settings(**{**NO_ALERTS, "ANALYZER_PROCESSES": 2, **overrides})
 
 
 @pytest.fixture
@@ -90,21 +86,17 @@ def _die_in_worker_two(how: str) -> Callable[..., None]:
 
 
 @pytest.mark.parametrize("how", ["killed", "hung"])
-def test_metrics_a_worker_never_analysed_are_unprocessed_not_analysed(how, load, seeded, redis_conn, tmp_path,
-                                                                      monkeypatch):
-    carbon = CarbonServer(tmp_path / "carbon").start()
-    try:
-        settings = load(GRAPHITE_HOST="127.0.0.1", CARBON_PORT=carbon.line_port, MAX_ANALYZER_PROCESS_RUNTIME=3)
-        # Workers are forked from this process: worker 2 inherits the fault.
-        monkeypatch.setattr(worker, "spin_process", _die_in_worker_two(how))
-        report = Analyzer(settings).run_once()
-        assert report is not None
-        assert report.unprocessed == COUNT // 2
-        assert report.total_analyzed == COUNT - sum(report.exceptions.values()) - COUNT // 2
-        name = f"{settings.graphite_namespace('analyzer')}.unprocessed"
-        assert carbon.wait_for(name) == [COUNT // 2]
-    finally:
-        carbon.stop()
+def test_metrics_a_worker_never_analysed_are_unprocessed_not_analysed(how, load, seeded, carbon, monkeypatch):
+    settings = load(GRAPHITE_HOST="127.0.0.1", CARBON_PORT=carbon.line_port, MAX_ANALYZER_PROCESS_RUNTIME=3,
+                    SERVER_METRICS_NAME=f"hostile-{how}")
+    # Workers are forked from this process: worker 2 inherits the fault.
+    monkeypatch.setattr(worker, "spin_process", _die_in_worker_two(how))
+    report = Analyzer(settings).run_once()
+    assert report is not None
+    assert report.unprocessed == COUNT // 2
+    assert report.total_analyzed == COUNT - sum(report.exceptions.values()) - COUNT // 2
+    name = f"{settings.graphite_namespace('analyzer')}.unprocessed"
+    assert carbon.wait_for(name) == [COUNT // 2]
 
 
 def _open_fds() -> int:
