@@ -14,6 +14,7 @@ from redis.retry import Retry
 
 from skyline_analyzer import config
 from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.alerting import mirage, stale
 from skyline_analyzer.detection.anomaly import Anomaly
 from tests.alert_receivers import SyslogReceiver
 
@@ -39,32 +40,8 @@ def syslog_settings(load, receiver, alert_tuples, **overrides):
                 ALERT_TIMEOUT=2.0, **overrides)
 
 
-@pytest.mark.parametrize(
-    ("pattern", "name", "rule"),
-    [
-        ("stats.requests", "stats.requests", "exact"),
-        ("stats.requests", "stats.requests.foo", "regex"),
-        ("stats.requests", "statsXrequests", "regex"),
-        ("stats.requests", "a.stats.requests", "substring"),
-        ("requests$", "stats.requests", None),
-        (r"stats\.(api|web)\.", "stats.web.latency", "regex"),
-        (r"stats\.(api|web)\.", "stats.db.latency", None),
-        ("stats[", "a.stats[1]", "substring"),
-        ("stats[", "stats.requests", None),
-        ("(unclosed", "x.(unclosed.y", "substring"),
-    ],
-)
-def test_match_rule_order_exact_then_anchored_regex_then_substring(pattern, name, rule):
-    assert alerts.match_rule(pattern, name) == rule
-
-
-def test_exact_check_can_be_left_out_for_the_mirage_rebuild():
-    assert alerts.match_rule("a+b", "a+b") == "exact"
-    assert alerts.match_rule("a+b", "a+b", exact=False) == "substring"
-
-
 def test_filesafe_keeps_alphanumerics_dot_underscore_dash():
-    assert alerts.filesafe("stats.a-b_c/d e:f*") == "stats.a-b_cdef"
+    assert mirage.filesafe("stats.a-b_c/d e:f*") == "stats.a-b_cdef"
 
 
 def test_syslog_alert_is_sent_once_then_rate_limited(load, syslog, redis_conn):
@@ -108,7 +85,7 @@ def test_tuples_are_the_outer_loop_and_each_metric_alerts_once(load, syslog, red
     anomalies = [Anomaly(1.0, "stats.b", 1), Anomaly(2.0, "stats.a", 1), Anomaly(3.0, "other", 1)]
     jobs, handed_to_mirage = alerts.plan_alerts(redis_conn, settings, anomalies)
     assert handed_to_mirage == set()
-    assert [(job.alert[2], job.target.base_name) for job in jobs] == [(100, "stats.a"), (900, "stats.b")]
+    assert [(job.rule.expiration, job.target.base_name) for job in jobs] == [(100, "stats.a"), (900, "stats.b")]
 
 
 def test_failed_send_leaves_no_key_and_the_next_run_retries(load, syslog, redis_conn, tmp_path):
@@ -124,14 +101,19 @@ def test_failed_send_leaves_no_key_and_the_next_run_retries(load, syslog, redis_
     assert redis_conn.exists("last_alert.syslog.stats.requests")
 
 
-def test_unknown_alerter_is_logged_and_others_still_fire(load, syslog, redis_conn, caplog):
-    settings = syslog_settings(load, syslog, [("stats", "hipchat", 60), ("stats", "../evil", 60),
+def test_unknown_alerter_is_logged_once_and_others_still_fire(load, syslog, redis_conn, caplog):
+    settings = syslog_settings(load, syslog, [("stats", "hipchat", 60), ("stats", "../evil\n", 60),
                                               ("stats", "syslog", 60)])
-    alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, "stats.x", 1)], NOW)
-    assert len(syslog.lines()) == 1
-    assert "no alerter named 'hipchat'" in caplog.text
-    assert "'../evil' is not an alerter name" in caplog.text
-    assert not redis_conn.exists("last_alert.hipchat.stats.x")
+    for run in range(3):
+        alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, f"stats.x{run}", 1)], NOW)
+        assert len(syslog.lines()) == 1
+    unknown = [r for r in caplog.records if "unknown alerter" in r.getMessage()]
+    assert [r.getMessage().split(" (known")[0] for r in unknown] == [
+        "error :: alerts - ALERTS names an unknown alerter 'hipchat'",
+        "error :: alerts - ALERTS names an unknown alerter '../evil\\n'",
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert redis_conn.keys("last_alert.hipchat.*") == []
 
 
 def test_syslog_disabled_sends_nothing(load, syslog, redis_conn):
@@ -144,7 +126,7 @@ def test_redis_down_costs_nothing_and_does_not_raise(load, syslog, tmp_path):
     settings = syslog_settings(load, syslog, [("stats", "syslog", 60)])
     dead = redis_lib.Redis(unix_socket_path=str(tmp_path / "no-redis.sock"), retry=Retry(NoBackoff(), 0))
     alerts.send_alerts(dead, settings, [Anomaly(1.0, "stats.x", 1)], NOW)
-    alerts.send_stale_digest(dead, settings, NOW)
+    stale.send_stale_digest(dead, settings, NOW)
     # A Redis error on the rate-limit check skips the metric, as v1.2.8 did.
     assert syslog.lines(wait=0.2) == []
 
@@ -235,20 +217,20 @@ def test_missing_mirage_check_dir_is_logged_and_alerting_goes_on(load, syslog, r
 
 def test_manage_mirage_metrics_disabled_touches_nothing(load, redis_conn):
     settings = load(ALERTS=[("stats", "smtp", 60, 168)])
-    assert alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.x"], NOW) == set()
+    assert mirage.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.x"], NOW) == set()
     assert redis_conn.keys("*") == []
 
 
 def test_manage_mirage_metrics_rebuilds_then_throttles(load, redis_conn):
     settings = load(ENABLE_MIRAGE=True, ALERTS=[("stats", "smtp", 60), ("stats.api", "smtp", 60, 168)])
     redis_conn.sadd("mirage.unique_metrics", "metrics.gone")
-    found = alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.api.a", "metrics.stats.web"], NOW)
+    found = mirage.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.api.a", "metrics.stats.web"], NOW)
     assert found == {"metrics.stats.api.a"}
     assert redis_conn.smembers("mirage.unique_metrics") == {b"metrics.stats.api.a"}
     assert redis_conn.get("analyzer.manage_mirage_unique_metrics") == str(int(NOW)).encode()
     assert 295 <= redis_conn.ttl("analyzer.manage_mirage_unique_metrics") <= 300
 
-    again = alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.api.b"], NOW + 60)
+    again = mirage.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.api.b"], NOW + 60)
     assert again == {"metrics.stats.api.a"}
     assert redis_conn.smembers("mirage.unique_metrics") == {b"metrics.stats.api.a"}
 
@@ -256,6 +238,6 @@ def test_manage_mirage_metrics_rebuilds_then_throttles(load, redis_conn):
 def test_manage_mirage_metrics_without_mirage_tuples_rebuilds_every_run(load, redis_conn):
     settings = load(ENABLE_MIRAGE=True, ALERTS=[("stats", "smtp", 60)])
     redis_conn.sadd("mirage.unique_metrics", "metrics.gone")
-    assert alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.a"], NOW) == set()
+    assert mirage.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.a"], NOW) == set()
     assert not redis_conn.exists("mirage.unique_metrics")
     assert not redis_conn.exists("analyzer.manage_mirage_unique_metrics")

@@ -10,8 +10,10 @@ import pytest
 
 from skyline_analyzer import codec, config
 from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.alerting import stale
 from skyline_analyzer.detection.anomaly import Anomaly
-from tests.alert_receivers import HangingServer, HttpReceiver, SmtpReceiver, refused_port
+from skyline_analyzer.systemd import Notifier
+from tests.alert_receivers import HangingServer, HttpReceiver, NotifyReceiver, SmtpReceiver, refused_port
 
 NOW = 1_700_000_000
 BASE = "stats.requests"
@@ -164,6 +166,25 @@ def test_hanging_smtp_server_costs_at_most_the_timeout(load, redis_conn):
     assert redis_conn.keys("last_alert.*") == []
 
 
+def test_hung_smtp_server_dispatch_keeps_the_watchdog_fed_and_stops_at_the_budget(load, redis_conn):
+    # WatchdogSec=1 s: a ping every 0.5 s. Six alerts one at a time against a server that accepts and never
+    # answers would take 6 timeouts; ALERT_DISPATCH_TIMEOUT ends the wait at 3 s.
+    with HangingServer() as stuck, NotifyReceiver() as notify:
+        settings = load(stuck.port, ALERT_TIMEOUT=1.0, ALERT_CONCURRENCY=1, ALERT_DISPATCH_TIMEOUT=3.0)
+        jobs, _ = alerts.plan_alerts(redis_conn, settings, [seed(redis_conn, f"stats.m{i}") for i in range(6)])
+        started = time.monotonic()
+        results = alerts.dispatch(jobs, settings, redis_conn, Notifier(notify.environ(1_000_000)))
+        ended = time.monotonic()
+        time.sleep(0.1)
+        pings = notify.pings()
+    assert 3.0 <= ended - started < 3.5
+    marks = sorted([started, *pings, ended])
+    assert max(b - a for a, b in zip(marks, marks[1:], strict=False)) < 1.0
+    assert alerts.Outcome.SENT not in results
+    assert results.count(alerts.Outcome.TIMED_OUT) >= 3
+    assert redis_conn.keys("last_alert.*") == []
+
+
 def test_refusing_smtp_server_fails_fast_and_is_retried(load, smtp, redis_conn):
     anomaly = seed(redis_conn)
     started = time.monotonic()
@@ -181,7 +202,7 @@ def test_stale_digest_mails_new_stale_metrics_once(load, smtp, redis_conn):
     settings = load(smtp.port, STALE_PERIOD=500)
     redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.b.stale", "metrics.a.stale",
                     "metrics.donot_alert_on_stale.metric_known_to_go_stale")
-    alerts.send_stale_digest(redis_conn, settings, NOW)
+    stale.send_stale_digest(redis_conn, settings, NOW)
     [mail] = smtp.wait_for(1)
     assert mail.recipients == ["fallback@example.org"]
     assert mail.message["Subject"] == "[Skyline alert] - Analyzer ALERT - 2 stale metrics"
@@ -191,11 +212,11 @@ def test_stale_digest_mails_new_stale_metrics_once(load, smtp, redis_conn):
     assert 495 <= redis_conn.ttl("last_alert.stale.b.stale") <= 500
     assert not redis_conn.exists("last_alert.stale.donot_alert_on_stale.metric_known_to_go_stale")
 
-    alerts.send_stale_digest(redis_conn, settings, NOW + 60)
+    stale.send_stale_digest(redis_conn, settings, NOW + 60)
     time.sleep(0.2)
     assert len(smtp.mails) == 1
     redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.c.stale")
-    alerts.send_stale_digest(redis_conn, settings, NOW + 120)
+    stale.send_stale_digest(redis_conn, settings, NOW + 120)
     assert len(smtp.wait_for(2)) == 2
     assert "1 stale metrics" in smtp.mails[1].message["Subject"]
     assert "c.stale" in html_of(smtp.mails[1]) and "a.stale" not in html_of(smtp.mails[1])
@@ -203,13 +224,13 @@ def test_stale_digest_mails_new_stale_metrics_once(load, smtp, redis_conn):
 
 def test_failed_stale_digest_is_retried_next_run(load, smtp, redis_conn):
     redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.a.stale")
-    alerts.send_stale_digest(redis_conn, load(refused_port()), NOW)
+    stale.send_stale_digest(redis_conn, load(refused_port()), NOW)
     assert not redis_conn.exists("last_alert.stale.a.stale")
-    alerts.send_stale_digest(redis_conn, load(smtp.port), NOW + 60)
+    stale.send_stale_digest(redis_conn, load(smtp.port), NOW + 60)
     assert len(smtp.wait_for(1)) == 1
 
 
 def test_empty_stale_set_sends_nothing(load, smtp, redis_conn):
-    alerts.send_stale_digest(redis_conn, load(smtp.port), NOW)
+    stale.send_stale_digest(redis_conn, load(smtp.port), NOW)
     time.sleep(0.1)
     assert smtp.mails == []

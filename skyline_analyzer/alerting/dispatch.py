@@ -46,8 +46,6 @@ ANALYZER_CONTEXT = "Analyzer"
 MIRAGE_CONTEXT = "Mirage"
 #: Seconds added to the per-wave deadline for thread start-up and bookkeeping.
 DISPATCH_GRACE = 1.0
-#: Distinct unknown alerter names reported; ALERTS is finite, this only bounds a pathological one.
-MAX_REPORTED_UNKNOWN = 64
 
 
 class Outcome(enum.Enum):
@@ -76,30 +74,33 @@ class AlertJob:
 
 
 class _UnknownAlerters:
-    """Alerter names already reported as unknown: each is logged once per process, not once per run."""
+    """Unknown alerter names reported for the rules in force: each once, not once per run.
+
+    Keyed by the identity of the parsed rules (held, so the identity cannot be reused): new settings
+    report their unknown names afresh.
+    """
 
     def __init__(self) -> None:
+        self._rules: tuple[AlertRule, ...] | None = None
         self._seen: set[str] = set()
         self._lock = threading.Lock()
 
-    def report(self, rule: AlertRule) -> None:
+    def report(self, rules: tuple[AlertRule, ...], rule: AlertRule) -> None:
         with self._lock:
-            if rule.alerter in self._seen or len(self._seen) >= MAX_REPORTED_UNKNOWN:
+            if rules is not self._rules:
+                self._rules, self._seen = rules, set()
+            if rule.alerter in self._seen:
                 return
             self._seen.add(rule.alerter)
-        log.error("error :: alerts - ALERTS names an unknown alerter %s (known: %s); its rules never alert",
-                  excerpt.describe(rule.alerter), ", ".join(alerters.REGISTRY))
+        _log_unknown(rule)
+
+
+def _log_unknown(rule: AlertRule) -> None:
+    log.error("error :: alerts - ALERTS names an unknown alerter %s (known: %s); its rules never alert",
+              excerpt.describe(rule.alerter), ", ".join(alerters.REGISTRY))
 
 
 _UNKNOWN = _UnknownAlerters()
-
-
-def resolve(rule: AlertRule) -> Alerter | None:
-    """The registry's alerter for the rule; None, reported once, when the name is unknown."""
-    found = alerters.for_rule(rule)
-    if found is None:
-        _UNKNOWN.report(rule)
-    return found
 
 
 def _describe(target: Anomaly | StaleMetrics) -> str:
@@ -161,8 +162,9 @@ def dispatch(jobs: Sequence[AlertJob], settings: Settings, redis: Any,
     results: list[Outcome | None] = [None] * len(jobs)
     to_send: list[tuple[int, Alerter]] = []
     for index, job in enumerate(jobs):
-        alerter = job.alerter or resolve(job.rule)
+        alerter = job.alerter or alerters.for_rule(job.rule)
         if alerter is None:
+            _log_unknown(job.rule)
             results[index] = Outcome.UNKNOWN
         elif not alerter.enabled(settings):
             log.info("%s alerter not enabled (%s), not alerting on %s", alerter.name, alerter.enabled_by,
@@ -217,9 +219,11 @@ def plan_alerts(redis: Any, settings: Settings, anomalies: Iterable[Anomaly]) ->
     handed_to_mirage: set[str] = set()
     claimed: set[tuple[str, str]] = set()
     jobs = []
-    for rule in alert_rules(settings):
-        alerter = resolve(rule)
+    rules = alert_rules(settings)
+    for rule in rules:
+        alerter = alerters.for_rule(rule)
         if alerter is None:
+            _UNKNOWN.report(rules, rule)
             continue
         for anomaly in anomalies:
             base = anomaly.base_name
