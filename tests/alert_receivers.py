@@ -5,6 +5,7 @@ Every receiver is a context manager that stops what it started.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import socket
@@ -83,6 +84,11 @@ class NotifyReceiver:
     def pings(self) -> list[float]:
         """Arrival times of the WATCHDOG=1 messages so far."""
         return [when for when, message in list(self.received) if message == "WATCHDOG=1"]
+
+    def longest_silence(self, start: float, end: float) -> float:
+        """The longest time between ``start`` and ``end`` (monotonic) without a watchdog ping."""
+        marks = sorted([start, *(when for when in self.pings() if start <= when <= end), end])
+        return max(later - earlier for earlier, later in itertools.pairwise(marks))
 
 
 @dataclass

@@ -241,3 +241,46 @@ def test_manage_mirage_metrics_without_mirage_tuples_rebuilds_every_run(load, re
     assert mirage.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.a"], NOW) == set()
     assert not redis_conn.exists("mirage.unique_metrics")
     assert not redis_conn.exists("analyzer.manage_mirage_unique_metrics")
+
+
+# --- names that reach files and lines ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ['stats.a" + open("x") + "', "stats.a\\", "stats.a\nvalue = 1", "stats.\x1b[2Ja",
+                                  "stats.a\u2028b"])
+def test_mirage_refuses_a_name_that_would_forge_the_check_file(load, syslog, redis_conn, mirage_dir, caplog, name):
+    settings = syslog_settings(load, syslog, [("stats", "syslog", 120, 168)], ENABLE_MIRAGE=True,
+                               ENABLE_FULL_DURATION_ALERTS=False, MIRAGE_CHECK_PATH=str(mirage_dir))
+    assert alerts.send_alerts(redis_conn, settings, [Anomaly(3, name, 1_699_999_960)], NOW) == 0
+    assert list(mirage_dir.iterdir()) == []
+    assert redis_conn.keys("mirage.metrics.*") == []
+    # The metric stays with the Analyzer, which alerts on it itself, the name escaped on one line.
+    [line] = syslog.lines()
+    assert line.count("\n") == 0 and "\x1b" not in line and "Analyzer - Anomalous metric: stats." in line
+    assert redis_conn.exists(f"last_alert.syslog.{name}")
+    assert all("\n" not in r.getMessage() and "\x1b" not in r.getMessage() for r in caplog.records)
+    assert mirage.manage_mirage_metrics(redis_conn, settings, [f"metrics.{name}", "metrics.stats.ok"], NOW) == {
+        "metrics.stats.ok"}
+    assert "1 metrics matched by a Mirage rule have names a check file cannot hold" in caplog.text
+
+
+def test_mirage_check_text_refuses_an_unfit_name():
+    with pytest.raises(ValueError, match="cannot be written in a check file"):
+        mirage.mirage_check_text(Anomaly(1, 'a"b', 1), 24)
+
+
+def test_syslog_line_escapes_the_name(load, syslog, redis_conn):
+    settings = syslog_settings(load, syslog, [("stats", "syslog", 60)])
+    alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, "stats.a\nMar  1 00:00:00 host forged: x", 1)], NOW)
+    [line] = syslog.lines()
+    assert line.endswith("Analyzer - Anomalous metric: stats.a\\nMar  1 00:00:00 host forged: x (value: 1.0)")
+
+
+def test_an_undecodable_mirage_member_is_skipped_not_the_set(load, syslog, redis_conn, mirage_dir, caplog):
+    settings = syslog_settings(load, syslog, [("stats", "syslog", 60)], ENABLE_MIRAGE=True,
+                               MIRAGE_CHECK_PATH=str(mirage_dir))
+    redis_conn.sadd("mirage.unique_metrics", b"metrics.\xff\xfe", "metrics.stats.in_set")
+    alerts.send_alerts(redis_conn, settings, [Anomaly(1, "stats.in_set", 1), Anomaly(1, "stats.plain", 1)], NOW)
+    lines = syslog.lines()
+    assert len(lines) == 1 and "stats.plain" in lines[0]
+    assert "mirage.unique_metrics: 1 members are not UTF-8 and were skipped, e.g. b'metrics.\\xff\\xfe'" in caplog.text

@@ -184,8 +184,8 @@ def test_different_alerters_all_fire(load, receiver, redis_conn):
         "last_alert.pagerduty.stats.requests", "last_alert.slack.stats.requests", "last_alert.webhook.stats.requests"]
 
 
-@pytest.mark.parametrize(("alerter", "switch"),
-                         [("webhook", "WEBHOOK_ENABLED"), ("pagerduty", "PAGERDUTY_ENABLED"), ("slack", "SLACK_ENABLED")])
+@pytest.mark.parametrize(("alerter", "switch"), [("webhook", "WEBHOOK_ENABLED"), ("pagerduty", "PAGERDUTY_ENABLED"),
+                                                 ("slack", "SLACK_ENABLED")])
 def test_disabled_alerter_sends_nothing_and_sets_the_key_as_v128(load, receiver, redis_conn, alerter, switch):
     settings = load(receiver.url, [SMTP_FIRST, ("stats", alerter, 60)], **{switch: False})
     jobs, _ = alerts.plan_alerts(redis_conn, settings, [ANOMALY])
@@ -257,3 +257,14 @@ def test_numpy_values_are_sent_as_numbers(load, receiver, redis_conn):
     document = receiver.requests[0].json()
     assert (document["value"], document["timestamp"]) == (12, NOW)
     assert msgpack.unpackb(redis_conn.get("last_alert.webhook.stats.requests")) == 12
+
+
+def test_slack_escapes_the_name_and_the_graphite_link_quotes_it(load, receiver, redis_conn):
+    settings = load(receiver.url, [SMTP_FIRST, ("stats", "slack", 60)], GRAPHITE_HOST="graphite.example",
+                    GRAPHITE_PORT="")
+    name = "stats.x|<!channel>&from=0#"
+    alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, name, NOW)], NOW)
+    body = receiver.requests[0].json()["text"]
+    assert body.startswith("*Skyline Analyzer - ALERT* on stats.x|&lt;!channel&gt;&amp;from=0# at 24 hours - 1.0 :: ")
+    assert "&target=cactiStyle(stats.x%7C%3C%21channel%3E%26from%3D0%23)&width=588" in body
+    assert "<!channel>" not in body

@@ -176,10 +176,8 @@ def test_hung_smtp_server_dispatch_keeps_the_watchdog_fed_and_stops_at_the_budge
         results = alerts.dispatch(jobs, settings, redis_conn, Notifier(notify.environ(1_000_000)))
         ended = time.monotonic()
         time.sleep(0.1)
-        pings = notify.pings()
+        assert notify.longest_silence(started, ended) < 1.0
     assert 3.0 <= ended - started < 3.5
-    marks = sorted([started, *pings, ended])
-    assert max(b - a for a, b in zip(marks, marks[1:], strict=False)) < 1.0
     assert alerts.Outcome.SENT not in results
     assert results.count(alerts.Outcome.TIMED_OUT) >= 3
     assert redis_conn.keys("last_alert.*") == []
@@ -234,3 +232,37 @@ def test_empty_stale_set_sends_nothing(load, smtp, redis_conn):
     stale.send_stale_digest(redis_conn, load(smtp.port), NOW)
     time.sleep(0.1)
     assert smtp.mails == []
+
+
+# --- names in mail ----------------------------------------------------------------------------------
+
+
+HOSTILE = "stats.evil\r\nBcc: victim@example.org\r\n<script>$x^{</script>"
+
+
+def test_a_hostile_name_is_escaped_in_every_part_of_the_mail(load, smtp, redis_conn):
+    settings = load(smtp.port)
+    alerts.send_alerts(redis_conn, settings, [seed(redis_conn, HOSTILE)], NOW)
+    [mail] = smtp.wait_for(1)
+    assert mail.recipients == ["ops@example.org", "dev@example.org", "boss@example.org"]
+    assert mail.message["Bcc"] is None
+    assert mail.message["Subject"] == (
+        "[Skyline alert] - Analyzer ALERT - stats.evil\\r\\nBcc: victim@example.org\\r\\n<script>$x^{</script>")
+    text = html_of(mail)
+    assert "metric: <b>stats.evil\r\nBcc: victim@example.org\r\n&lt;script&gt;$x^{&lt;/script&gt;</b>" in text
+    assert "<script>" not in text
+    # The plot was drawn ('$' is text, not a formula) and its Content-ID keeps only safe characters.
+    [image] = [p for p in parts(mail) if p.get_content_maintype() == "image"]
+    assert image["Content-ID"] == "<redis.stats.evilBccvictimexample.orgscriptxscript>"
+    assert '<img src="cid:redis.stats.evilBccvictimexample.orgscriptxscript"/>' in text
+    assert image.get_filename() == "stats.evilBccvictimexample.orgscriptxscript.redis.plot.24h.png"
+
+
+def test_stale_digest_escapes_names_and_skips_undecodable_members(load, smtp, redis_conn, caplog):
+    settings = load(smtp.port)
+    redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.<b>bold</b>", b"metrics.\xff", "metrics.plain")
+    stale.send_stale_digest(redis_conn, settings, NOW)
+    [mail] = smtp.wait_for(1)
+    assert "2 stale metrics" in mail.message["Subject"]
+    assert ":<br>&lt;b&gt;bold&lt;/b&gt;<br>plain<br>" in html_of(mail)
+    assert "analyzer.alert_on_stale_metrics: 1 members are not UTF-8 and were skipped" in caplog.text
