@@ -46,6 +46,8 @@ ANALYZER_CONTEXT = "Analyzer"
 MIRAGE_CONTEXT = "Mirage"
 #: Seconds added to the per-wave deadline for thread start-up and bookkeeping.
 DISPATCH_GRACE = 1.0
+#: Characters of an alerter's error message logged.
+FAILURE_LIMIT = 300
 
 
 class Outcome(enum.Enum):
@@ -120,8 +122,12 @@ def _set_keys(job: AlertJob, redis: Any) -> None:
 def _deliver(job: AlertJob, alerter: Alerter, settings: Settings, redis: Any) -> Outcome:
     try:
         alerter.module.alert(job.rule, job.target, job.context, settings, redis)
-    except Exception:
-        log.exception("error :: alerters - %s - failed to alert on %s", alerter.name, _describe(job.target))
+    except Exception as exc:
+        # One line per failure: a hung receiver fails every alert of every run, and a traceback each
+        # would bury the log. The traceback is there at DEBUG for a failure that looks like a bug.
+        log.error("error :: alerters - %s - failed to alert on %s: %s: %s", alerter.name, _describe(job.target),
+                  type(exc).__name__, excerpt.escape(str(exc), FAILURE_LIMIT))
+        log.debug("alerters - %s - the failure in full", alerter.name, exc_info=True)
         return Outcome.FAILED
     _set_keys(job, redis)
     return Outcome.SENT
