@@ -1,5 +1,7 @@
 """ALERTS entries as typed rules, parsed once, and how a rule's pattern matches a metric name.
 
+Light on purpose (no settings, Redis or alerter imports): settings validation may call :func:`parse`.
+
 An ALERTS entry is ``(pattern, alerter, EXPIRATION_TIME[, SECOND_ORDER_RESOLUTION_HOURS])``; docs/alerts.md
 ("ALERTS tuples") states the matching rules and the order in which rules are tried.
 """
@@ -8,11 +10,11 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from skyline_analyzer import excerpt
-from skyline_analyzer.config import Settings
 from skyline_analyzer.exceptions import SettingsError
 
 #: How a pattern matched a name, in the order the rules are tried.
@@ -139,6 +141,9 @@ class _Parsed:
 _PARSED = _Parsed()
 
 
-def alert_rules(settings: Settings) -> tuple[AlertRule, ...]:
-    """``settings.ALERTS`` as rules, parsed once; :class:`SettingsError` when an entry is malformed."""
-    return _PARSED.rules(settings.ALERTS)
+def alert_rules(settings: Mapping[str, Any]) -> tuple[AlertRule, ...]:
+    """``settings['ALERTS']`` as rules, parsed once; :class:`SettingsError` when an entry is malformed.
+
+    Only a mapping is asked for, so that settings validation can use this module without a cycle.
+    """
+    return _PARSED.rules(settings["ALERTS"])
