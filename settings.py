@@ -197,6 +197,8 @@ SMTP_USER = ''
 SMTP_PASSWORD = ''
 # Upgrade the SMTP connection with STARTTLS before sending.
 SMTP_STARTTLS = False
+# Sender of the legacy e-mail-address alerter (an ALERTS tuple naming an address); None uses SMTP_OPTS' sender.
+ALERT_SENDER = None
 # Seconds any network alerter may block; a slower receiver is abandoned, logged and retried next run.
 ALERT_TIMEOUT = 15.0
 # How many alerts of one run are sent at the same time.
