@@ -124,8 +124,9 @@ def test_failed_send_leaves_no_key_and_the_next_run_retries(load, syslog, redis_
 
 
 def test_unknown_alerter_is_logged_and_others_still_fire(load, syslog, redis_conn, caplog):
-    settings = syslog_settings(load, syslog, [("stats", "hipchat", 60), ("stats", "../evil", 60),
-                                              ("stats", "syslog", 60)])
+    # Start-up validation refuses '../evil'; replace() gets past it to test the dispatcher's own defence.
+    settings = syslog_settings(load, syslog, []).replace(
+        ALERTS=[("stats", "hipchat", 60), ("stats", "../evil", 60), ("stats", "syslog", 60)])
     alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, "stats.x", 1)], NOW)
     assert len(syslog.lines()) == 1
     assert "no alerter named 'hipchat'" in caplog.text
