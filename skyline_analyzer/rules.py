@@ -34,13 +34,16 @@ _CARBON_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\Z")
 
 @dataclass(frozen=True)
 class Problem:
-    """One broken rule. Rendered ``<setting><where> must be <rule>, got <value>``, or with ``note`` instead."""
+    """One broken rule. Rendered ``<setting><where> must be <rule>, got <value>``, or with ``note`` instead.
+
+    ``secret`` None follows the setting's flag; a part of a setting (an option) may decide for itself.
+    """
 
     rule: str = ""
     value: Any = None
     where: str = ""
     show_type: bool = False
-    secret: bool = False
+    secret: bool | None = None
     note: str = ""
 
 
@@ -126,7 +129,7 @@ def render(name: str, problem: Problem, secret: bool) -> str:
     if problem.note:
         return f"{where} {problem.note}"
     kind = type(problem.value).__name__
-    if secret or problem.secret:
+    if problem.secret if problem.secret is not None else secret:
         got = f", got {kind}" if problem.show_type else ""
         return f"{where} must be {problem.rule}{got} (value not shown: secret)"
     got = f"{kind} {describe(problem.value)}" if problem.show_type else describe(problem.value)
@@ -306,7 +309,7 @@ def options(fields: Mapping[str, Rule]) -> Check:
                 continue
             secret = field.secret or any(word in key for word in _SECRET_KEY_WORDS)
             for problem in value_problems(item, field):
-                yield replace(problem, where=where + problem.where, secret=secret or problem.secret)
+                yield replace(problem, where=where + problem.where, secret=secret or bool(problem.secret))
 
     return check
 

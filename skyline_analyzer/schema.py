@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -110,7 +111,9 @@ def alert_rows(value: Any) -> Iterator[Problem]:
             yield Problem("str (a metric pattern)", pattern, f"{where} pattern", show_type=True)
         else:
             try:
-                re.compile(pattern)
+                with warnings.catch_warnings():  # a FutureWarning about the pattern is not the operator's error
+                    warnings.simplefilter("ignore")
+                    re.compile(pattern)
             except Exception as exc:  # re.error, or OverflowError/RecursionError on absurd patterns
                 reason = escape(str(exc.args[0]) if exc.args else type(exc).__name__)
                 yield Problem(f"a regular expression that compiles ({reason})", pattern, f"{where} pattern")
@@ -136,6 +139,8 @@ NON_NEGATIVE = between(0, below="0 or more")
 PROCESSES = between(1, MAX_PROCESSES, below="positive")
 PRINTABLE = text()
 WORD = text(empty=False, spaces=False)
+# A mail address may carry a display name ('Skyline <sky@example.com>'); never a line break.
+ADDRESS = text(empty=False)
 URL = text(empty=False, spaces=False, url=True)
 PATTERNS = items(text(empty=False))
 
@@ -215,9 +220,9 @@ SCHEMA: dict[str, Rule] = {
     "ALERTS": Rule(LIST, alert_rows),
     "PLOT_REDIS_DATA": Rule(BOOL),
     "SMTP_OPTS": Rule(DICT, options({
-        "sender": Rule(STR, WORD),
-        "recipients": Rule(DICT, mapping(one_or_more(WORD))),
-        "default_recipient": Rule((str, list, tuple), one_or_more(WORD)),
+        "sender": Rule(STR, ADDRESS),
+        "recipients": Rule(DICT, mapping(one_or_more(ADDRESS))),
+        "default_recipient": Rule((str, list, tuple), one_or_more(ADDRESS)),
         "embed-images": Rule(BOOL),
     })),
     "SMTP_HOST": Rule(STR, WORD),
@@ -225,7 +230,7 @@ SCHEMA: dict[str, Rule] = {
     "SMTP_USER": Rule(STR, PRINTABLE),
     "SMTP_PASSWORD": Rule(STR, secret=True),
     "SMTP_STARTTLS": Rule(BOOL),
-    "ALERT_SENDER": Rule(STR_OR_NONE, WORD),
+    "ALERT_SENDER": Rule(STR_OR_NONE, ADDRESS),
     "ALERT_TIMEOUT": Rule(NUMBER, seconds),
     "ALERT_CONCURRENCY": Rule(INT, PROCESSES),
     "SYSLOG_ENABLED": Rule(BOOL),
