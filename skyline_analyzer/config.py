@@ -146,7 +146,8 @@ def load(path: Path | None = None) -> Settings:
             raise SettingsError(problems)
         return settings
     file = read_settings_file(path)
-    settings = Settings(file.values, str(path))
+    # Unknown names are reported below; imported ones (any case) are the file's own business.
+    settings = Settings({name: value for name, value in file.values.items() if name in DEFAULTS}, str(path))
     located = [*_unknown_names(file), *((file.lines.get(name), text) for name, text in schema.check(settings))]
     if located:
         where = escape(str(path), 400)
@@ -207,13 +208,12 @@ def _describe_exception(exc: BaseException) -> str:
 
 
 def _failing_line(trace: TracebackType | None, filename: str) -> int | None:
-    """The line of the settings file the exception went through last (the statement that failed)."""
-    line = None
+    """The line of the file's top-level code the exception went through (the statement that failed)."""
     while trace is not None:
         if trace.tb_frame.f_code.co_filename == filename:
-            line = trace.tb_lineno
+            return trace.tb_lineno
         trace = trace.tb_next
-    return line
+    return None
 
 
 def _targets(node: ast.AST) -> Iterator[str]:
