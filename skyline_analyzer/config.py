@@ -38,6 +38,8 @@ SETTINGS_ENV = "SKYLINE_SETTINGS"
 BUNDLED_SETTINGS = Path(__file__).resolve().parent.parent / "settings.py"
 #: Unknown names reported at most; the rest are counted.
 UNKNOWN_REPORTED = 20
+#: Largest settings file read, in bytes: the operator's file is a few kB; this bounds a wrong path's cost.
+MAX_SETTINGS_BYTES = 1 << 20
 
 _ASSIGNED_AT_LINE_START = re.compile(rb"\s*([A-Z][A-Z0-9_]*)\s*(?::[^=]*)?[-+*/%&|^@]?=")
 
@@ -104,9 +106,12 @@ def read_settings_file(path: Path) -> SettingsFile:
         reason = "does not exist" if not path.exists() else "is not a regular file"
         raise SettingsError([f"{SETTINGS_ENV}: settings file {where} {reason}"])
     try:
-        data = path.read_bytes()
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SETTINGS_BYTES + 1)
     except OSError as exc:
         raise SettingsError([f"{where}: cannot be read: {exc.strerror}"]) from None
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise SettingsError([f"{where}: larger than {MAX_SETTINGS_BYTES} bytes: not a settings file"])
     source = _decode(data, where)
     try:
         tree = ast.parse(source, filename=str(path))
@@ -127,7 +132,8 @@ def read_settings_file(path: Path) -> SettingsFile:
             text = f"{type(exc).__name__} (message not shown: secret)"
         else:
             text = _describe_exception(exc)
-        raise SettingsError([f"{where}:{line}: {prefix}failed: {text}"]) from None
+        located = f"{where}:{line}" if line else where
+        raise SettingsError([f"{located}: {prefix}failed: {text}"]) from None
     values = {
         name: value for name, value in namespace.items()
         if isinstance(name, str) and name.isupper() and not name.startswith("_")

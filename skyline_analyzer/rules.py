@@ -85,7 +85,7 @@ def _bounded(value: Any, budget: int, depth: int) -> str:
         return repr(float(value))
     if isinstance(value, int):
         bits = value.bit_length()
-        return repr(int(value)) if bits <= 64 else f"<int of {bits} bits>"
+        return repr(int(value)) if bits <= 256 else f"<int of {bits} bits>"
     if isinstance(value, str):
         head = str.__getitem__(value, slice(None, max(budget, 2048)))
         return "<a URL with credentials>" if _URL_WITH_CREDENTIALS.match(head) else repr(head[:budget])
@@ -97,6 +97,8 @@ def _bounded(value: Any, budget: int, depth: int) -> str:
         return f"<{type(value).__name__}>"
     if depth >= 3:
         return f"<{kind.__name__} of {len(value)}>"
+    if not value and kind in (set, frozenset):
+        return f"{kind.__name__}()"
     entries = value.items() if kind is dict else value
     parts: list[str] = []
     used = 2

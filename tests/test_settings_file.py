@@ -45,11 +45,18 @@ def test_a_file_that_does_not_run_is_one_message(tmp_path: Path, content: bytes,
     assert len(problem) < len(str(path)) + 200 and problem.isprintable()
 
 
-def test_a_path_that_is_not_a_readable_file(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="is not a regular file"):
-        config.load(tmp_path)
+def test_a_path_that_is_not_a_settings_file(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo.py"
+    os.mkfifo(fifo)  # reading it would block for ever
+    for not_regular in (tmp_path, fifo):
+        with pytest.raises(SettingsError, match="is not a regular file"):
+            config.load(not_regular)
     with pytest.raises(SettingsError, match=r"absent\.py does not exist"):
         config.load(tmp_path / "absent.py")
+    huge = tmp_path / "huge.py"
+    huge.write_bytes(b"#" * config.MAX_SETTINGS_BYTES + b"\nCONSENSUS = 5\n")
+    with pytest.raises(SettingsError, match=r"huge\.py: larger than 1048576 bytes: not a settings file"):
+        config.load(huge)
 
 
 @pytest.mark.parametrize(
