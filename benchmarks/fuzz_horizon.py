@@ -23,10 +23,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from skyline_analyzer.harness import write_settings  # noqa: E402
-from tests.carbon_server import free_port  # noqa: E402
 from tests.fuzz_campaign import PROTOCOLS, Figures, run_campaign  # noqa: E402
-from tests.horizon_process import HorizonProcess, free_udp_port  # noqa: E402
+from tests.horizon_process import HorizonProcess  # noqa: E402
 from tests.redis_server import RedisServer  # noqa: E402
+from tests.support import horizon_overrides  # noqa: E402
 
 MB = 1_000_000
 
@@ -70,10 +70,8 @@ def main() -> int:
             settings = write_settings(root / "settings.py", REPO / "settings.py", {
                 "REDIS_SOCKET_PATH": server.socket_path, "LOG_PATH": str(root / "log"),
                 "PID_PATH": str(root / "pid"), "SKYLINE_TMP_DIR": str(root / "tmp"), "GRAPHITE_HOST": "",
-                "HORIZON_IP": "127.0.0.1", "PICKLE_PORT": free_port(), "UDP_PORT": free_udp_port(),
-                "PLAINTEXT_PORT": free_port(), "CHUNK_FLUSH_INTERVAL": 0.2,
                 # Deep enough that nothing is shed: a missing valid datapoint is then a loss, not overload.
-                "MAX_QUEUE_SIZE": 5000,
+                **horizon_overrides(MAX_QUEUE_SIZE=5000),
             })
             horizon = HorizonProcess(settings)
             print(f"{args.inputs} hostile inputs per protocol, {args.clients} valid clients each, seed {args.seed}")

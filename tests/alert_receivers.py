@@ -5,6 +5,7 @@ Every receiver is a context manager that stops what it started.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 import socket
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from tests.support import free_port
 
 
 class SyslogReceiver:
@@ -45,6 +48,49 @@ class SyslogReceiver:
             except (TimeoutError, BlockingIOError):
                 return received
             self.sock.settimeout(0.05)
+
+
+class NotifyReceiver:
+    """A real ``$NOTIFY_SOCKET``: a bound unix datagram socket whose messages a thread timestamps on arrival."""
+
+    def __enter__(self) -> NotifyReceiver:
+        self.directory = tempfile.mkdtemp(prefix="sknotify")
+        self.address = str(Path(self.directory) / "notify.sock")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.address)
+        self.sock.settimeout(0.05)
+        self.received: list[tuple[float, str]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
+        return self
+
+    def _receive(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                message = self.sock.recv(4096).decode()
+            except (TimeoutError, OSError):
+                continue
+            self.received.append((time.monotonic(), message))
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join()
+        self.sock.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+    def environ(self, watchdog_usec: int) -> dict[str, str]:
+        """What systemd sets for a unit with ``WatchdogSec=`` of ``watchdog_usec`` microseconds."""
+        return {"NOTIFY_SOCKET": self.address, "WATCHDOG_USEC": str(watchdog_usec)}
+
+    def pings(self) -> list[float]:
+        """Arrival times of the WATCHDOG=1 messages so far."""
+        return [when for when, message in list(self.received) if message == "WATCHDOG=1"]
+
+    def longest_silence(self, start: float, end: float) -> float:
+        """The longest time between ``start`` and ``end`` (monotonic) without a watchdog ping."""
+        marks = sorted([start, *(when for when in self.pings() if start <= when <= end), end])
+        return max(later - earlier for earlier, later in itertools.pairwise(marks))
 
 
 @dataclass
@@ -134,13 +180,6 @@ class HangingServer:
         self.sock.close()
 
 
-def refused_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Mail:
     sender: str
@@ -162,7 +201,7 @@ class SmtpReceiver:
 
     def __enter__(self) -> SmtpReceiver:
         self.mails: list[Mail] = []
-        self.controller = Controller(_Collect(self.mails), hostname="127.0.0.1", port=refused_port())
+        self.controller = Controller(_Collect(self.mails), hostname="127.0.0.1", port=free_port())
         self.controller.start()
         self.port = self.controller.port
         return self

@@ -6,48 +6,20 @@ interval and one at stop, each the growth since the previous one, so a counter's
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
-import socket
 import subprocess
-import sys
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 from skyline_analyzer import config
-from tests.carbon_server import free_port
-
-REPO = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "skyline_analyzer"]
-
-
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import CLI, REPO, children, horizon_overrides, settings_env, wait_for_log
 
 
 def horizon_settings(make_settings: Callable[..., Path], **overrides: object) -> Path:
-    """A settings file for a Horizon on loopback, on free ports, flushing chunks every 0.2 s."""
-    values = {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": free_port(), "UDP_PORT": free_udp_port(),
-              "PLAINTEXT_PORT": free_port(), "CHUNK_FLUSH_INTERVAL": 0.2, "SERVER_METRICS_NAME": "e2e", **overrides}
-    return make_settings(**values)
-
-
-def wait_for_log(log: Path, text: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        content = log.read_text(errors="replace") if log.exists() else ""
-        if text in content:
-            return content
-        if process is not None and process.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} not in {log}:\n{log.read_text()[-5000:] if log.exists() else '(no log)'}")
+    """A settings file for a Horizon on free loopback ports (``tests.support.horizon_overrides``)."""
+    return make_settings(**horizon_overrides(SERVER_METRICS_NAME="e2e", **overrides))
 
 
 def rss_bytes(pid: int) -> int:
@@ -64,14 +36,14 @@ class HorizonProcess:
     def __init__(self, settings_path: Path, nofile: int | None = None) -> None:
         self.settings = config.load(settings_path)
         self.log = Path(self.settings.LOG_PATH) / "horizon.log"
-        env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path)}
 
         def limit_descriptors() -> None:
             if nofile is not None:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
 
-        self.process = subprocess.Popen([*CLI, "horizon"], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, preexec_fn=limit_descriptors)
+        self.process = subprocess.Popen([*CLI, "horizon"], env=settings_env(settings_path), cwd=REPO,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        preexec_fn=limit_descriptors)
         for protocol in ("pickle", "udp", "plaintext"):
             wait_for_log(self.log, f"{protocol} listener serving", process=self.process)
 
@@ -84,8 +56,7 @@ class HorizonProcess:
         return int(line.split(" :: ")[1])
 
     def children(self) -> list[int]:
-        agent = self.process.pid
-        return [int(pid) for pid in Path(f"/proc/{agent}/task/{agent}/children").read_text().split()]
+        return children(self.process.pid)
 
     def counters(self) -> Counter[str]:
         """Every counter summed over the reports logged so far."""

@@ -10,10 +10,10 @@ import msgpack
 import numpy as np
 import pytest
 
-from skyline_analyzer import config
 from skyline_analyzer.alerting import dispatch as alerts
 from skyline_analyzer.detection.anomaly import Anomaly
-from tests.alert_receivers import HangingServer, HttpReceiver, refused_port
+from tests.alert_receivers import HangingServer, HttpReceiver
+from tests.support import free_port
 
 NOW = 1_700_000_000
 # Settings validation (SPEC.md 5.5) wants slack tuples after an smtp tuple when SLACK_ENABLED.
@@ -28,7 +28,7 @@ def receiver():
 
 
 @pytest.fixture
-def load(make_settings):
+def load(load_settings):
     def build(url, alert_tuples, **overrides):
         values = {
             "ALERTS": alert_tuples,
@@ -43,7 +43,7 @@ def load(make_settings):
                              "headers": {"X-Token": "s3cret"}},
             **overrides,
         }
-        return config.load(make_settings(**values))
+        return load_settings(**values)
 
     return build
 
@@ -157,7 +157,7 @@ def test_webhook_posts_the_document_to_each_url(load, receiver, redis_conn):
 
 def test_webhook_default_urls_and_a_single_string(load, receiver, redis_conn):
     settings = load(receiver.url, [("stats.req", "webhook", 60)],
-                    WEBHOOK_OPTS={"urls": {"other": "x"}, "default_urls": f"{receiver.url}/default"})
+                    WEBHOOK_OPTS={"urls": {"other": f"{receiver.url}/x"}, "default_urls": f"{receiver.url}/default"})
     alerts.send_alerts(redis_conn, settings, [ANOMALY], NOW)
     assert [r.path for r in receiver.requests] == ["/default"]
 
@@ -184,12 +184,14 @@ def test_different_alerters_all_fire(load, receiver, redis_conn):
         "last_alert.pagerduty.stats.requests", "last_alert.slack.stats.requests", "last_alert.webhook.stats.requests"]
 
 
-def test_disabled_alerters_send_nothing(load, receiver, redis_conn):
-    settings = load(receiver.url,
-                    [SMTP_FIRST, ("stats", "webhook", 60), ("stats", "pagerduty", 60), ("stats", "slack", 60)],
-                    WEBHOOK_ENABLED=False, PAGERDUTY_ENABLED=False, SLACK_ENABLED=False)
-    alerts.send_alerts(redis_conn, settings, [ANOMALY], NOW)
+@pytest.mark.parametrize(("alerter", "switch"), [("webhook", "WEBHOOK_ENABLED"), ("pagerduty", "PAGERDUTY_ENABLED"),
+                                                 ("slack", "SLACK_ENABLED")])
+def test_disabled_alerter_sends_nothing_and_sets_the_key_as_v128(load, receiver, redis_conn, alerter, switch):
+    settings = load(receiver.url, [SMTP_FIRST, ("stats", alerter, 60)], **{switch: False})
+    jobs, _ = alerts.plan_alerts(redis_conn, settings, [ANOMALY])
+    assert alerts.dispatch(jobs, settings, redis_conn) == [alerts.Outcome.DISABLED]
     assert receiver.requests == []
+    assert redis_conn.exists(f"last_alert.{alerter}.stats.requests")
 
 
 def test_hanging_receiver_costs_one_timeout_and_others_are_delivered(load, receiver, redis_conn):
@@ -215,7 +217,7 @@ def test_dispatch_waves_are_each_bounded_by_the_timeout(load, redis_conn):
         results = alerts.dispatch(jobs, settings, redis_conn)
         elapsed = time.monotonic() - started
     # One worker: three waves of one timed-out POST each.
-    assert results == [False, False, False]
+    assert results == [alerts.Outcome.FAILED] * 3
     assert 1.4 < elapsed < 3 * 0.5 + alerts.DISPATCH_GRACE
 
 
@@ -229,13 +231,12 @@ def test_dispatch_deadline_abandons_alerts_that_overrun(load, redis_conn):
         started = time.monotonic()
         results = alerts.dispatch(jobs, settings, redis_conn)
         elapsed = time.monotonic() - started
-    assert results[0] is False
-    assert results[1:] == [None, None]
+    assert results == [alerts.Outcome.FAILED, alerts.Outcome.TIMED_OUT, alerts.Outcome.TIMED_OUT]
     assert elapsed < 3 * 0.5 + alerts.DISPATCH_GRACE + 0.3
 
 
 def test_refused_receiver_fails_fast(load, redis_conn):
-    url = f"http://127.0.0.1:{refused_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
     alerts.send_alerts(redis_conn, load(url, [SMTP_FIRST, ("stats", "webhook", 60), ("stats", "pagerduty", 60),
                                               ("stats", "slack", 60)]), [ANOMALY], NOW)
@@ -256,3 +257,14 @@ def test_numpy_values_are_sent_as_numbers(load, receiver, redis_conn):
     document = receiver.requests[0].json()
     assert (document["value"], document["timestamp"]) == (12, NOW)
     assert msgpack.unpackb(redis_conn.get("last_alert.webhook.stats.requests")) == 12
+
+
+def test_slack_escapes_the_name_and_the_graphite_link_quotes_it(load, receiver, redis_conn):
+    settings = load(receiver.url, [SMTP_FIRST, ("stats", "slack", 60)], GRAPHITE_HOST="graphite.example",
+                    GRAPHITE_PORT="")
+    name = "stats.x|<!channel>&from=0#"
+    alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, name, NOW)], NOW)
+    body = receiver.requests[0].json()["text"]
+    assert body.startswith("*Skyline Analyzer - ALERT* on stats.x|&lt;!channel&gt;&amp;from=0# at 24 hours - 1.0 :: ")
+    assert "&target=cactiStyle(stats.x%7C%3C%21channel%3E%26from%3D0%23)&width=588" in body
+    assert "<!channel>" not in body

@@ -19,6 +19,7 @@ from skyline_analyzer.horizon.pickle_receiver import decode_pickle as decode_wit
 from skyline_analyzer.horizon.plaintext_receiver import decode_line as line_with
 from skyline_analyzer.horizon.udp_receiver import decode_datagram as datagram_with
 from skyline_analyzer.horizon.unpickler import PlainUnpickler, loads, scan
+from tests.support import Touch
 
 MAX_NAME_BYTES = 1024
 
@@ -43,15 +44,6 @@ def decode_line(line: bytes):
 def datapoint(item):
     return validator().datapoint(item)
 
-
-class Touch:
-    """Pickles to ``open(path, 'w')``: if it were ever called, the file would appear."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (str(self.path), "w"))
 
 
 @pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])

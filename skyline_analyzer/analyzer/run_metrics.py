@@ -8,11 +8,15 @@ the current end of file in one piece, and lines from different processes never i
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import statistics
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 #: Buffered records per algorithm before a flush is forced.
 FLUSH_EVERY = 1000
@@ -52,6 +56,12 @@ class RunMetricsRecorder:
         pending.extend([seconds] * runs)
         if len(pending) >= FLUSH_EVERY:
             self.flush()
+
+    def failed(self, algorithm: str, metric_name: str, error: BaseException) -> None:
+        """Leave the error file the parent reports after the run, and log the traceback now."""
+        record_algorithm_error(self.tmp_dir, algorithm, "".join(traceback.format_exception(error)))
+        log.error("error :: algorithm %s raised on %s; its vote is None (counts towards anomalous)",
+                  algorithm, metric_name, exc_info=error)
 
     def flush(self) -> None:
         """Append everything buffered; a missing ``SKYLINE_TMP_DIR`` raises, as in the original."""

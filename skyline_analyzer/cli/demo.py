@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from skyline_analyzer import config, logs, synthetic
-from skyline_analyzer.analyzer.daemon import Analyzer, RunReport
+from skyline_analyzer.analyzer.daemon import Analyzer
+from skyline_analyzer.analyzer.outputs import RunReport
 from skyline_analyzer.harness import ingest, private_redis
 
 

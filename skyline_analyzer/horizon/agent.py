@@ -29,7 +29,6 @@ from typing import Any
 
 from skyline_analyzer import graphite
 from skyline_analyzer.config import Settings
-from skyline_analyzer.excerpt import describe
 from skyline_analyzer.horizon import listener, roomba, worker
 from skyline_analyzer.horizon.counters import PROTOCOLS, Counters, report_metrics
 from skyline_analyzer.horizon.stop_flag import Flag, child_main
@@ -47,31 +46,13 @@ STOP_TIMEOUT = 10.0
 HORIZON_IP_PLACEHOLDER = "YOUR_SKYLINE_INTSANCE_IP_ADDRESS"
 
 
-#: Limits that are counts or sizes and must be positive integers (types are checked by ``config.load``).
-POSITIVE_LIMITS = ("HORIZON_MAX_CONNECTIONS", "HORIZON_MAX_BUFFERED_BYTES", "HORIZON_MAX_NAME_BYTES",
-                   "HORIZON_CACHE_BYTES")
-
-
 def validate(settings: Settings) -> list[str]:
-    """Problems only Horizon cares about (types are checked by ``config.load``)."""
+    """Problems only Horizon cares about (every setting's own type and range are checked by ``config.load``)."""
     problems = []
     if settings.HORIZON_IP == HORIZON_IP_PLACEHOLDER:
         problems.append(f"HORIZON_IP is still the placeholder {HORIZON_IP_PLACEHOLDER!r}: set the address to listen on")
-    for name in ("PICKLE_PORT", "UDP_PORT", "PLAINTEXT_PORT"):
-        if settings[name] > 65535:
-            problems.append(f"{name} must be a port number 1-65535, got {describe(settings[name])}")
     if settings.PICKLE_PORT == settings.PLAINTEXT_PORT:
         problems.append("PICKLE_PORT and PLAINTEXT_PORT must differ (both are TCP)")
-    for name in POSITIVE_LIMITS:
-        if type(settings[name]) is int and settings[name] <= 0:
-            problems.append(f"{name} must be positive, got {describe(settings[name])}")
-    timeout = settings.HORIZON_IDLE_TIMEOUT
-    if type(timeout) in (int, float) and not 0 < timeout < float("inf"):
-        problems.append(f"HORIZON_IDLE_TIMEOUT must be a positive number of seconds, got {describe(timeout)}")
-    buffered, frame = settings.HORIZON_MAX_BUFFERED_BYTES, settings.MAX_PICKLE_FRAME_BYTES
-    if type(buffered) is int and type(frame) is int and buffered < frame + 4:
-        problems.append(f"HORIZON_MAX_BUFFERED_BYTES ({buffered}) must hold at least one whole pickle frame: "
-                        f"MAX_PICKLE_FRAME_BYTES + 4 = {frame + 4}")
     return problems
 
 
