@@ -151,7 +151,8 @@ class Horizon:
         """Log and send the counters gathered since the last report; returns what was reported."""
         metrics = report_metrics(self.counters.take(), self.queue_sizes)
         self.queue_sizes = []
-        log.info("horizon :: %s", ", ".join(f"{name} {value}" for name, value in metrics))
+        # One argument per name and value: the log bounds each argument, and the line holds over 40 counters.
+        log.info("horizon :: " + ", ".join(["%s %s"] * len(metrics)), *(part for pair in metrics for part in pair))
         batch = graphite.MetricBatch(self.settings.graphite_namespace("horizon"))
         for name, value in metrics:
             batch.add(name, value)
