@@ -18,8 +18,8 @@ import redis
 from skyline_analyzer import config, keys, logs, synthetic
 from skyline_analyzer.analyzer import worker
 from skyline_analyzer.analyzer.daemon import Analyzer
-from skyline_analyzer.cli.demo import seed_redis
 from skyline_analyzer.exceptions import ExceptionKind
+from skyline_analyzer.harness import seed_redis
 from tests.support import NO_ALERTS
 
 COUNT = 20
