@@ -34,7 +34,7 @@ from skyline_analyzer import batch, config, engine  # noqa: E402
 from skyline_analyzer.series import Series  # noqa: E402
 from skyline_analyzer.synthetic import KINDS, make_values  # noqa: E402
 
-VECTORS = REPO.parent / "shared" / "vectors"
+VECTORS = REPO / "tests" / "data" / "vectors"
 NOW = 1_700_000_000
 CHUNK = 1000
 

@@ -12,7 +12,7 @@ import redis
 from tests.redis_server import RedisServer
 
 REPO = Path(__file__).resolve().parent.parent
-VECTORS = REPO.parent / "shared" / "vectors"
+VECTORS = REPO / "tests" / "data" / "vectors"
 
 
 @pytest.fixture(scope="session")
