@@ -139,7 +139,7 @@ def algorithm_profile(settings: config.Settings, count: int) -> dict:
     return {"algorithms": profile, "orders": order_costs(votes, profile, settings)}
 
 
-#: v1.2.8's default order and the Etsy original's (SPEC.md 3.3).
+#: v1.2.8's default order and the Etsy original's (docs/analyzer-optimizations.md#the-default-algorithms-order).
 ETSY_ORDER = ["first_hour_average", "mean_subtraction_cumulation", "stddev_from_average",
               "stddev_from_moving_average", "least_squares", "grubbs", "histogram_bins",
               "median_absolute_deviation", "ks_test"]

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Service script for a skyline-analyzer daemon: {start|stop|restart|status|run} (SPEC.md section 6).
+# Service script for a skyline-analyzer daemon: {start|stop|restart|status|run} (docs/analyzer.md#service-script).
 #
 # The service name is this file's name up to the first dot, so bin/horizon.d can be a copy or a symlink:
 # the "analyzer" service runs `skyline-analyzer run`, any other service `skyline-analyzer <service>`.

@@ -1,9 +1,9 @@
 """Alerting: ALERTS matching, rate limiting, dispatch, the stale digest and the Mirage hand-off.
 
-SPEC.md 4.7 (run step 16), 4.8 (run step 19), 4.3 step 5 (``mirage.unique_metrics``) and 1.9 (the
+docs/alerts.md: run steps 16 and 19, and the Mirage hand-off of step 5 (``mirage.unique_metrics`` and the
 Mirage check file). Alerters live in :mod:`skyline_analyzer.alerters`, one module each.
 
-Decisions where this module departs from v1.2.8 (SPEC.md 9):
+Decisions where this module departs from v1.2.8 (docs/departures.md#alerting):
 
 * **Rate-limit key after the send.** ``last_alert.<alerter>.<base>`` is SETEX'd only once the alerter
   returned without error, so a receiver that was down or slow is tried again on the next run. v1.2.8 set
@@ -48,11 +48,11 @@ log = logging.getLogger(__name__)
 #: Contexts passed to alerters (the app on whose behalf the alert is sent).
 ANALYZER_CONTEXT = "Analyzer"
 MIRAGE_CONTEXT = "Mirage"
-#: The alert tuple the stale digest is sent through (SPEC.md 4.8 step 4); its expiry is STALE_PERIOD.
+#: The alert tuple the stale digest is sent through (docs/alerts.md#the-stale-digest); its expiry is STALE_PERIOD.
 STALE_DIGEST_ALERTER = "stale_digest"
 #: Seconds added to the dispatch deadline for thread start-up and bookkeeping.
 DISPATCH_GRACE = 1.0
-#: Seconds ``analyzer.manage_mirage_unique_metrics`` throttles the Mirage set rebuild (SPEC.md 1.8).
+#: Seconds ``analyzer.manage_mirage_unique_metrics`` throttles the Mirage set (docs/redis-keys.md#mirage-hand-off).
 MIRAGE_MANAGE_PERIOD = 300
 
 _ALERTER_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -88,7 +88,7 @@ def _compiled(pattern: str) -> re.Pattern[str] | None:
 def match_rule(pattern: str, base_name: str, *, exact: bool = True) -> str | None:
     """How an ALERTS pattern matches a base name: ``'exact'``, ``'regex'``, ``'substring'`` or None.
 
-    The rules are tried in that order (SPEC.md 4.7): string equality (skipped when ``exact`` is False,
+    The rules are tried in that order (docs/alerts.md#matching): string equality (skipped when ``exact`` is False,
     as the Mirage set rebuild does), ``re.match`` (anchored at the start only; a pattern that does not
     compile skips this rule), then ``pattern in base_name``.
     """
@@ -103,7 +103,7 @@ def match_rule(pattern: str, base_name: str, *, exact: bool = True) -> str | Non
 
 
 def filesafe(name: str) -> str:
-    """Only alphanumerics and ``.``, ``_``, ``-`` kept, trailing whitespace stripped (SPEC.md 1.9)."""
+    """Keep alphanumerics and ``.``, ``_``, ``-``; strip trailing whitespace (docs/formats.md#mirage-check-file)."""
     return "".join(c for c in name if c.isalnum() or c in "._-").rstrip()
 
 
@@ -212,7 +212,7 @@ def _smembers(redis: Any, key: str) -> set[str]:
 
 
 def mirage_check_text(anomaly: Anomaly, hours_to_resolve: int) -> str:
-    """The Mirage check file content (SPEC.md 1.9): four double-quoted Python assignments."""
+    """The Mirage check file content (docs/formats.md#mirage-check-file): four double-quoted Python assignments."""
     return (
         f'metric = "{anomaly.base_name}"\n'
         f'value = "{anomaly.value}"\n'
@@ -243,7 +243,7 @@ def _hand_to_mirage(redis: Any, settings: Settings, alert: Sequence[Any], anomal
 
 
 def plan_alerts(redis: Any, settings: Settings, anomalies: Iterable[Anomaly]) -> tuple[list[AlertJob], set[str]]:
-    """Run step 16's matching and rate limiting (SPEC.md 4.7); hand Mirage metrics over.
+    """Run step 16's matching and rate limiting (docs/alerts.md#rate-limit); hand Mirage metrics over.
 
     Returns the jobs to send and the base names handed to Mirage. Tuples are the outer loop and anomalies
     the inner one. Per (alerter, metric) only the first matching tuple yields a job, and only when
@@ -305,7 +305,7 @@ def send_alerts(redis: Any, settings: Settings, anomalies: list[Anomaly], now: f
 
 
 def send_stale_digest(redis: Any, settings: Settings, now: float) -> None:
-    """Run step 19 (SPEC.md 4.8): one digest mail of the metrics that newly went stale.
+    """Run step 19 (docs/alerts.md#the-stale-digest): one digest mail of the metrics that newly went stale.
 
     Members of ``analyzer.alert_on_stale_metrics`` (full keys) that match DO_NOT_ALERT_ON_STALE_METRICS
     are dropped, and so are those with a live ``last_alert.stale.<base>``. After the digest was sent, that

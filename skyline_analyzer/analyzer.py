@@ -1,4 +1,4 @@
-"""The Analyzer daemon's parent loop (SPEC.md 4.3): one :meth:`Analyzer.run_once` per run.
+"""The Analyzer daemon's parent loop (docs/run.md): one :meth:`Analyzer.run_once` per run.
 
 Each run: PING (reconnect with back-off), heartbeat, discover ``metrics.unique_metrics``, refresh the
 exception sets on their timer, publish the smtp alerter metrics, reset the timing files, fork
@@ -462,7 +462,7 @@ class Analyzer:
     def _summary_metrics(
         self, batch: graphite.MetricBatch, report: RunReport, mirage: set[str] | None, sent_to_mirage: int
     ) -> None:
-        """Step 21 (SPEC.md 4.9): the run's figures, non-zero exception counts and the breakdown."""
+        """Step 21 (docs/run.md#step-21-graphite-metrics): run figures, non-zero exception counts, breakdown."""
         batch.add("run_time", f"{report.run_time:.2f}")
         batch.add("total_analyzed", report.total_analyzed)
         batch.add("total_anomalies", report.total_anomalies)

@@ -1,6 +1,6 @@
 """Every setting's default: the one place defaults live.
 
-Values are Skyline v1.2.8's (SPEC.md section 7) unless a comment says otherwise. The operator's
+Values are Skyline v1.2.8's unless a comment says otherwise (docs/departures.md#settings). The operator's
 ``settings.py`` repeats each one with an explanation; ``tests/test_config.py`` keeps the two in step.
 A setting missing from the operator's file falls back to the value here.
 """

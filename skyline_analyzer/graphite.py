@@ -1,4 +1,4 @@
-"""Sending the daemons' own metrics to carbon over the plaintext protocol (SPEC.md 4.9).
+"""Sending the daemons' own metrics to carbon over the plaintext protocol (docs/formats.md#carbon-plaintext-lines).
 
 Each line is ``"<name> <value> <timestamp>\\n"``. The original opened one TCP connection per metric; a run
 here collects its metrics and sends them all over **one** connection, with a timeout on connect and send.

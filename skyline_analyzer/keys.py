@@ -1,4 +1,4 @@
-"""Every Redis key name the analyzer and Horizon read or write, built in one place (SPEC.md 1.3, 1.8)."""
+"""Every Redis key name the analyzer and Horizon read or write, built in one place (docs/redis-keys.md)."""
 
 from __future__ import annotations
 

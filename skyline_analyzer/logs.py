@@ -1,4 +1,4 @@
-"""Logging for the daemons: ``LOG_PATH/<app>.log``, rotated at midnight, five backups (SPEC.md 4.2, 4.12).
+"""Logging for the daemons: ``LOG_PATH/<app>.log``, rotated at midnight, five backups (docs/formats.md#log-files).
 
 Every record is ``"<YYYY-mm-dd HH:MM:SS> :: <pid> :: <message>"``. The parent process owns rotation;
 forked workers switch to a handler that only follows the parent's renames (:func:`worker_logging`), so
@@ -62,7 +62,7 @@ def worker_logging() -> None:
 
 
 def log_handoff(log_path: str | Path, app: str) -> None:
-    """Take part in ``bin/<app>.d``'s log hand-off (SPEC.md 4.3, 6).
+    """Take part in ``bin/<app>.d``'s log hand-off (docs/formats.md#log-files).
 
     Deleting ``<app>.log.wait`` tells the script "started"; the process then waits at most
     :data:`LOG_LOCK_WAIT` for the script to remove ``<app>.log.lock`` (it prepends the previous log

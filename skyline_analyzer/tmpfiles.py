@@ -1,4 +1,4 @@
-"""The files algorithms leave in ``SKYLINE_TMP_DIR``: run metrics (SPEC.md 3.5) and error reports (2.0).
+"""Files algorithms leave in ``SKYLINE_TMP_DIR``: timings and error reports (docs/formats.md#algorithm-timing-files).
 
 Run metrics: for each algorithm actually run, ``"1\\n"`` is appended to ``analyzer.<alg>.count`` and the
 elapsed seconds as ``"%.6f\\n"`` to ``analyzer.<alg>.timings``. Several worker processes append at once,

@@ -1,4 +1,4 @@
-"""The worker ("spin process") of one Analyzer run (SPEC.md 4.4).
+"""The worker ("spin process") of one Analyzer run (docs/run.md#the-worker).
 
 A worker takes its slice of ``metrics.unique_metrics``, fetches the values with MGET in chunks of
 ``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics), decodes them and
@@ -8,7 +8,7 @@ hands each chunk to :func:`skyline_analyzer.engine.analyse`. It reports to the p
   ``[value, base_name, timestamp, triggered]`` lists: like the original's shared list, anomalies found
   before a worker is killed still reach the run;
 * at the end, ``("done", WorkerSummary)`` with the exception and anomaly-breakdown counts: like the
-  original's queues, a killed worker contributes no counts (SPEC.md 9.2 L14).
+  original's queues, a killed worker contributes no counts (docs/departures.md#l14).
 
 Exception keys: ``TooShort``, ``Stale``, ``Boring`` (from the verdict), ``DeletedByRoomba`` (MGET returned
 nil: the key vanished after SMEMBERS; FIX L9) and ``Other`` (a corrupt or truncated value, a non-numeric

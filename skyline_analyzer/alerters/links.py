@@ -1,6 +1,6 @@
 """What several alerters derive from an anomaly: the Graphite render link and the derivative status.
 
-SPEC.md 5.0 ("Common derived values").
+docs/alerts.md#graphite-links-and-derivative-graphs.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``skyline-analyzer horizon``: the Horizon ingestion daemon in the foreground (SPEC.md 1.4-1.7).
+"""``skyline-analyzer horizon``: the Horizon ingestion daemon in the foreground (docs/horizon.md).
 
 Start-up, in order: validate the settings (Horizon's own included), check that ``PID_PATH`` and ``LOG_PATH``
 exist, log to ``LOG_PATH/horizon.log``, check the Redis credentials, bind the three listeners, take part in

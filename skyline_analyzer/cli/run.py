@@ -1,4 +1,4 @@
-"""``skyline-analyzer run``: the Analyzer daemon in the foreground (SPEC.md 4.2, 4.3).
+"""``skyline-analyzer run``: the Analyzer daemon in the foreground (docs/run.md).
 
 Start-up, in order: validate the settings, check that ``PID_PATH`` and ``LOG_PATH`` exist, log to
 ``LOG_PATH/analyzer.log``, run the algorithm self-test, check the Redis credentials, take part in the log

@@ -1,4 +1,4 @@
-"""Horizon: the ingestion side (SPEC.md 1.4-1.7).
+"""Horizon: the ingestion side (docs/horizon.md).
 
 Listeners (:mod:`.listen`) accept carbon pickle frames, msgpack datagrams and carbon plaintext lines and
 put chunks of datapoints on one bounded queue; workers (:mod:`.worker`) APPEND them to ``metrics.<name>``;

@@ -1,4 +1,4 @@
-"""The Horizon agent: starts and supervises the listeners, workers and Roomba (SPEC.md 1.7).
+"""The Horizon agent: starts and supervises listeners, workers, Roomba (docs/horizon.md#process-model-signals-log).
 
 Process model, as the original: one process per listener (pickle, UDP and, beyond it, plaintext),
 ``WORKER_PROCESSES`` worker processes, bounded queues of ``MAX_QUEUE_SIZE`` chunks in all between them, and

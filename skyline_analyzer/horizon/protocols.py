@@ -5,7 +5,7 @@
 * carbon **plaintext**: one line, ``name value timestamp``.
 
 The original queued whatever it decoded and let the worker fail on it later, losing the rest of a chunk
-(SPEC.md 1.5). Here each datapoint is checked where it arrives: the name must be a non-empty string with no
+(docs/departures.md#horizon). Here each datapoint is checked on arrival: the name must be a non-empty string, no
 whitespace or NUL, the timestamp and value finite numbers (``bool`` is not a number here) that msgpack can
 encode. Numbers keep the type the sender used, as in the original: an int stays an int. Bad input raises
 :class:`BadInput`; the listener drops and counts it and carries on.
