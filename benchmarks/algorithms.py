@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from skyline_analyzer import batch, config, engine  # noqa: E402
-from skyline_analyzer.series import Series  # noqa: E402
+from skyline_analyzer.detection.series import Series  # noqa: E402
 from skyline_analyzer.synthetic import KINDS, make_values  # noqa: E402
 
 VECTORS = REPO / "tests" / "data" / "vectors"

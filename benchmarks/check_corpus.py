@@ -25,9 +25,9 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from skyline_analyzer import config  # noqa: E402
+from skyline_analyzer.cli.series_file import read_series_file  # noqa: E402
+from skyline_analyzer.detection.reference import run_selected_algorithm  # noqa: E402
 from skyline_analyzer.exceptions import SeriesException  # noqa: E402
-from skyline_analyzer.series_file import read_series_file  # noqa: E402
-from skyline_analyzer.verdict import run_selected_algorithm  # noqa: E402
 
 CORPUS = REPO / "tests" / "data" / "vectors" / "corpus_60s.input.json.gz"
 NOW = 1_700_000_000

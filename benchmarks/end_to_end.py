@@ -2,7 +2,7 @@
 
 For each metric count the script seeds a private redis-server (60 s data ending now, the shapes of
 ``benchmarks/algorithms.py``, 1 % ending in a spike), then times single daemon runs
-(:meth:`skyline_analyzer.analyzer.Analyzer.run_once`, forking ``ANALYZER_PROCESSES`` workers) in fresh
+(:meth:`skyline_analyzer.analyzer.daemon.Analyzer.run_once`, forking ``ANALYZER_PROCESSES`` workers) in fresh
 processes, so that each run's peak RSS is its own:
 
 * ``fast``: the fast engine (the default settings);
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from algorithms import synthetic_chunk  # noqa: E402
 
 from skyline_analyzer import config, engine, keys, worker  # noqa: E402
-from skyline_analyzer.analyzer import Analyzer  # noqa: E402
+from skyline_analyzer.analyzer.daemon import Analyzer  # noqa: E402
 from skyline_analyzer.cli.demo import private_redis  # noqa: E402
 
 POINTS = 1440

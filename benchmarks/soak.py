@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from skyline_analyzer import config, logs, synthetic
-from skyline_analyzer.analyzer import Analyzer, RunReport
+from skyline_analyzer.analyzer.daemon import Analyzer, RunReport
 from skyline_analyzer.cli.demo import private_redis, seed_redis
 
 

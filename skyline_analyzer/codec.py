@@ -16,8 +16,8 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import SeriesFormatError
-from skyline_analyzer.series import Series
 
 
 def encode_datapoint(timestamp: Any, value: Any) -> bytes:

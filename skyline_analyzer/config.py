@@ -190,8 +190,8 @@ def _alert_problems(settings: Settings) -> list[str]:
 
 def validate(settings: Settings) -> list[str]:
     """Every problem with ``settings``, one message each naming the setting; empty when valid."""
-    from skyline_analyzer.algorithms import DETECTORS
-    from skyline_analyzer.engine import ENGINES
+    from skyline_analyzer.detection.algorithms import DETECTORS
+    from skyline_analyzer.detection.engine import ENGINES
 
     problems = _type_problems(settings)
     bad_types = {p.split(" ", 1)[0] for p in problems}

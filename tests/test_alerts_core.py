@@ -12,8 +12,9 @@ import redis as redis_lib
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from skyline_analyzer import alerts, config
-from skyline_analyzer.anomaly import Anomaly
+from skyline_analyzer import config
+from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.detection.anomaly import Anomaly
 from tests.alert_receivers import SyslogReceiver
 
 NOW = 1_700_000_000.0

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from skyline_analyzer import config, synthetic
-from skyline_analyzer.analyzer import Analyzer
+from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.cli.demo import seed_redis
 from tests.alert_receivers import HangingServer, SmtpReceiver
 

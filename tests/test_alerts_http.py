@@ -10,8 +10,9 @@ import msgpack
 import numpy as np
 import pytest
 
-from skyline_analyzer import alerts, config
-from skyline_analyzer.anomaly import Anomaly
+from skyline_analyzer import config
+from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.detection.anomaly import Anomaly
 from tests.alert_receivers import HangingServer, HttpReceiver, refused_port
 
 NOW = 1_700_000_000

@@ -8,8 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import msgpack
 import pytest
 
-from skyline_analyzer import alerts, codec, config
-from skyline_analyzer.anomaly import Anomaly
+from skyline_analyzer import codec, config
+from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.detection.anomaly import Anomaly
 from tests.alert_receivers import HangingServer, HttpReceiver, SmtpReceiver, refused_port
 
 NOW = 1_700_000_000

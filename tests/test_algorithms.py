@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 
 from skyline_analyzer import config
-from skyline_analyzer.algorithms import DETECTORS, determine_median, histogram_bins, interval_is_anomalous, tail_avg
+from skyline_analyzer.detection.algorithms import (
+    DETECTORS,
+    determine_median,
+    histogram_bins,
+    interval_is_anomalous,
+    tail_avg,
+)
+from skyline_analyzer.detection.numerics import ols_residuals
+from skyline_analyzer.detection.reference import run_selected_algorithm
+from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import Boring
-from skyline_analyzer.numerics import ols_residuals
-from skyline_analyzer.series import Series
-from skyline_analyzer.verdict import run_selected_algorithm
 
 NOW = 1_700_000_000
 ORDER = list(config.Settings({}).ALGORITHMS)

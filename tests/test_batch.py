@@ -14,10 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skyline_analyzer import batch, config, engine
+from skyline_analyzer import config
+from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder, collect_run_metrics, reset_run_metrics
+from skyline_analyzer.detection import batch, engine
+from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import SettingsError
-from skyline_analyzer.series import Series
-from skyline_analyzer.tmpfiles import RunMetricsRecorder, collect_run_metrics, reset_run_metrics
 from tests.conftest import VECTORS
 
 NOW = 1_700_000_000

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skyline_analyzer import algorithms, batch
-from skyline_analyzer.numerics import ewm_last
-from skyline_analyzer.series import Series
+from skyline_analyzer.detection import algorithms, batch
+from skyline_analyzer.detection.numerics import ewm_last
+from skyline_analyzer.detection.series import Series
 
 NOW = 1_700_000_000.0
 LENGTHS = (3, 4, 7, 16, 61, 128, 1439, 1440, 8640, 8641)

@@ -16,9 +16,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from skyline_analyzer import config, engine
-from skyline_analyzer.algorithms import DETECTORS
-from skyline_analyzer.series import Series
+from skyline_analyzer import config
+from skyline_analyzer.detection import engine
+from skyline_analyzer.detection.algorithms import DETECTORS
+from skyline_analyzer.detection.series import Series
 
 NOW = 1_700_000_000
 FULL_DURATION = 86400

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from skyline_analyzer import codec
+from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import SeriesFormatError
-from skyline_analyzer.series import Series
 
 TS = 1_700_000_000
 

@@ -27,7 +27,7 @@ def package_logger():
 
 def test_lines_carry_time_pid_and_message(tmp_path, package_logger):
     logs.setup(tmp_path, "analyzer")
-    logging.getLogger("skyline_analyzer.analyzer").info("total metrics      :: %d", 3)
+    logging.getLogger("skyline_analyzer.analyzer.daemon").info("total metrics      :: %d", 3)
     [line] = (tmp_path / "analyzer.log").read_text().splitlines()
     match = LINE.match(line)
     assert match and match.groups() == (str(os.getpid()), "total metrics      :: 3")
@@ -56,6 +56,6 @@ def test_a_worker_follows_the_parents_rotation(tmp_path, package_logger):
     [handler] = package_logger.handlers
     assert isinstance(handler, logging.handlers.WatchedFileHandler)
     (tmp_path / "analyzer.log").rename(tmp_path / "analyzer.log.1")
-    logging.getLogger("skyline_analyzer.worker").info("after the rotation")
+    logging.getLogger("skyline_analyzer.analyzer.worker").info("after the rotation")
     assert "after the rotation" in (tmp_path / "analyzer.log").read_text()
     assert "after the rotation" not in (tmp_path / "analyzer.log.1").read_text()

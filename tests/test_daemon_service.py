@@ -21,7 +21,7 @@ import pytest
 from skyline_analyzer import config, keys, synthetic
 from skyline_analyzer.cli.check import check_series
 from skyline_analyzer.cli.demo import seed_redis
-from skyline_analyzer.series import Series
+from skyline_analyzer.detection.series import Series
 from tests.carbon_server import CarbonServer
 from tests.redis_server import RedisServer
 

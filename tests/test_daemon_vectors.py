@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from skyline_analyzer import codec, config, keys
-from skyline_analyzer.analyzer import Analyzer
-from skyline_analyzer.worker import EXCEPTION_SETS
+from skyline_analyzer.analyzer.daemon import Analyzer
+from skyline_analyzer.analyzer.worker import EXCEPTION_SETS
 from tests.conftest import VECTORS
 
 CLI = Path(sys.executable).parent / "skyline-analyzer"

@@ -19,8 +19,9 @@ from pathlib import Path
 import msgpack
 import pytest
 
-from skyline_analyzer import config, engine
+from skyline_analyzer import config
 from skyline_analyzer.codec import decode, decode_pairs
+from skyline_analyzer.detection import engine
 from tests.carbon_server import CarbonServer, free_port
 from tests.test_horizon_listen import free_udp_port
 

@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from statsmodels.tsa.stattools import adfuller
 
-from skyline_analyzer.algorithms import ks_test, least_squares, stddev_from_moving_average, tail_avg
-from skyline_analyzer.numerics import adf_pvalue, ewm_last, ks_2samp_asymptotic, ols_residuals, py2_round
+from skyline_analyzer.detection.algorithms import ks_test, least_squares, stddev_from_moving_average, tail_avg
+from skyline_analyzer.detection.numerics import adf_pvalue, ewm_last, ks_2samp_asymptotic, ols_residuals, py2_round
 
 NOW = 1_700_000_000
 

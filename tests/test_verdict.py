@@ -16,16 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skyline_analyzer import config, keys
-from skyline_analyzer.exceptions import Boring, Stale, TooShort
-from skyline_analyzer.series import Series
-from skyline_analyzer.tmpfiles import (
+from skyline_analyzer.analyzer.run_metrics import (
     RunMetricsRecorder,
     collect_run_metrics,
     error_path,
     reset_run_metrics,
     take_algorithm_errors,
 )
-from skyline_analyzer.verdict import algorithm_self_test, run_selected_algorithm
+from skyline_analyzer.detection.reference import algorithm_self_test, run_selected_algorithm
+from skyline_analyzer.detection.series import Series
+from skyline_analyzer.exceptions import Boring, Stale, TooShort
 
 NOW = 1_700_000_000.0
 DEFAULTS = config.Settings({})

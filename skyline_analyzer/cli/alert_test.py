@@ -12,8 +12,9 @@ import argparse
 import sys
 import time
 
-from skyline_analyzer import alerts, config, connections
-from skyline_analyzer.anomaly import Anomaly
+from skyline_analyzer import config, connections
+from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.detection.anomaly import Anomaly
 
 #: The metric name the default ALERTS reserve for testing alerters.
 DEFAULT_TEST_METRIC = "skyline_test.alerters.test"

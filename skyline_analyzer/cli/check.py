@@ -10,9 +10,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from skyline_analyzer import config, engine
+from skyline_analyzer import config
+from skyline_analyzer.cli.series_file import read_series_file
+from skyline_analyzer.detection import engine
 from skyline_analyzer.exceptions import SeriesFormatError
-from skyline_analyzer.series_file import read_series_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

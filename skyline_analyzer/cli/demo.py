@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from skyline_analyzer import codec, config, keys, logs, synthetic
-from skyline_analyzer.analyzer import Analyzer, RunReport
+from skyline_analyzer.analyzer.daemon import Analyzer, RunReport
 from skyline_analyzer.horizon.daemon import ingest
 
 

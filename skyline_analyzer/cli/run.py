@@ -19,10 +19,10 @@ import traceback
 from types import FrameType
 
 from skyline_analyzer import config, logs
-from skyline_analyzer.analyzer import Analyzer
+from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.cli import service
+from skyline_analyzer.detection.reference import algorithm_self_test
 from skyline_analyzer.systemd import Notifier
-from skyline_analyzer.verdict import algorithm_self_test
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Like the original ``utils/seed_data.py``: it sends a day's worth of datapoints per metric, the first metric
 ending in a spike, over UDP or the pickle protocol, waits until Redis holds them, then runs the analysis
-(:func:`skyline_analyzer.engine.analyse`, the daemon's own entry point) on what Horizon stored. The seeded
+(:func:`skyline_analyzer.detection.engine.analyse`, the daemon's own entry point) on what Horizon stored. The seeded
 metrics' keys are deleted first, so a second seed counts only its own datapoints.
 
 Horizon ignores datapoints older than ``MAX_RESOLUTION`` seconds (1000 by default), so, as the original
@@ -18,9 +18,10 @@ import time
 
 import redis
 
-from skyline_analyzer import config, connections, engine, keys, synthetic
+from skyline_analyzer import config, connections, keys, synthetic
 from skyline_analyzer.codec import decode
 from skyline_analyzer.config import Settings
+from skyline_analyzer.detection import engine
 from skyline_analyzer.horizon.daemon import wait_until_stored
 from skyline_analyzer.horizon.senders import send_pickle, send_udp
 

@@ -34,9 +34,9 @@ from skyline_analyzer import keys
 from skyline_analyzer.codec import decode_pairs, encode_as_roomba
 from skyline_analyzer.config import Settings
 from skyline_analyzer.connections import RedisLink, connect
+from skyline_analyzer.detection.series import is_number
 from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.horizon.child import child_main
-from skyline_analyzer.series import is_number
 from skyline_analyzer.slices import assigned_slice
 
 log = logging.getLogger(__name__)

@@ -1,13 +1,13 @@
 """The analysis entry point for workers: verdicts for a batch of decoded series.
 
 Workers hand a batch here rather than calling the verdict per series, so that the batched evaluation
-(:mod:`skyline_analyzer.batch`) can serve the call. ``settings.ANALYZER_ENGINE`` chooses it:
+(:mod:`skyline_analyzer.detection.batch`) can serve the call. ``settings.ANALYZER_ENGINE`` chooses it:
 
 * ``'fast'`` (default): filters and ensembles evaluated over blocks of equal-length series, vectorised;
-* ``'reference'``: :func:`skyline_analyzer.verdict.run_selected_algorithm` per series, the oracle the
+* ``'reference'``: :func:`skyline_analyzer.detection.reference.run_selected_algorithm` per series, the oracle the
   fast engine is tested against (same exception, verdict and ensemble for every series).
 
-Both keep the Redis side of the verdict in :mod:`skyline_analyzer.verdict`: the stale-digest SADD for
+Both keep the Redis side of the verdict in :mod:`skyline_analyzer.detection.reference`: the stale-digest SADD for
 every series, and the second-order check for the (few) series that reach consensus.
 """
 
@@ -17,12 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from skyline_analyzer import batch
+from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder
 from skyline_analyzer.config import Settings
+from skyline_analyzer.detection import batch
+from skyline_analyzer.detection.reference import Verdict, conclude, record_stale_candidate, run_selected_algorithm
+from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import SeriesException, SettingsError
-from skyline_analyzer.series import Series
-from skyline_analyzer.tmpfiles import RunMetricsRecorder
-from skyline_analyzer.verdict import Verdict, conclude, record_stale_candidate, run_selected_algorithm
 
 #: The values ``ANALYZER_ENGINE`` accepts.
 ENGINES = ("fast", "reference")

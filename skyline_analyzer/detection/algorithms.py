@@ -7,7 +7,7 @@ Every detector has the same signature::
 ``timestamps`` and ``values`` are float64 arrays of equal, non-zero length, in the order the datapoints
 were decoded (the Analyzer never sorts). ``now`` is the current epoch time: the original read the wall
 clock; here the caller passes it. ``full_duration`` is ``settings.FULL_DURATION``. A detector returns a
-Python ``bool``; it may raise, and the verdict (:mod:`skyline_analyzer.verdict`) then records ``None``
+Python ``bool``; it may raise, and the verdict (:mod:`skyline_analyzer.detection.reference`) then records ``None``
 for it, as v1.2.8's per-algorithm ``try/except`` did.
 
 Conventions (docs/algorithms.md#conventions): *pop-std* is ``ddof=0``, *sample-std* ``ddof=1`` (NaN below two values);
@@ -22,7 +22,7 @@ from collections.abc import Callable
 import numpy as np
 from scipy.stats import t as student_t
 
-from skyline_analyzer.numerics import adf_pvalue, ewm_last, ks_2samp_asymptotic, ols_residuals, py2_round
+from skyline_analyzer.detection.numerics import adf_pvalue, ewm_last, ks_2samp_asymptotic, ols_residuals, py2_round
 
 Detector = Callable[..., bool]
 
@@ -113,7 +113,7 @@ def stddev_from_moving_average(
     """Last raw value against the exponentially weighted moving average (centre of mass 50).
 
     Anomalous when ``|v[-1] - EWMA| > 3 * EWMSTD`` with the pandas ``ewm(com=50)`` mean and unbiased
-    std at the last point (:func:`skyline_analyzer.numerics.ewm_last`). One point gives NaN: False.
+    std at the last point (:func:`skyline_analyzer.detection.numerics.ewm_last`). One point gives NaN: False.
     """
     mean, std = ewm_last(values)
     return bool(abs(values[-1] - mean) > 3 * std)
@@ -135,7 +135,7 @@ def mean_subtraction_cumulation(
 def least_squares(timestamps: np.ndarray, values: np.ndarray, *, now: float, full_duration: int) -> bool:
     """Mean of the last three residuals of an OLS line against the residuals' pop-std.
 
-    ``e = v - (m t + c)`` (exact OLS, :func:`skyline_analyzer.numerics.ols_residuals`); below three
+    ``e = v - (m t + c)`` (exact OLS, :func:`skyline_analyzer.detection.numerics.ols_residuals`); below three
     points False; ``s = pop-std(e)``, ``tau = (e[-1] + e[-2] + e[-3]) / 3``; anomalous when
     ``|tau| > 3 s`` and ``round(s) != 0`` and ``round(tau) != 0``, with Python 2 rounding (half away from
     zero), so ``s`` and ``tau`` must each be at least 0.5 in magnitude.

@@ -14,8 +14,8 @@ import socket
 import time
 from typing import Any
 
-from skyline_analyzer.anomaly import Anomaly
 from skyline_analyzer.config import Settings
+from skyline_analyzer.detection.anomaly import Anomaly
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 Each run: PING (reconnect with back-off), heartbeat, discover ``metrics.unique_metrics``, refresh the
 exception sets on their timer, publish the smtp alerter metrics, reset the timing files, fork
-``ANALYZER_PROCESSES`` fresh workers (:mod:`skyline_analyzer.worker`) and supervise them for at most
+``ANALYZER_PROCESSES`` fresh workers (:mod:`skyline_analyzer.analyzer.worker`) and supervise them for at most
 ``MAX_ANALYZER_PROCESS_RUNTIME`` seconds, collate, alert, write ``ANOMALY_DUMP``, report the timing,
 summary and canary metrics to Graphite over one connection, and pace to ``ANALYZER_OPTIMUM_RUN_DURATION``.
 
@@ -28,9 +28,12 @@ from typing import Any
 
 import redis
 
-from skyline_analyzer import alerts, codec, connections, graphite, keys, tmpfiles, worker
-from skyline_analyzer.anomaly import Anomaly
+from skyline_analyzer import codec, connections, graphite, keys
+from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.analyzer import run_metrics as tmpfiles
+from skyline_analyzer.analyzer import worker
 from skyline_analyzer.config import Settings
+from skyline_analyzer.detection.anomaly import Anomaly
 from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.slices import assigned_slice
 from skyline_analyzer.systemd import Notifier
@@ -44,7 +47,7 @@ KILL_GRACE = 1.0
 #: Seconds between checks of the stop flag while sleeping.
 STOP_POLL = 0.2
 #: Directory a relative ANOMALY_DUMP is resolved against: the package (the original used its source dir).
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 
 @dataclass

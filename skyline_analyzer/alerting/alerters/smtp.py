@@ -28,9 +28,9 @@ from email.mime.nonmultipart import MIMENonMultipart
 from typing import Any
 
 from skyline_analyzer import __version__
-from skyline_analyzer.alerters import http, links, plot
-from skyline_analyzer.anomaly import Anomaly
+from skyline_analyzer.alerting.alerters import http, links, plot
 from skyline_analyzer.config import Settings
+from skyline_analyzer.detection.anomaly import Anomaly
 
 log = logging.getLogger(__name__)
 

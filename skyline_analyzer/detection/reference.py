@@ -21,11 +21,11 @@ import msgpack
 import numpy as np
 
 from skyline_analyzer import keys
-from skyline_analyzer.algorithms import DETECTORS, SECOND_ORDER_REPEAT_WINDOW, interval_is_anomalous
+from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder, record_algorithm_error
 from skyline_analyzer.config import Settings
+from skyline_analyzer.detection.algorithms import DETECTORS, SECOND_ORDER_REPEAT_WINDOW, interval_is_anomalous
+from skyline_analyzer.detection.series import Number, Series
 from skyline_analyzer.exceptions import Boring, Stale, TooShort
-from skyline_analyzer.series import Number, Series
-from skyline_analyzer.tmpfiles import RunMetricsRecorder, record_algorithm_error
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def is_anomalously_anomalous(redis: Any, metric_name: str, datapoint: Number, no
     First trigger: store ``[(now, datapoint)]`` and return True. The same datapoint again within 300 s:
     False, history untouched. Otherwise append ``[now, datapoint]`` (the history never expires, as in
     v1.2.8) and test the latest interval between triggers
-    (:func:`skyline_analyzer.algorithms.interval_is_anomalous`).
+    (:func:`skyline_analyzer.detection.algorithms.interval_is_anomalous`).
     """
     key = keys.trigger_history(metric_name)
     raw = redis.get(key)

@@ -1,7 +1,7 @@
 """Alerting: ALERTS matching, rate limiting, dispatch, the stale digest and the Mirage hand-off.
 
 docs/alerts.md: run steps 16 and 19, and the Mirage hand-off of step 5 (``mirage.unique_metrics`` and the
-Mirage check file). Alerters live in :mod:`skyline_analyzer.alerters`, one module each.
+Mirage check file). Alerters live in :mod:`skyline_analyzer.alerting.alerters`, one module each.
 
 Decisions where this module departs from v1.2.8 (docs/departures.md#alerting):
 
@@ -39,8 +39,8 @@ from typing import Any
 import msgpack
 
 from skyline_analyzer import keys
-from skyline_analyzer.anomaly import Anomaly
 from skyline_analyzer.config import Settings
+from skyline_analyzer.detection.anomaly import Anomaly
 from skyline_analyzer.matching import in_list
 
 log = logging.getLogger(__name__)
@@ -116,11 +116,11 @@ def alerter_module(alerter: str) -> ModuleType:
     if not _ALERTER_NAME.match(name):
         raise LookupError(f"{alerter!r} is not an alerter name")
     try:
-        module = importlib.import_module(f"skyline_analyzer.alerters.{name}")
+        module = importlib.import_module(f"skyline_analyzer.alerting.alerters.{name}")
     except ModuleNotFoundError:
         raise LookupError(f"no alerter named {alerter!r}") from None
     if not callable(getattr(module, "alert", None)):
-        raise LookupError(f"skyline_analyzer.alerters.{name} has no alert function")
+        raise LookupError(f"skyline_analyzer.alerting.alerters.{name} has no alert function")
     return module
 
 

@@ -14,8 +14,8 @@ import io
 import json
 from pathlib import Path
 
+from skyline_analyzer.detection.series import Series, check_ordered
 from skyline_analyzer.exceptions import SeriesFormatError
-from skyline_analyzer.series import Series, check_ordered
 
 _GZIP_MAGIC = b"\x1f\x8b"
 

@@ -2,7 +2,7 @@
 
 A worker takes its slice of ``metrics.unique_metrics``, fetches the values with MGET in chunks of
 ``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics), decodes them and
-hands each chunk to :func:`skyline_analyzer.engine.analyse`. It reports to the parent over a pipe:
+hands each chunk to :func:`skyline_analyzer.detection.engine.analyse`. It reports to the parent over a pipe:
 
 * after every chunk, ``("chunk", processed_so_far, anomalies)`` with the chunk's anomalies as
   ``[value, base_name, timestamp, triggered]`` lists: like the original's shared list, anomalies found
@@ -31,12 +31,13 @@ from typing import Any
 
 import redis
 
-from skyline_analyzer import codec, connections, engine, keys, logs
+from skyline_analyzer import codec, connections, keys, logs
+from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder
 from skyline_analyzer.config import Settings
+from skyline_analyzer.detection import engine
+from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import SeriesFormatError
-from skyline_analyzer.series import Series
 from skyline_analyzer.slices import assigned_slice
-from skyline_analyzer.tmpfiles import RunMetricsRecorder
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Batched evaluation of the consensus algorithms: the fast engine's ensembles, identical to the reference.
 
-The reference (:func:`skyline_analyzer.verdict.run_selected_algorithm`) analyses one series at a time.
+The reference (:func:`skyline_analyzer.detection.reference.run_selected_algorithm`) analyses one series at a time.
 Here the series of a batch are grouped by length into blocks, C-contiguous ``(rows, length)`` float64
 arrays, and each algorithm is evaluated across a block at once, in ``ALGORITHMS`` order, with the early
 exit applied per series: once a series has ``N - CONSENSUS + 1`` Falses it leaves the block's active rows
@@ -47,18 +47,18 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import t as student_t
 
-from skyline_analyzer.algorithms import (
+from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder
+from skyline_analyzer.config import Settings
+from skyline_analyzer.detection.algorithms import (
     HISTOGRAM_BINS,
     HISTOGRAM_RARE_COUNT,
     KS_MIN_SAMPLES,
     KS_PROBE_START,
     KS_REFERENCE_START,
 )
-from skyline_analyzer.config import Settings
-from skyline_analyzer.numerics import EWM_COM
-from skyline_analyzer.series import Series
-from skyline_analyzer.tmpfiles import RunMetricsRecorder
-from skyline_analyzer.verdict import Vote, early_exit_enabled, run_algorithm
+from skyline_analyzer.detection.numerics import EWM_COM
+from skyline_analyzer.detection.reference import Vote, early_exit_enabled, run_algorithm
+from skyline_analyzer.detection.series import Series
 
 #: Internal vote codes of a block: False, True, the reference detector raised, and "ask the reference".
 FALSE, TRUE, NONE, DEFER = 0, 1, -1, 2
@@ -428,7 +428,7 @@ def evaluate(
     """Filters (TooShort, Stale, Boring, in that order) and ensembles for every series, in order.
 
     ``names`` are full keys (used for error reports). The stale-digest bookkeeping and the verdict are
-    the caller's (:mod:`skyline_analyzer.engine`).
+    the caller's (:mod:`skyline_analyzer.detection.engine`).
     """
     results: list[Result | None] = [None] * len(series)
     by_length: dict[int, list[int]] = {}

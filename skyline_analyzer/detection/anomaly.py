@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from skyline_analyzer.series import Number
+from skyline_analyzer.detection.series import Number
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ import html
 from email.mime.multipart import MIMEMultipart
 from typing import Any
 
-from skyline_analyzer.alerters.smtp import SKYLINE_HEADING, addressed, html_part, send_mail
-from skyline_analyzer.alerts import StaleMetrics
+from skyline_analyzer.alerting.alerters.smtp import SKYLINE_HEADING, addressed, html_part, send_mail
+from skyline_analyzer.alerting.dispatch import StaleMetrics
 from skyline_analyzer.config import Settings
 
 
