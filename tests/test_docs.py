@@ -25,6 +25,7 @@ DOC_REFERENCE = re.compile(r"docs/([\w.-]+\.md)(?:#([\w-]+))?")
 MARKDOWN_LINK = re.compile(r"\]\(([^)\s]*)\)")
 HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 FENCE = re.compile(r"^\s*(```|~~~)")
+REPOSITORY_PATH = re.compile(r"`((?:skyline_analyzer|tests|bin|benchmarks|etc|docs)/[\w./-]*)`")
 
 
 def code_files() -> list[Path]:
@@ -119,6 +120,16 @@ def test_links_between_documents_resolve(markdown: Path) -> None:
             elif anchor and target.suffix == ".md" and anchor not in anchors(target):
                 broken.append(f"{link}: no such heading")
     assert broken == []
+
+
+# README.md is left out until its layout table is rewritten for the sub-package layout.
+@pytest.mark.parametrize("markdown", [p for p in markdown_files() if p.name != "README.md" or p.parent != REPO],
+                         ids=lambda p: str(p.relative_to(REPO)))
+def test_paths_named_in_documents_exist(markdown: Path) -> None:
+    """A module or file a document names in backticks exists (documents follow the code when it moves)."""
+    missing = sorted({path for path in REPOSITORY_PATH.findall(markdown.read_text())
+                      if "<" not in path and not (REPO / path).exists()})
+    assert missing == []
 
 
 def test_every_document_is_in_the_index() -> None:
