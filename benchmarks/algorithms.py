@@ -30,13 +30,17 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from skyline_analyzer import batch, config, engine  # noqa: E402
+from skyline_analyzer import config  # noqa: E402
+from skyline_analyzer.allocator import tune_allocator  # noqa: E402
+from skyline_analyzer.detection import engine  # noqa: E402
 from skyline_analyzer.detection.series import Series  # noqa: E402
 from skyline_analyzer.synthetic import KINDS, make_values  # noqa: E402
 
 VECTORS = REPO / "tests" / "data" / "vectors"
 NOW = 1_700_000_000
 CHUNK = 1000
+#: Rows the fast engine left to the reference detector, per algorithm, over every timed fast pass.
+DEFERRED: Counter[str] = Counter()
 
 
 class TimingRecorder:
@@ -72,7 +76,7 @@ def vectors(name: str) -> tuple[list[Series], list[str]]:
 
 def timed(series: list[Series], names: list[str], settings: config.Settings, recorder: object = None) -> float:
     started = time.perf_counter()
-    engine.analyse(series, names, settings, NOW, recorder=recorder)
+    engine.analyse(series, names, settings, NOW, recorder=recorder, deferred=DEFERRED)
     return time.perf_counter() - started
 
 
@@ -226,6 +230,7 @@ def main() -> None:
     parser.add_argument("--plot", type=Path, default=None, help="write the PNG plot here")
     args = parser.parse_args()
 
+    tune_allocator()
     settings = config.Settings({})
     fast = settings.replace(ANALYZER_ENGINE="fast")
     reference = settings.replace(ANALYZER_ENGINE="reference")
@@ -236,7 +241,7 @@ def main() -> None:
         for series, names in corpora.values():
             timed(series, names, fast)
             timed(series, names, reference)
-    batch.DEFERRED.clear()
+    DEFERRED.clear()
 
     rows = []
     for name, (series, names) in corpora.items():
@@ -247,7 +252,7 @@ def main() -> None:
         rows.append(compare(f"synthetic {points} points", chunks, fast, reference, args.reference_series,
                             args.repeat))
     # Every chunk was analysed `repeat` times by the fast engine, identically: count one pass.
-    deferred = {name: count // args.repeat for name, count in batch.DEFERRED.items()}
+    deferred = {name: count // args.repeat for name, count in DEFERRED.items()}
     print(f"\nexactness fallback (votes taken from the reference detector), one pass over the corpora: {deferred}")
     profile = algorithm_profile(settings, args.profile_series)
     if args.json:

@@ -38,9 +38,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from algorithms import synthetic_chunk  # noqa: E402
 
-from skyline_analyzer import config, engine, keys, worker  # noqa: E402
+from skyline_analyzer import config, keys  # noqa: E402
+from skyline_analyzer.analyzer import worker  # noqa: E402
 from skyline_analyzer.analyzer.daemon import Analyzer  # noqa: E402
 from skyline_analyzer.cli.demo import private_redis  # noqa: E402
+from skyline_analyzer.detection import engine  # noqa: E402
 
 POINTS = 1440
 STEP = 60

@@ -22,7 +22,8 @@ from pathlib import Path
 import redis
 
 from skyline_analyzer import config, logs, synthetic
-from skyline_analyzer.analyzer.daemon import Analyzer, RunReport
+from skyline_analyzer.analyzer.daemon import Analyzer
+from skyline_analyzer.analyzer.outputs import RunReport
 from skyline_analyzer.cli.demo import private_redis, seed_redis
 
 

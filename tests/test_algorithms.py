@@ -11,7 +11,6 @@ import pytest
 from skyline_analyzer import config
 from skyline_analyzer.detection.algorithms import (
     DETECTORS,
-    determine_median,
     histogram_bins,
     interval_is_anomalous,
     tail_avg,
@@ -191,10 +190,6 @@ class TestEdgeCases:
     def test_ks_test_never_fires_on_60s_data(self) -> None:
         t, v = sine_last(300.0)
         assert DETECTORS["ks_test"](t, v, now=NOW, full_duration=86400) is False
-
-    def test_determine_median(self) -> None:
-        assert determine_median(np.array([3.0, 1.0, 2.0])) == 2.0
-        assert determine_median(["a", object()]) is False
 
     def test_second_order_interval_rule(self) -> None:
         assert interval_is_anomalous([0.0]) is False

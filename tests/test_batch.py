@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from skyline_analyzer import config
+from skyline_analyzer.analyzer import history
 from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder, collect_run_metrics, reset_run_metrics
-from skyline_analyzer.detection import batch, engine
+from skyline_analyzer.detection import batch, batched, engine
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import SettingsError
 from tests.conftest import VECTORS
@@ -135,7 +136,10 @@ def test_stale_digest_and_second_order_go_through_redis_alike(
     seen = {}
     for kind in ("fast", "reference"):
         redis_conn.flushall()
-        outcomes = engine.analyse(series, names, settings.replace(ANALYZER_ENGINE=kind), NOW, redis=redis_conn)
+        # The worker's sequence: stale candidates, the engine's consensus, then the second-order check.
+        history.record_stale_candidates(redis_conn, settings, series, names, NOW)
+        consensus = engine.analyse(series, names, settings.replace(ANALYZER_ENGINE=kind), NOW)
+        outcomes = history.apply_second_order(redis_conn, settings, consensus, NOW)
         state = {key: redis_conn.dump(key) for key in redis_conn.keys("*")}
         seen[kind] = (outcomes, state)
     assert seen["fast"] == seen["reference"]
@@ -153,10 +157,10 @@ def test_an_algorithm_failing_in_a_batch_falls_back_to_the_reference(
 ) -> None:
     names, series, _ = corpus("corpus_60s")
 
-    def broken(block: batch.Block, rows: np.ndarray) -> np.ndarray:
+    def broken(block: batched.Block, rows: np.ndarray) -> np.ndarray:
         raise FloatingPointError("simulated")
 
-    monkeypatch.setitem(batch.BATCHED, "grubbs", broken)
+    monkeypatch.setitem(batched.BATCHED, "grubbs", broken)
     fast, reference = both(series, names, load(make_settings))
     assert fast == reference
 

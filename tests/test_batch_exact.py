@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skyline_analyzer.detection import algorithms, batch
+from skyline_analyzer.detection import algorithms, batched
 from skyline_analyzer.detection.numerics import ewm_last
 from skyline_analyzer.detection.series import Series
 
@@ -13,11 +13,11 @@ NOW = 1_700_000_000.0
 LENGTHS = (3, 4, 7, 16, 61, 128, 1439, 1440, 8640, 8641)
 
 
-def block_of(values: np.ndarray, step: float = 60.0) -> batch.Block:
+def block_of(values: np.ndarray, step: float = 60.0) -> batched.Block:
     rows, n = values.shape
     timestamps = np.tile(NOW - step * np.arange(n - 1, -1, -1, dtype=np.float64), (rows, 1))
     series = [Series(timestamps[i].copy(), values[i].copy(), NOW, float(values[i, -1])) for i in range(rows)]
-    return batch.Block(series, [f"m{i}" for i in range(rows)], timestamps, values, NOW, 86400)
+    return batched.Block(series, [f"m{i}" for i in range(rows)], timestamps, values, NOW, 86400)
 
 
 def random_values(n: int, rows: int = 24, seed: int = 0) -> np.ndarray:
@@ -33,9 +33,9 @@ def test_means_stds_and_tails_are_bit_identical(n: int) -> None:
     values = random_values(n)
     block = block_of(values)
     rows = np.arange(values.shape[0])
-    mean = batch._mean(block, rows)
-    squares = batch._squares(block, rows)
-    tail = batch._tail(block, rows)
+    mean = batched._mean(block, rows)
+    squares = batched._squares(block, rows)
+    tail = batched._tail(block, rows)
     for i, row in enumerate(values):
         assert mean[i] == np.mean(row)
         assert np.sqrt(squares[i] / n) == np.std(row)
@@ -63,7 +63,7 @@ def test_medians_and_histogram_edges_are_numpys(n: int) -> None:
     values[0] = 5.0  # a flat row: numpy widens its range to [4.5, 5.5]
     for row, median in zip(values, np.median(values, axis=1), strict=True):
         assert median == np.median(row)
-    # The edges batch.histogram_bins builds are np.histogram's.
+    # The edges batched.histogram_bins builds are np.histogram's.
     low, high = values.min(axis=1), values.max(axis=1)
     flat = low == high
     low, high = np.where(flat, low - 0.5, low), np.where(flat, high + 0.5, high)
@@ -84,9 +84,9 @@ def test_histogram_bin_of_the_tail_counts_like_numpy(n: int) -> None:
         edges = np.array([np.histogram(row, bins=algorithms.HISTOGRAM_BINS)[1] for row in placed])
         placed[:, -3:] = edges[:, k][:, None]
         block = block_of(placed)
-        codes = batch.histogram_bins(block, np.arange(placed.shape[0]))
+        codes = batched.histogram_bins(block, np.arange(placed.shape[0]))
         for i, row in enumerate(placed):
-            if codes[i] == batch.DEFER:
+            if codes[i] == batched.DEFER:
                 continue
             want = algorithms.histogram_bins(block.timestamps[i], row, now=NOW, full_duration=86400)
             assert bool(codes[i]) == want, (n, k, i)
@@ -95,7 +95,7 @@ def test_histogram_bin_of_the_tail_counts_like_numpy(n: int) -> None:
 @pytest.mark.parametrize("n", (1, 2, 3, 61, 1440, 8640))
 def test_ewm_uses_the_reference_arithmetic(n: int) -> None:
     values = random_values(n, seed=4)
-    weights, total, total_sq, denominator = batch._ewm_weights(n)
+    weights, total, total_sq, denominator = batched._ewm_weights(n)
     for row in values:
         mean, std = ewm_last(row)
         assert float(np.dot(weights, row) / total) == mean
@@ -108,6 +108,6 @@ def test_grubbs_critical_value_is_the_reference_expression() -> None:
     values = random_values(61, seed=5)
     block = block_of(values)
     with np.errstate(invalid="ignore"):  # a flat row: 0 / 0, as in the reference
-        codes = batch.grubbs(block, np.arange(values.shape[0]))
+        codes = batched.grubbs(block, np.arange(values.shape[0]))
     for i, row in enumerate(values):
         assert bool(codes[i]) == algorithms.grubbs(block.timestamps[i], row, now=NOW, full_duration=86400)

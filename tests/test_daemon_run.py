@@ -13,7 +13,8 @@ import pytest
 
 import skyline_analyzer
 from skyline_analyzer import codec, config, keys, logs, synthetic
-from skyline_analyzer.analyzer.daemon import Analyzer, anomaly_dump_path
+from skyline_analyzer.analyzer.daemon import Analyzer
+from skyline_analyzer.analyzer.outputs import anomaly_dump_path
 from skyline_analyzer.cli.demo import seed_redis
 from skyline_analyzer.slices import assigned_slice
 from tests.alert_receivers import SmtpReceiver

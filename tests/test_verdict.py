@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skyline_analyzer import config, keys
+from skyline_analyzer.analyzer import history
 from skyline_analyzer.analyzer.run_metrics import (
     RunMetricsRecorder,
     collect_run_metrics,
@@ -83,7 +83,8 @@ class TestConsensus:
         settings = load(ALGORITHMS=["histogram_bins"], CONSENSUS=1)
         # numpy cannot bin a range that overflows: histogram_bins raises.
         series = minutes([-1.7e308, 1.7e308, 0.0, 1.0])
-        verdict = run_selected_algorithm(series, "metrics.overflow", settings, now=NOW)
+        recorder = RunMetricsRecorder(settings.SKYLINE_TMP_DIR)
+        verdict = run_selected_algorithm(series, "metrics.overflow", settings, now=NOW, recorder=recorder)
         assert verdict.ensemble == [None]
         assert verdict.anomalous is True
         errors = take_algorithm_errors(Path(settings.SKYLINE_TMP_DIR), [os.getpid()], ["histogram_bins"])
@@ -206,10 +207,9 @@ def _append_timings(tmp: Path, count: int) -> None:
 class TestRedisSide:
     def test_stale_candidates_are_recorded(self, redis_conn: redis.Redis, load: Callable[..., config.Settings]) -> None:
         settings = load()
-        for age, name in ((299, "fresh"), (300, "lower"), (499, "upper"), (500, "stale-not")):
-            with contextlib.suppress(Stale):
-                run_selected_algorithm(minutes([1, 2] * 20, end=NOW - age), f"metrics.{name}", settings,
-                                       now=NOW, redis=redis_conn)
+        cases = ((299, "fresh"), (300, "lower"), (499, "upper"), (500, "stale-not"))
+        history.record_stale_candidates(redis_conn, settings, [minutes([1, 2] * 20, end=NOW - age) for age, _ in cases],
+                                        [f"metrics.{name}" for _, name in cases], NOW)
         members = {m.decode() for m in redis_conn.smembers(keys.ALERT_ON_STALE_METRICS)}
         assert members == {"metrics.lower", "metrics.upper"}
 
@@ -220,7 +220,8 @@ class TestRedisSide:
 
         def verdict(now: float) -> bool:
             series = minutes(values, end=now)
-            return run_selected_algorithm(series, "metrics.s", settings, now=now, redis=redis_conn).anomalous
+            consensus = run_selected_algorithm(series, "metrics.s", settings, now=now)
+            return history.second_order(redis_conn, consensus, "metrics.s", now).anomalous
 
         assert verdict(NOW) is True  # first trigger surfaces
         assert msgpack.unpackb(redis_conn.get(key)) == [[NOW, 900.0]]

@@ -8,11 +8,14 @@ the current end of file in one piece, and lines from different processes never i
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 #: Buffered records per algorithm before a flush is forced.
 FLUSH_EVERY = 1000
@@ -52,6 +55,12 @@ class RunMetricsRecorder:
         pending.extend([seconds] * runs)
         if len(pending) >= FLUSH_EVERY:
             self.flush()
+
+    def failed(self, algorithm: str, metric_name: str, traceback_text: str) -> None:
+        """Leave the error file the parent reports after the run, and log it now."""
+        record_algorithm_error(self.tmp_dir, algorithm, traceback_text)
+        log.error("error :: algorithm %s raised on %s; its vote is None (counts towards anomalous)\n%s",
+                  algorithm, metric_name, traceback_text)
 
     def flush(self) -> None:
         """Append everything buffered; a missing ``SKYLINE_TMP_DIR`` raises, as in the original."""

@@ -2,17 +2,14 @@
 
 A worker takes its slice of ``metrics.unique_metrics``, fetches the values with MGET in chunks of
 ``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics), decodes them and
-hands each chunk to :func:`skyline_analyzer.detection.engine.analyse`. It reports to the parent over a pipe:
+hands each chunk to :func:`skyline_analyzer.detection.engine.analyse`, then applies the Redis side of the
+verdicts (:mod:`skyline_analyzer.analyzer.history`). It reports to the parent over a pipe with the typed
+messages of :mod:`skyline_analyzer.analyzer.messages`.
 
-* after every chunk, ``("chunk", processed_so_far, anomalies)`` with the chunk's anomalies as
-  ``[value, base_name, timestamp, triggered]`` lists: like the original's shared list, anomalies found
-  before a worker is killed still reach the run;
-* at the end, ``("done", WorkerSummary)`` with the exception and anomaly-breakdown counts: like the
-  original's queues, a killed worker contributes no counts (docs/departures.md#l14).
-
-Exception keys: ``TooShort``, ``Stale``, ``Boring`` (from the verdict), ``DeletedByRoomba`` (MGET returned
-nil: the key vanished after SMEMBERS; FIX L9) and ``Other`` (a corrupt or truncated value, a non-numeric
-or non-finite datapoint, or an unexpected error; one error line names the metric and the reason).
+Exception kinds (:class:`skyline_analyzer.exceptions.ExceptionKind`): ``TooShort``, ``Stale``, ``Boring``
+(from the verdict), ``DeletedByRoomba`` (MGET returned nil: the key vanished after SMEMBERS) and ``Other``
+(a corrupt or truncated value, a non-numeric or non-finite datapoint, or an unexpected error; one error
+line names the metric and the reason).
 """
 
 from __future__ import annotations
@@ -22,9 +19,7 @@ import os
 import signal
 import time
 import traceback
-from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -32,11 +27,15 @@ from typing import Any
 import redis
 
 from skyline_analyzer import codec, connections, keys, logs
+from skyline_analyzer.allocator import tune_allocator
+from skyline_analyzer.analyzer import history
+from skyline_analyzer.analyzer.messages import ChunkDone, WorkerDone, WorkerSummary
 from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import engine
+from skyline_analyzer.detection.anomaly import Anomaly
 from skyline_analyzer.detection.series import Series
-from skyline_analyzer.exceptions import SeriesFormatError
+from skyline_analyzer.exceptions import ExceptionKind, SeriesFormatError
 from skyline_analyzer.slices import assigned_slice
 
 log = logging.getLogger(__name__)
@@ -44,18 +43,11 @@ log = logging.getLogger(__name__)
 #: Keys fetched per MGET: bounds a worker's memory (a day of 60 s data is about 30 kB per key).
 MGET_CHUNK = 500
 #: Where the base names of each verdict exception are kept for the webapp.
-EXCEPTION_SETS = {"TooShort": keys.ANALYZER_TOO_SHORT, "Stale": keys.ANALYZER_STALE, "Boring": keys.ANALYZER_BORING}
-
-
-@dataclass
-class WorkerSummary:
-    """What a worker queues when it finishes its slice."""
-
-    exceptions: Counter = field(default_factory=Counter)
-    anomaly_breakdown: Counter = field(default_factory=Counter)
-    processed: int = 0
-    redis_set_errors: int = 0
-    elapsed: float = 0.0
+EXCEPTION_SETS = {
+    ExceptionKind.TOO_SHORT: keys.ANALYZER_TOO_SHORT,
+    ExceptionKind.STALE: keys.ANALYZER_STALE,
+    ExceptionKind.BORING: keys.ANALYZER_BORING,
+}
 
 
 def decode_chunk(
@@ -65,12 +57,12 @@ def decode_chunk(
     series, kept = [], []
     for name, raw in zip(names, raw_values, strict=True):
         if raw is None:
-            summary.exceptions["DeletedByRoomba"] += 1
+            summary.exceptions[ExceptionKind.DELETED_BY_ROOMBA] += 1
             continue
         try:
             one = codec.decode_fast(raw, name)
         except SeriesFormatError as exc:
-            summary.exceptions["Other"] += 1
+            summary.exceptions[ExceptionKind.OTHER] += 1
             log.error("error :: %s not analysed: %s", name, exc)
             continue
         series.append(one)
@@ -81,16 +73,20 @@ def decode_chunk(
 def _analyse(
     series: list[Series], names: list[str], settings: Settings, now: float, conn: Any, recorder: RunMetricsRecorder
 ) -> list[engine.Outcome | None]:
-    """The engine's outcomes for a chunk; if the batch call fails, each series alone (a failure is None)."""
+    """The outcomes for a chunk, after the Redis side of each verdict; if the batch call fails, each series
+    alone (a failure is None)."""
+    history.record_stale_candidates(conn, settings, series, names, now)
     try:
-        return list(engine.analyse(series, names, settings, now, redis=conn, recorder=recorder))
+        return history.apply_second_order(conn, settings, engine.analyse(series, names, settings, now,
+                                                                           recorder=recorder), now)
     except Exception:
         log.error("error :: analysing a chunk of %d metrics failed; retrying one by one\n%s",
                   len(names), traceback.format_exc())
     outcomes: list[engine.Outcome | None] = []
     for one, name in zip(series, names, strict=True):
         try:
-            outcomes.extend(engine.analyse([one], [name], settings, now, redis=conn, recorder=recorder))
+            outcomes.extend(history.apply_second_order(
+                conn, settings, engine.analyse([one], [name], settings, now, recorder=recorder), now))
         except Exception:
             log.error("error :: %s not analysed: %s", name, traceback.format_exc())
             outcomes.append(None)
@@ -104,22 +100,21 @@ def process_chunk(
     now: float,
     recorder: RunMetricsRecorder,
     summary: WorkerSummary,
-) -> list[list[Any]]:
+) -> list[Anomaly]:
     """Fetch, decode and analyse one chunk; update ``summary``; return its anomalies.
 
-    An anomaly is ``[value, base_name, timestamp, triggered_algorithms]`` with the value and timestamp
-    of the last datapoint exactly as decoded.
+    An anomaly carries the value and timestamp of the last datapoint exactly as decoded.
     """
     namespace = settings.FULL_NAMESPACE
     algorithms = list(settings.ALGORITHMS)
     raw_values = conn.mget(names)
     series, kept = decode_chunk(names, raw_values, summary)
     by_name = dict(zip(kept, series, strict=True))
-    anomalies: list[list[Any]] = []
+    anomalies: list[Anomaly] = []
     set_members: dict[str, list[str]] = {}
     for name, outcome in zip(kept, _analyse(series, kept, settings, now, conn, recorder), strict=True):
         if outcome is None:
-            summary.exceptions["Other"] += 1
+            summary.exceptions[ExceptionKind.OTHER] += 1
             continue
         base = keys.base_name(namespace, name)
         if outcome.exception is not None:
@@ -131,7 +126,7 @@ def process_chunk(
         if verdict is not None and verdict.anomalous:
             triggered = verdict.triggered(algorithms)
             summary.anomaly_breakdown.update(triggered)
-            anomalies.append([verdict.datapoint, base, by_name[name].last_timestamp, triggered])
+            anomalies.append(Anomaly(verdict.datapoint, base, by_name[name].last_timestamp, tuple(triggered)))
     summary.processed += len(names)
     if set_members:
         try:
@@ -159,12 +154,13 @@ def spin_process(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logs.worker_logging()
+    tune_allocator()
     started = time.monotonic()
     log.info("spin_process started")
     assigned = assigned_slice(unique_metrics, i, settings.ANALYZER_PROCESSES)
     summary = WorkerSummary()
     if not assigned:
-        results.send(("done", summary))
+        results.send(WorkerDone(summary))
         return
     conn = connections.connect(settings)
     recorder = RunMetricsRecorder(Path(settings.SKYLINE_TMP_DIR))
@@ -181,14 +177,14 @@ def spin_process(
                 # done keep their counts here, the rest are reported as unprocessed by the parent.
                 log.error("error :: spin_process failed to fetch %d metrics from Redis: %s", len(chunk), exc)
                 break
-            results.send(("chunk", summary.processed, anomalies))
+            results.send(ChunkDone(summary.processed, anomalies))
         summary.elapsed = time.monotonic() - started
         try:
             recorder.flush()
         except OSError as exc:
             log.error("error :: could not write the algorithm timing files: %s", exc)
         log.info("spin_process took %.2f seconds", summary.elapsed)
-        results.send(("done", summary))
+        results.send(WorkerDone(summary))
     finally:
         conn.close()
         results.close()

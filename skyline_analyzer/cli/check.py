@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from skyline_analyzer import config
+from skyline_analyzer.allocator import tune_allocator
 from skyline_analyzer.cli.series_file import read_series_file
 from skyline_analyzer.detection import engine
 from skyline_analyzer.exceptions import SeriesFormatError
@@ -78,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"error :: {exc}", file=sys.stderr)
         return 2
     now = time.time() if args.now is None else args.now
+    tune_allocator()
     results = check_series(series, settings, now)
     text = json.dumps(results, indent=1, sort_keys=True)
     if args.output is None:

@@ -23,7 +23,8 @@ from typing import Any
 import redis
 
 from skyline_analyzer import codec, config, keys, logs, synthetic
-from skyline_analyzer.analyzer.daemon import Analyzer, RunReport
+from skyline_analyzer.analyzer.daemon import Analyzer
+from skyline_analyzer.analyzer.outputs import RunReport
 from skyline_analyzer.horizon.daemon import ingest
 
 

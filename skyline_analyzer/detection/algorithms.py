@@ -213,14 +213,6 @@ DETECTORS: dict[str, Detector] = {
 }
 
 
-def determine_median(values: np.ndarray) -> float | bool:
-    """Median of the values (``numpy.median``); False when it cannot be computed (v1.2.8 contract)."""
-    try:
-        return float(np.median(np.asarray(values, dtype=np.float64)))
-    except (TypeError, ValueError):
-        return False
-
-
 #: Second order: a repeat of the same datapoint within this many seconds is ignored.
 SECOND_ORDER_REPEAT_WINDOW = 300
 

@@ -27,7 +27,8 @@ detector on the original series. That is the exactness fallback, and it fires fo
 narrower than ``2**-40`` of the magnitude (constant-but-for-an-ulp data), ``ks_test`` whenever both of
 its windows hold 20 points (its KS and ADF tests are per series anyway), and ``least_squares`` when its
 closed-form fit leaves the vote within a bound of ``lstsq``'s rounding (see :func:`least_squares`).
-:data:`DEFERRED` counts the fallbacks per algorithm for the benchmarks.
+:func:`evaluate` counts the fallbacks per algorithm in the ``deferred`` counter it is given (the benchmarks
+report them).
 
 Run metrics: an algorithm evaluated for a block costs one wall-clock interval; that interval is divided
 evenly among the rows that ran it, and each of those rows records its share, so the count of runs per
@@ -36,336 +37,21 @@ algorithm is the reference's count and the total time is the time actually spent
 
 from __future__ import annotations
 
-import ctypes
-import math
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from scipy.stats import t as student_t
 
-from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder
 from skyline_analyzer.config import Settings
-from skyline_analyzer.detection.algorithms import (
-    HISTOGRAM_BINS,
-    HISTOGRAM_RARE_COUNT,
-    KS_MIN_SAMPLES,
-    KS_PROBE_START,
-    KS_REFERENCE_START,
-)
-from skyline_analyzer.detection.numerics import EWM_COM
-from skyline_analyzer.detection.reference import Vote, early_exit_enabled, run_algorithm
+from skyline_analyzer.detection.batched import BATCHED, DEFER, FALSE, NONE, TRUE, Block
+from skyline_analyzer.detection.reference import Recorder, Vote, early_exit_enabled, run_algorithm
 from skyline_analyzer.detection.series import Series
+from skyline_analyzer.exceptions import ExceptionKind
 
-#: Internal vote codes of a block: False, True, the reference detector raised, and "ask the reference".
-FALSE, TRUE, NONE, DEFER = 0, 1, -1, 2
 #: Python votes indexed by ``code + 1``, as objects, so that a whole block converts in one step.
 _VOTES = np.array([None, False, True], dtype=object)
-
-#: Per-algorithm count of rows whose vote the exactness fallback took from the reference detector.
-DEFERRED: Counter[str] = Counter()
-
-#: A histogram bin narrower than this fraction of the data's magnitude is decided by the reference.
-_NARROW_BIN = 2.0**-40
-#: ... and so is a histogram whose bins are too narrow to be normal floats with full precision.
-_SMALLEST_STEP = 2.0**-960
-
-
-@dataclass
-class Block:
-    """Series of one length stacked into C-contiguous ``(rows, length)`` arrays, with cached statistics."""
-
-    series: list[Series]
-    names: list[str]
-    timestamps: np.ndarray
-    values: np.ndarray
-    now: float
-    full_duration: int
-    _cache: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-
-    @property
-    def length(self) -> int:
-        return int(self.values.shape[1])
-
-    def rows_of(self, array: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        """``array`` restricted to ``rows``: the array itself when every row is wanted, else a copy."""
-        if rows.shape[0] == array.shape[0]:
-            return array
-        return array[rows]
-
-    def stat(self, name: str, rows: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-        """A per-row statistic, computed once per row (``compute`` gets the row indices still missing)."""
-        if name not in self._cache:
-            count = self.values.shape[0]
-            self._cache[name] = (np.empty(count), np.zeros(count, dtype=bool))
-        values, known = self._cache[name]
-        missing = rows[~known[rows]]
-        if missing.shape[0]:
-            values[missing] = compute(missing)
-            known[missing] = True
-        return values[rows]
-
-
-def tail_avg(values: np.ndarray) -> np.ndarray:
-    """Per row ``(v[-1] + v[-2] + v[-3]) / 3`` (``v[-1]`` below three points), as the reference adds."""
-    if values.shape[1] < 3:
-        return values[:, -1].copy()
-    return (values[:, -1] + values[:, -2] + values[:, -3]) / 3
-
-
-def _tail(block: Block, rows: np.ndarray) -> np.ndarray:
-    return block.stat("tail", rows, lambda r: tail_avg(block.rows_of(block.values, r)))
-
-
-def _mean(block: Block, rows: np.ndarray) -> np.ndarray:
-    """``np.mean`` per row: the pairwise row sum divided by the length."""
-    return block.stat("mean", rows, lambda r: block.rows_of(block.values, r).sum(axis=1) / block.length)
-
-
-def _squares(block: Block, rows: np.ndarray) -> np.ndarray:
-    """The sum of squared deviations from the mean, as ``np.std`` forms it before dividing by ``n - ddof``."""
-
-    def compute(missing: np.ndarray) -> np.ndarray:
-        deviations = block.rows_of(block.values, missing) - _mean(block, missing)[:, None]
-        np.multiply(deviations, deviations, out=deviations)
-        return deviations.sum(axis=1)
-
-    return block.stat("squares", rows, compute)
-
-
-def histogram_bins(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched ``histogram_bins``: is the tail in a bin of at most 20 values (bin 0 only at the minimum)?"""
-    values = block.rows_of(block.values, rows)
-    tail = _tail(block, rows)
-    low, high = values.min(axis=1), values.max(axis=1)
-    flat = low == high
-    # np.histogram widens an empty range by half a unit each side, then np.linspace builds the edges.
-    first = np.where(flat, low - 0.5, low)
-    last = np.where(flat, high + 0.5, high)
-    step = (last - first) / HISTOGRAM_BINS
-    edges = np.arange(HISTOGRAM_BINS + 1, dtype=np.float64) * step[:, None] + first[:, None]
-    edges[:, -1] = last
-    magnitude = np.maximum(np.abs(first), np.abs(last))
-    # numpy raises (the vote is None) when the edges are not increasing; subnormal steps lose the
-    # precision the argument below relies on. Both go to the reference.
-    decidable = (
-        np.isfinite(step)
-        & (step > magnitude * _NARROW_BIN)
-        & (step >= _SMALLEST_STEP)
-        & np.all(edges[:, 1:] > edges[:, :-1], axis=1)
-    )
-
-    at_minimum = tail <= edges[:, 0]
-    # With strictly increasing edges, the bin holding the tail is the last edge <= tail.
-    above = np.count_nonzero(edges <= tail[:, None], axis=1) - 1
-    candidate = decidable & (at_minimum | ((above >= 1) & (above < HISTOGRAM_BINS)))
-    index = np.where(at_minimum, 0, np.clip(above, 0, HISTOGRAM_BINS - 1))
-    everywhere = np.arange(values.shape[0])
-    lower = edges[everywhere, index]
-    lower[index == 0] = -np.inf
-    # The last bin is closed on the right; every value is <= its right edge (the maximum).
-    upper = np.where(index < HISTOGRAM_BINS - 1, edges[everywhere, index + 1], np.inf)
-    # Rows that cannot flag count nothing rather than being copied out of the block.
-    lower[~candidate] = np.inf
-    # Usually the tail sits in a crowded bin, and the last quarter of the row alone holds more than 20 of
-    # its values: that settles those rows. Only the others are counted in full.
-    count = _count_between(values[:, -(-values.shape[1] // 4) :], lower, upper)
-    recount = np.flatnonzero(candidate & (count <= HISTOGRAM_RARE_COUNT))
-    if recount.shape[0]:
-        whole = values if recount.shape[0] == values.shape[0] else values[recount]
-        count[recount] = _count_between(whole, lower[recount], upper[recount])
-    codes = np.where(candidate & (count <= HISTOGRAM_RARE_COUNT), TRUE, FALSE).astype(np.int8)
-    codes[~decidable] = DEFER
-    return codes
-
-
-def _count_between(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
-    """Per row, how many values are in ``[lower, upper)`` (with ``lower <= upper``)."""
-    return np.count_nonzero(values < upper[:, None], axis=1) - np.count_nonzero(values < lower[:, None], axis=1)
-
-
-def first_hour_average(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched ``first_hour_average`` over the points older than ``now - (FULL_DURATION - 3600)``."""
-    timestamps = block.rows_of(block.timestamps, rows)
-    tail = _tail(block, rows)
-    cutoff = block.now - (block.full_duration - 3600)
-    older = timestamps < cutoff
-    count = np.count_nonzero(older, axis=1)
-    codes = np.full(rows.shape[0], FALSE, dtype=np.int8)
-    # Rows with the same number of old points: boolean indexing copies each row's selection, in order,
-    # into one contiguous run, so the reshaped rows are exactly the reference's masked copies.
-    for size in np.unique(count[count >= 2]):
-        picked = np.flatnonzero(count == size)
-        if picked.shape[0] == rows.shape[0]:
-            chosen, mask = block.rows_of(block.values, rows), older
-        else:
-            chosen, mask = block.values[rows[picked]], older[picked]
-        first_hour = chosen[mask].reshape(picked.shape[0], size)
-        mean = first_hour.mean(axis=1)
-        std = first_hour.std(axis=1, ddof=1)
-        codes[picked] = np.where(np.abs(tail[picked] - mean) > 3 * std, TRUE, FALSE)
-    return codes
-
-
-def stddev_from_average(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched ``stddev_from_average``: ``|tail - mean| > 3 * sample-std`` (False for one point)."""
-    n = block.length
-    if n < 2:
-        return np.full(rows.shape[0], FALSE, dtype=np.int8)
-    std = np.sqrt(_squares(block, rows) / (n - 1))
-    anomalous = np.abs(_tail(block, rows) - _mean(block, rows)) > 3 * std
-    return np.where(anomalous, TRUE, FALSE).astype(np.int8)
-
-
-_GRUBBS_CRITICAL: dict[int, float] = {}
-
-
-def grubbs_critical(n: int) -> float:
-    """The Grubbs critical value for ``n`` points, computed as the reference does and cached by ``n``."""
-    if n not in _GRUBBS_CRITICAL:
-        threshold = student_t.isf(0.05 / (2 * n), n - 2)
-        threshold_sq = threshold * threshold
-        _GRUBBS_CRITICAL[n] = ((n - 1) / np.sqrt(n)) * np.sqrt(threshold_sq / (n - 2 + threshold_sq))
-    return _GRUBBS_CRITICAL[n]
-
-
-def grubbs(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched ``grubbs``: ``(tail - mean) / pop-std > G(n)``; False when the std is 0 or ``n <= 2``."""
-    n = block.length
-    if n <= 2:
-        return np.full(rows.shape[0], FALSE, dtype=np.int8)
-    std = np.sqrt(_squares(block, rows) / n)
-    z_score = (_tail(block, rows) - _mean(block, rows)) / std
-    anomalous = (std != 0) & (z_score > grubbs_critical(n))
-    return np.where(anomalous, TRUE, FALSE).astype(np.int8)
-
-
-def ks_test(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched window counts of ``ks_test``; a series with 20 points in both windows goes to the reference."""
-    timestamps = block.rows_of(block.timestamps, rows)
-    # The probe window [now-600, ...) lies inside [now-3600, ...): the reference window is the difference.
-    probe = np.count_nonzero(timestamps >= block.now - KS_PROBE_START, axis=1)
-    reference = np.count_nonzero(timestamps >= block.now - KS_REFERENCE_START, axis=1) - probe
-    testable = (reference >= KS_MIN_SAMPLES) & (probe >= KS_MIN_SAMPLES)
-    return np.where(testable, DEFER, FALSE).astype(np.int8)
-
-
-def mean_subtraction_cumulation(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched ``mean_subtraction_cumulation``: the last value against the mean and std of the others."""
-    n = block.length
-    if n <= 2:
-        # One point: the mean of nothing is NaN; two: the std of one value is NaN. Both compare False.
-        return np.full(rows.shape[0], FALSE, dtype=np.int8)
-    values = block.rows_of(block.values, rows)
-    centred = values - values[:, :-1].mean(axis=1)[:, None]
-    std = centred[:, :-1].std(axis=1, ddof=1)
-    return np.where(np.abs(centred[:, -1]) > 3 * std, TRUE, FALSE).astype(np.int8)
-
-
-def median_absolute_deviation(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched ``median_absolute_deviation``: ``|v[-1] - median| / MAD > 6``; False when the MAD is 0."""
-    values = block.rows_of(block.values, rows)
-    deviations = np.abs(values - np.median(values, axis=1)[:, None])
-    mad = np.median(deviations, axis=1)
-    anomalous = (mad != 0) & (deviations[:, -1] / mad > 6)
-    return np.where(anomalous, TRUE, FALSE).astype(np.int8)
-
-
-_EWM_WEIGHTS: dict[int, tuple[np.ndarray, float, float, float]] = {}
-
-
-def _ewm_weights(n: int) -> tuple[np.ndarray, float, float, float]:
-    """``(weights, total, total**2, total**2 - weights.weights)`` as ``numerics.ewm_last`` forms them."""
-    if n not in _EWM_WEIGHTS:
-        decay = 1.0 - 1.0 / (1.0 + EWM_COM)
-        weights = decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
-        total = weights.sum()
-        total_sq = total * total
-        _EWM_WEIGHTS[n] = (weights, total, total_sq, total_sq - float(np.dot(weights, weights)))
-    return _EWM_WEIGHTS[n]
-
-
-def stddev_from_moving_average(block: Block, rows: np.ndarray) -> np.ndarray:
-    """``stddev_from_moving_average`` with the weights cached by length and one ``np.dot`` per row.
-
-    The weights depend only on the length, and ``np.dot`` of two vectors gives the same bits whatever
-    the vectors' alignment, so this is the reference arithmetic without rebuilding the weights.
-    """
-    weights, total, total_sq, denominator = _ewm_weights(block.length)
-    codes = np.full(rows.shape[0], FALSE, dtype=np.int8)
-    if denominator <= 0.0:
-        return codes
-    for position, row in enumerate(rows):
-        values = block.values[row]
-        mean = float(np.dot(weights, values) / total)
-        biased_var = float(np.dot(weights, (values - mean) ** 2) / total)
-        std = math.sqrt(biased_var * total_sq / denominator)
-        if abs(values[-1] - mean) > 3 * std:
-            codes[position] = TRUE
-    return codes
-
-
-#: The largest difference allowed between the closed-form residuals and ``lstsq``'s, in units of
-#: ``eps * cond**2 * |v|`` (``cond`` of the ``[t, 1]`` design, ``|v|`` the size of the values and the fit).
-#: ``lstsq`` on raw epoch timestamps loses about ``cond**2`` ulps: over 3,000 random series of 3 to 8,640
-#: points and 1 to 300 s steps the difference reached 39 of these units; this allows some 100 times that.
-_LSTSQ_TOLERANCE = 2.0**-52 * 4096
-
-
-def least_squares(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched ``least_squares`` by closed-form OLS on centred timestamps, deferring close calls.
-
-    The reference fits with ``lstsq(rcond=-1)`` (an SVD) on raw epoch timestamps, whose residuals differ
-    from the exact fit by up to ``cond**2`` ulps of the values (``cond`` is large: timestamps far from
-    zero, spanning little). Any row whose vote depends on a margin within :data:`_LSTSQ_TOLERANCE` of
-    that (``|tau|`` against ``3 std``, or either against 0.5 for the rounding) is decided by the
-    reference; clear spikes and clearly quiet series are decided here.
-    """
-    n = block.length
-    if n < 3:
-        return np.full(rows.shape[0], FALSE, dtype=np.int8)
-    timestamps = block.rows_of(block.timestamps, rows)
-    values = block.rows_of(block.values, rows)
-    centred_t = timestamps - timestamps.mean(axis=1)[:, None]
-    centred_v = values - values.mean(axis=1)[:, None]
-    spread = np.einsum("ij,ij->i", centred_t, centred_t)
-    slope = np.einsum("ij,ij->i", centred_t, centred_v) / spread
-    errors = centred_v - slope[:, None] * centred_t
-    std = errors.std(axis=1)
-    tau = np.abs((errors[:, -1] + errors[:, -2] + errors[:, -3]) / 3)
-    condition = 1.0 + np.abs(timestamps).max(axis=1) / np.sqrt(spread / n)
-    size = np.abs(values).max(axis=1) + np.abs(slope) * np.sqrt(spread)
-    margin = _LSTSQ_TOLERANCE * condition * condition * size
-    anomalous = (tau > 3 * std) & (std >= 0.5) & (tau >= 0.5)
-    close = (
-        (np.abs(tau - 3 * std) <= 4 * margin)
-        | (np.abs(std - 0.5) <= 2 * margin)
-        | (np.abs(tau - 0.5) <= 2 * margin)
-        | ~np.isfinite(margin)
-        | ~np.isfinite(tau)
-        | ~np.isfinite(std)
-    )
-    codes = np.where(anomalous, TRUE, FALSE).astype(np.int8)
-    codes[close] = DEFER
-    return codes
-
-
-#: The batched form of every detector, by the name used in ``settings.ALGORITHMS``.
-BATCHED: dict[str, Callable[[Block, np.ndarray], np.ndarray]] = {
-    "histogram_bins": histogram_bins,
-    "first_hour_average": first_hour_average,
-    "stddev_from_average": stddev_from_average,
-    "grubbs": grubbs,
-    "ks_test": ks_test,
-    "mean_subtraction_cumulation": mean_subtraction_cumulation,
-    "median_absolute_deviation": median_absolute_deviation,
-    "stddev_from_moving_average": stddev_from_moving_average,
-    "least_squares": least_squares,
-}
-
 
 def boring(values: np.ndarray, max_boredom: int, boredom_set_size: int) -> np.ndarray:
     """Per row: exactly ``boredom_set_size`` distinct values among the last ``max_boredom``."""
@@ -375,9 +61,9 @@ def boring(values: np.ndarray, max_boredom: int, boredom_set_size: int) -> np.nd
 
 
 class Result(NamedTuple):
-    """One series' fate: the name of the filter exception, or the ensemble of votes."""
+    """One series' fate: the filter exception, or the ensemble of votes."""
 
-    exception: str | None = None
+    exception: ExceptionKind | None = None
     ensemble: list[Vote] | None = None
 
 
@@ -389,51 +75,25 @@ BLOCK_BYTES = 4 << 20
 WHOLE_BLOCK_SHARE = 0.5
 
 
-#: glibc ``mallopt`` parameters (malloc.h) and the values the fast engine sets.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD = 32 << 20
-_TRIM_THRESHOLD = 128 << 20
-_allocator_tuned = False
-
-
-def tune_allocator() -> None:
-    """Let glibc reuse freed block-sized buffers instead of mapping fresh, zeroed pages for each one.
-
-    A block's arrays and temporaries are a few MB; glibc serves such requests with ``mmap`` and
-    returns them on ``free``, so every temporary costs page faults, which measured as the largest
-    single cost of a batch (a fresh 2-D array costs 3-6x the arithmetic done on it). Raising the mmap
-    and trim thresholds keeps that memory in the heap for reuse. Process-wide and done once; a no-op
-    where glibc's ``mallopt`` is not available.
-    """
-    global _allocator_tuned
-    if _allocator_tuned:
-        return
-    _allocator_tuned = True
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-        libc.mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD)
-    except (OSError, AttributeError):
-        return
-
-
 def evaluate(
     series: Sequence[Series],
     names: Sequence[str],
     settings: Settings,
     now: float,
     *,
-    recorder: RunMetricsRecorder | None = None,
+    recorder: Recorder | None = None,
+    deferred: Counter[str] | None = None,
 ) -> list[Result]:
     """Filters (TooShort, Stale, Boring, in that order) and ensembles for every series, in order.
 
-    ``names`` are full keys (used for error reports). The stale-digest bookkeeping and the verdict are
-    the caller's (:mod:`skyline_analyzer.detection.engine`).
+    ``names`` are full keys (used for error reports); ``recorder`` receives run times and errors,
+    ``deferred`` the count of rows left to the reference per algorithm. The verdict is the caller's
+    (:mod:`skyline_analyzer.detection.engine`).
     """
     results: list[Result | None] = [None] * len(series)
     by_length: dict[int, list[int]] = {}
     min_length, stale_period = settings.MIN_TOLERABLE_LENGTH, settings.STALE_PERIOD
-    too_short, stale = Result(exception="TooShort"), Result(exception="Stale")
+    too_short, stale = Result(exception=ExceptionKind.TOO_SHORT), Result(exception=ExceptionKind.STALE)
     for index, one in enumerate(series):
         length = one.values.shape[0]
         if length < min_length:
@@ -442,7 +102,6 @@ def evaluate(
             results[index] = stale
         else:
             by_length.setdefault(length, []).append(index)
-    tune_allocator()
     for length, same_length in by_length.items():
         block_rows = max(1, BLOCK_BYTES // (8 * length))
         for start in range(0, len(same_length), block_rows):
@@ -454,8 +113,10 @@ def evaluate(
                 values=_stack([series[i].values for i in indices], length),
                 now=now,
                 full_duration=settings.FULL_DURATION,
+                recorder=recorder,
+                deferred=deferred,
             )
-            for index, result in zip(indices, evaluate_block(block, settings, recorder), strict=True):
+            for index, result in zip(indices, evaluate_block(block, settings), strict=True):
                 results[index] = result
     return results  # type: ignore[return-value]
 
@@ -467,36 +128,35 @@ def _stack(rows: list[np.ndarray], length: int) -> np.ndarray:
     return stacked
 
 
-def evaluate_block(block: Block, settings: Settings, recorder: RunMetricsRecorder | None = None) -> list[Result]:
+def evaluate_block(block: Block, settings: Settings) -> list[Result]:
     """Boring filter and ensembles of one block of equal-length series."""
     with np.errstate(all="ignore"):
         is_boring = boring(block.values, settings.MAX_TOLERABLE_BOREDOM, settings.BOREDOM_SET_SIZE)
-        votes = _ensembles(block, np.flatnonzero(~is_boring), settings, recorder)
-    boring_result = Result(exception="Boring")
+        votes = _ensembles(block, np.flatnonzero(~is_boring), settings)
+    boring_result = Result(exception=ExceptionKind.BORING)
     return [
         boring_result if row_is_boring else Result(ensemble=row_votes)
         for row_is_boring, row_votes in zip(is_boring.tolist(), _VOTES[votes + 1].tolist(), strict=True)
     ]
 
 
-def _ensembles(
-    block: Block, rows: np.ndarray, settings: Settings, recorder: RunMetricsRecorder | None
-) -> np.ndarray:
+def _ensembles(block: Block, rows: np.ndarray, settings: Settings) -> np.ndarray:
     """``(rows, N)`` vote codes: each algorithm in order over the rows still able to reach consensus."""
     algorithms = list(settings.ALGORITHMS)
     max_false = len(algorithms) - settings.CONSENSUS + 1
     early_exit = early_exit_enabled(settings)
     votes = np.full((block.values.shape[0], len(algorithms)), FALSE, dtype=np.int8)
     falses = np.zeros(block.values.shape[0], dtype=np.int64)
+    timer = block.recorder if settings.ENABLE_ALGORITHM_RUN_METRICS else None
     active = rows
     for column, name in enumerate(algorithms):
         if active.shape[0] == 0:
             break
         started = time.perf_counter()
         codes = _vote(block, active, name, settings)
-        if recorder is not None:
+        if timer is not None:
             runs = int(active.shape[0])
-            recorder.record(name, (time.perf_counter() - started) / runs, runs)
+            timer.record(name, (time.perf_counter() - started) / runs, runs)
         votes[active, column] = codes
         falses[active] += codes == FALSE
         # As in the reference, the test follows each vote: the first algorithm always runs.
@@ -517,9 +177,12 @@ def _vote(block: Block, rows: np.ndarray, name: str, settings: Settings) -> np.n
         codes = np.full(rows.shape[0], DEFER, dtype=np.int8)
     deferred = np.flatnonzero(codes == DEFER)
     if deferred.shape[0]:
-        DEFERRED[name] += int(deferred.shape[0])
+        if block.deferred is not None:
+            block.deferred[name] += int(deferred.shape[0])
         for position in deferred:
             row = int(rows[position])
-            vote = run_algorithm(name, block.series[row], settings, block.now, block.names[row], None)
+            # Not timed: the block's interval already covers this row.
+            vote = run_algorithm(name, block.series[row], settings, block.now, block.names[row], block.recorder,
+                                 timed=False)
             codes[position] = NONE if vote is None else TRUE if vote else FALSE
     return codes

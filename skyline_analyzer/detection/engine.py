@@ -1,28 +1,27 @@
-"""The analysis entry point for workers: verdicts for a batch of decoded series.
+"""The analysis entry point: verdicts for a batch of decoded series.
 
-Workers hand a batch here rather than calling the verdict per series, so that the batched evaluation
+Callers hand a batch here rather than asking for a verdict per series, so that the batched evaluation
 (:mod:`skyline_analyzer.detection.batch`) can serve the call. ``settings.ANALYZER_ENGINE`` chooses it:
 
 * ``'fast'`` (default): filters and ensembles evaluated over blocks of equal-length series, vectorised;
-* ``'reference'``: :func:`skyline_analyzer.detection.reference.run_selected_algorithm` per series, the oracle the
-  fast engine is tested against (same exception, verdict and ensemble for every series).
+* ``'reference'``: :func:`skyline_analyzer.detection.reference.run_selected_algorithm` per series, the
+  oracle the fast engine is tested against (same exception, verdict and ensemble for every series).
 
-Both keep the Redis side of the verdict in :mod:`skyline_analyzer.detection.reference`: the stale-digest SADD for
-every series, and the second-order check for the (few) series that reach consensus.
+The verdict here is the consensus; the Redis side of a verdict (stale-digest candidates, the second-order
+check) is the Analyzer's (:mod:`skyline_analyzer.analyzer.history`).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import batch
-from skyline_analyzer.detection.reference import Verdict, conclude, record_stale_candidate, run_selected_algorithm
+from skyline_analyzer.detection.reference import Recorder, Verdict, consensus, run_selected_algorithm
 from skyline_analyzer.detection.series import Series
-from skyline_analyzer.exceptions import SeriesException, SettingsError
+from skyline_analyzer.exceptions import ExceptionKind, SeriesException, SettingsError
 
 #: The values ``ANALYZER_ENGINE`` accepts.
 ENGINES = ("fast", "reference")
@@ -30,11 +29,11 @@ ENGINES = ("fast", "reference")
 
 @dataclass(frozen=True)
 class Outcome:
-    """One series' result: a verdict, or the name of the exception that filtered it out."""
+    """One series' result: a verdict, or the kind of exception that filtered it out."""
 
     name: str
     verdict: Verdict | None = None
-    exception: str | None = None
+    exception: ExceptionKind | None = None
 
 
 def analyse(
@@ -43,55 +42,45 @@ def analyse(
     settings: Settings,
     now: float,
     *,
-    redis: Any = None,
-    recorder: RunMetricsRecorder | None = None,
+    recorder: Recorder | None = None,
+    deferred: Counter[str] | None = None,
 ) -> list[Outcome]:
-    """The outcome of every series (``names`` are full keys), in order, by ``settings.ANALYZER_ENGINE``."""
+    """The outcome of every series (``names`` are full keys), in order, by ``settings.ANALYZER_ENGINE``.
+
+    ``recorder`` receives the algorithms' run times and errors; ``deferred``, when given, counts per
+    algorithm the rows the fast engine left to the reference detector (the benchmarks report it).
+    """
     if len(series) != len(names):
         raise ValueError(f"{len(series)} series but {len(names)} names")
     engine = settings.ANALYZER_ENGINE
     if engine == "reference":
-        return _analyse_reference(series, names, settings, now, redis, recorder)
+        return _analyse_reference(series, names, settings, now, recorder)
     if engine == "fast":
-        return _analyse_fast(series, names, settings, now, redis, recorder)
-    raise SettingsError([f"ANALYZER_ENGINE must be one of {', '.join(map(repr, ENGINES))}, got {engine!r}"])
+        return _analyse_fast(series, names, settings, now, recorder, deferred)
+    raise SettingsError([f"ANALYZER_ENGINE must be 'fast' or 'reference', got {engine!r:.40}"])
 
 
 def _analyse_reference(
-    series: Sequence[Series], names: Sequence[str], settings: Settings, now: float, redis: Any,
-    recorder: RunMetricsRecorder | None,
+    series: Sequence[Series], names: Sequence[str], settings: Settings, now: float, recorder: Recorder | None,
 ) -> list[Outcome]:
     outcomes = []
     for one, name in zip(series, names, strict=True):
         try:
-            verdict = run_selected_algorithm(one, name, settings, now=now, redis=redis, recorder=recorder)
+            verdict = run_selected_algorithm(one, name, settings, now=now, recorder=recorder)
         except SeriesException as exc:
-            outcomes.append(Outcome(name, exception=type(exc).__name__))
+            outcomes.append(Outcome(name, exception=exc.kind))
         else:
             outcomes.append(Outcome(name, verdict=verdict))
     return outcomes
 
 
 def _analyse_fast(
-    series: Sequence[Series], names: Sequence[str], settings: Settings, now: float, redis: Any,
-    recorder: RunMetricsRecorder | None,
+    series: Sequence[Series], names: Sequence[str], settings: Settings, now: float, recorder: Recorder | None,
+    deferred: Counter[str] | None,
 ) -> list[Outcome]:
-    if settings.ALERT_ON_STALE_METRICS and redis is not None:
-        for one, name in zip(series, names, strict=True):
-            record_stale_candidate(redis, settings, name, one, now)
-    if not settings.ENABLE_ALGORITHM_RUN_METRICS:
-        recorder = None
-    results = batch.evaluate(series, names, settings, now, recorder=recorder)
-    threshold = len(settings.ALGORITHMS) - settings.CONSENSUS
-    second_order = settings.ENABLE_SECOND_ORDER
-    outcomes = []
-    for one, name, result in zip(series, names, results, strict=True):
-        if result.exception is not None:
-            outcomes.append(Outcome(name, exception=result.exception))
-        elif second_order:
-            outcomes.append(Outcome(name, verdict=conclude(result.ensemble, one, name, settings, now, redis)))
-        else:
-            # conclude() without the second-order branch, inlined: this loop runs once per series.
-            anomalous = result.ensemble.count(False) <= threshold
-            outcomes.append(Outcome(name, verdict=Verdict(anomalous, result.ensemble, one.last_value)))
-    return outcomes
+    results = batch.evaluate(series, names, settings, now, recorder=recorder, deferred=deferred)
+    return [
+        Outcome(name, exception=result.exception) if result.exception is not None
+        else Outcome(name, verdict=consensus(result.ensemble, one, settings))
+        for one, name, result in zip(series, names, results, strict=True)
+    ]

@@ -36,7 +36,6 @@ class Series:
         return cls(np.empty(0), np.empty(0), None, None)
 
     @classmethod
-    @classmethod
     def from_pairs(cls, pairs: Sequence[Sequence[Any]], name: str = "series") -> Series:
         """Build from ``[[ts, value], ...]``, rejecting anything the algorithms cannot analyse.
 

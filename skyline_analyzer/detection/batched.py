@@ -1,0 +1,331 @@
+"""The batched detectors: each of the nine algorithms over a block of equal-length series at once.
+
+Each function takes a :class:`Block` and the row indices to decide, and returns one vote code per row:
+:data:`FALSE`, :data:`TRUE`, or :data:`DEFER` where the batched arithmetic cannot guarantee the reference's
+decision (the exactness rules are in :mod:`skyline_analyzer.detection.batch` and docs/algorithms.md).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.stats import t as student_t
+
+from skyline_analyzer.detection.algorithms import (
+    HISTOGRAM_BINS,
+    HISTOGRAM_RARE_COUNT,
+    KS_MIN_SAMPLES,
+    KS_PROBE_START,
+    KS_REFERENCE_START,
+)
+from skyline_analyzer.detection.numerics import EWM_COM
+from skyline_analyzer.detection.reference import Recorder
+from skyline_analyzer.detection.series import Series
+
+#: Internal vote codes of a block: False, True, the reference detector raised, and "ask the reference".
+FALSE, TRUE, NONE, DEFER = 0, 1, -1, 2
+
+#: A histogram bin narrower than this fraction of the data's magnitude is decided by the reference.
+_NARROW_BIN = 2.0**-40
+#: ... and so is a histogram whose bins are too narrow to be normal floats with full precision.
+_SMALLEST_STEP = 2.0**-960
+
+
+@dataclass
+class Block:
+    """Series of one length stacked into C-contiguous ``(rows, length)`` arrays, with cached statistics."""
+
+    series: list[Series]
+    names: list[str]
+    timestamps: np.ndarray
+    values: np.ndarray
+    now: float
+    full_duration: int
+    recorder: Recorder | None = None
+    #: Per-algorithm count of rows whose vote the exactness fallback took from the reference detector.
+    deferred: Counter[str] | None = None
+    _cache: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+    @property
+    def length(self) -> int:
+        return int(self.values.shape[1])
+
+    def rows_of(self, array: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """``array`` restricted to ``rows``: the array itself when every row is wanted, else a copy."""
+        if rows.shape[0] == array.shape[0]:
+            return array
+        return array[rows]
+
+    def stat(self, name: str, rows: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+        """A per-row statistic, computed once per row (``compute`` gets the row indices still missing)."""
+        if name not in self._cache:
+            count = self.values.shape[0]
+            self._cache[name] = (np.empty(count), np.zeros(count, dtype=bool))
+        values, known = self._cache[name]
+        missing = rows[~known[rows]]
+        if missing.shape[0]:
+            values[missing] = compute(missing)
+            known[missing] = True
+        return values[rows]
+
+
+def tail_avg(values: np.ndarray) -> np.ndarray:
+    """Per row ``(v[-1] + v[-2] + v[-3]) / 3`` (``v[-1]`` below three points), as the reference adds."""
+    if values.shape[1] < 3:
+        return values[:, -1].copy()
+    return (values[:, -1] + values[:, -2] + values[:, -3]) / 3
+
+
+def _tail(block: Block, rows: np.ndarray) -> np.ndarray:
+    return block.stat("tail", rows, lambda r: tail_avg(block.rows_of(block.values, r)))
+
+
+def _mean(block: Block, rows: np.ndarray) -> np.ndarray:
+    """``np.mean`` per row: the pairwise row sum divided by the length."""
+    return block.stat("mean", rows, lambda r: block.rows_of(block.values, r).sum(axis=1) / block.length)
+
+
+def _squares(block: Block, rows: np.ndarray) -> np.ndarray:
+    """The sum of squared deviations from the mean, as ``np.std`` forms it before dividing by ``n - ddof``."""
+
+    def compute(missing: np.ndarray) -> np.ndarray:
+        deviations = block.rows_of(block.values, missing) - _mean(block, missing)[:, None]
+        np.multiply(deviations, deviations, out=deviations)
+        return deviations.sum(axis=1)
+
+    return block.stat("squares", rows, compute)
+
+
+def histogram_bins(block: Block, rows: np.ndarray) -> np.ndarray:
+    """Batched ``histogram_bins``: is the tail in a bin of at most 20 values (bin 0 only at the minimum)?"""
+    values = block.rows_of(block.values, rows)
+    tail = _tail(block, rows)
+    low, high = values.min(axis=1), values.max(axis=1)
+    flat = low == high
+    # np.histogram widens an empty range by half a unit each side, then np.linspace builds the edges.
+    first = np.where(flat, low - 0.5, low)
+    last = np.where(flat, high + 0.5, high)
+    step = (last - first) / HISTOGRAM_BINS
+    edges = np.arange(HISTOGRAM_BINS + 1, dtype=np.float64) * step[:, None] + first[:, None]
+    edges[:, -1] = last
+    magnitude = np.maximum(np.abs(first), np.abs(last))
+    # numpy raises (the vote is None) when the edges are not increasing; subnormal steps lose the
+    # precision the argument below relies on. Both go to the reference.
+    decidable = (
+        np.isfinite(step)
+        & (step > magnitude * _NARROW_BIN)
+        & (step >= _SMALLEST_STEP)
+        & np.all(edges[:, 1:] > edges[:, :-1], axis=1)
+    )
+
+    at_minimum = tail <= edges[:, 0]
+    # With strictly increasing edges, the bin holding the tail is the last edge <= tail.
+    above = np.count_nonzero(edges <= tail[:, None], axis=1) - 1
+    candidate = decidable & (at_minimum | ((above >= 1) & (above < HISTOGRAM_BINS)))
+    index = np.where(at_minimum, 0, np.clip(above, 0, HISTOGRAM_BINS - 1))
+    everywhere = np.arange(values.shape[0])
+    lower = edges[everywhere, index]
+    lower[index == 0] = -np.inf
+    # The last bin is closed on the right; every value is <= its right edge (the maximum).
+    upper = np.where(index < HISTOGRAM_BINS - 1, edges[everywhere, index + 1], np.inf)
+    # Rows that cannot flag count nothing rather than being copied out of the block.
+    lower[~candidate] = np.inf
+    # Usually the tail sits in a crowded bin, and the last quarter of the row alone holds more than 20 of
+    # its values: that settles those rows. Only the others are counted in full.
+    count = _count_between(values[:, -(-values.shape[1] // 4) :], lower, upper)
+    recount = np.flatnonzero(candidate & (count <= HISTOGRAM_RARE_COUNT))
+    if recount.shape[0]:
+        whole = values if recount.shape[0] == values.shape[0] else values[recount]
+        count[recount] = _count_between(whole, lower[recount], upper[recount])
+    codes = np.where(candidate & (count <= HISTOGRAM_RARE_COUNT), TRUE, FALSE).astype(np.int8)
+    codes[~decidable] = DEFER
+    return codes
+
+
+def _count_between(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Per row, how many values are in ``[lower, upper)`` (with ``lower <= upper``)."""
+    return np.count_nonzero(values < upper[:, None], axis=1) - np.count_nonzero(values < lower[:, None], axis=1)
+
+
+def first_hour_average(block: Block, rows: np.ndarray) -> np.ndarray:
+    """Batched ``first_hour_average`` over the points older than ``now - (FULL_DURATION - 3600)``."""
+    timestamps = block.rows_of(block.timestamps, rows)
+    tail = _tail(block, rows)
+    cutoff = block.now - (block.full_duration - 3600)
+    older = timestamps < cutoff
+    count = np.count_nonzero(older, axis=1)
+    codes = np.full(rows.shape[0], FALSE, dtype=np.int8)
+    # Rows with the same number of old points: boolean indexing copies each row's selection, in order,
+    # into one contiguous run, so the reshaped rows are exactly the reference's masked copies.
+    for size in np.unique(count[count >= 2]):
+        picked = np.flatnonzero(count == size)
+        if picked.shape[0] == rows.shape[0]:
+            chosen, mask = block.rows_of(block.values, rows), older
+        else:
+            chosen, mask = block.values[rows[picked]], older[picked]
+        first_hour = chosen[mask].reshape(picked.shape[0], size)
+        mean = first_hour.mean(axis=1)
+        std = first_hour.std(axis=1, ddof=1)
+        codes[picked] = np.where(np.abs(tail[picked] - mean) > 3 * std, TRUE, FALSE)
+    return codes
+
+
+def stddev_from_average(block: Block, rows: np.ndarray) -> np.ndarray:
+    """Batched ``stddev_from_average``: ``|tail - mean| > 3 * sample-std`` (False for one point)."""
+    n = block.length
+    if n < 2:
+        return np.full(rows.shape[0], FALSE, dtype=np.int8)
+    std = np.sqrt(_squares(block, rows) / (n - 1))
+    anomalous = np.abs(_tail(block, rows) - _mean(block, rows)) > 3 * std
+    return np.where(anomalous, TRUE, FALSE).astype(np.int8)
+
+
+_GRUBBS_CRITICAL: dict[int, float] = {}
+
+
+def grubbs_critical(n: int) -> float:
+    """The Grubbs critical value for ``n`` points, computed as the reference does and cached by ``n``."""
+    if n not in _GRUBBS_CRITICAL:
+        threshold = student_t.isf(0.05 / (2 * n), n - 2)
+        threshold_sq = threshold * threshold
+        _GRUBBS_CRITICAL[n] = ((n - 1) / np.sqrt(n)) * np.sqrt(threshold_sq / (n - 2 + threshold_sq))
+    return _GRUBBS_CRITICAL[n]
+
+
+def grubbs(block: Block, rows: np.ndarray) -> np.ndarray:
+    """Batched ``grubbs``: ``(tail - mean) / pop-std > G(n)``; False when the std is 0 or ``n <= 2``."""
+    n = block.length
+    if n <= 2:
+        return np.full(rows.shape[0], FALSE, dtype=np.int8)
+    std = np.sqrt(_squares(block, rows) / n)
+    z_score = (_tail(block, rows) - _mean(block, rows)) / std
+    anomalous = (std != 0) & (z_score > grubbs_critical(n))
+    return np.where(anomalous, TRUE, FALSE).astype(np.int8)
+
+
+def ks_test(block: Block, rows: np.ndarray) -> np.ndarray:
+    """Batched window counts of ``ks_test``; a series with 20 points in both windows goes to the reference."""
+    timestamps = block.rows_of(block.timestamps, rows)
+    # The probe window [now-600, ...) lies inside [now-3600, ...): the reference window is the difference.
+    probe = np.count_nonzero(timestamps >= block.now - KS_PROBE_START, axis=1)
+    reference = np.count_nonzero(timestamps >= block.now - KS_REFERENCE_START, axis=1) - probe
+    testable = (reference >= KS_MIN_SAMPLES) & (probe >= KS_MIN_SAMPLES)
+    return np.where(testable, DEFER, FALSE).astype(np.int8)
+
+
+def mean_subtraction_cumulation(block: Block, rows: np.ndarray) -> np.ndarray:
+    """Batched ``mean_subtraction_cumulation``: the last value against the mean and std of the others."""
+    n = block.length
+    if n <= 2:
+        # One point: the mean of nothing is NaN; two: the std of one value is NaN. Both compare False.
+        return np.full(rows.shape[0], FALSE, dtype=np.int8)
+    values = block.rows_of(block.values, rows)
+    centred = values - values[:, :-1].mean(axis=1)[:, None]
+    std = centred[:, :-1].std(axis=1, ddof=1)
+    return np.where(np.abs(centred[:, -1]) > 3 * std, TRUE, FALSE).astype(np.int8)
+
+
+def median_absolute_deviation(block: Block, rows: np.ndarray) -> np.ndarray:
+    """Batched ``median_absolute_deviation``: ``|v[-1] - median| / MAD > 6``; False when the MAD is 0."""
+    values = block.rows_of(block.values, rows)
+    deviations = np.abs(values - np.median(values, axis=1)[:, None])
+    mad = np.median(deviations, axis=1)
+    anomalous = (mad != 0) & (deviations[:, -1] / mad > 6)
+    return np.where(anomalous, TRUE, FALSE).astype(np.int8)
+
+
+_EWM_WEIGHTS: dict[int, tuple[np.ndarray, float, float, float]] = {}
+
+
+def _ewm_weights(n: int) -> tuple[np.ndarray, float, float, float]:
+    """``(weights, total, total**2, total**2 - weights.weights)`` as ``numerics.ewm_last`` forms them."""
+    if n not in _EWM_WEIGHTS:
+        decay = 1.0 - 1.0 / (1.0 + EWM_COM)
+        weights = decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
+        total = weights.sum()
+        total_sq = total * total
+        _EWM_WEIGHTS[n] = (weights, total, total_sq, total_sq - float(np.dot(weights, weights)))
+    return _EWM_WEIGHTS[n]
+
+
+def stddev_from_moving_average(block: Block, rows: np.ndarray) -> np.ndarray:
+    """``stddev_from_moving_average`` with the weights cached by length and one ``np.dot`` per row.
+
+    The weights depend only on the length, and ``np.dot`` of two vectors gives the same bits whatever
+    the vectors' alignment, so this is the reference arithmetic without rebuilding the weights.
+    """
+    weights, total, total_sq, denominator = _ewm_weights(block.length)
+    codes = np.full(rows.shape[0], FALSE, dtype=np.int8)
+    if denominator <= 0.0:
+        return codes
+    for position, row in enumerate(rows):
+        values = block.values[row]
+        mean = float(np.dot(weights, values) / total)
+        biased_var = float(np.dot(weights, (values - mean) ** 2) / total)
+        std = math.sqrt(biased_var * total_sq / denominator)
+        if abs(values[-1] - mean) > 3 * std:
+            codes[position] = TRUE
+    return codes
+
+
+#: The largest difference allowed between the closed-form residuals and ``lstsq``'s, in units of
+#: ``eps * cond**2 * |v|`` (``cond`` of the ``[t, 1]`` design, ``|v|`` the size of the values and the fit).
+#: ``lstsq`` on raw epoch timestamps loses about ``cond**2`` ulps: over 3,000 random series of 3 to 8,640
+#: points and 1 to 300 s steps the difference reached 39 of these units; this allows some 100 times that.
+_LSTSQ_TOLERANCE = 2.0**-52 * 4096
+
+
+def least_squares(block: Block, rows: np.ndarray) -> np.ndarray:
+    """Batched ``least_squares`` by closed-form OLS on centred timestamps, deferring close calls.
+
+    The reference fits with ``lstsq(rcond=-1)`` (an SVD) on raw epoch timestamps, whose residuals differ
+    from the exact fit by up to ``cond**2`` ulps of the values (``cond`` is large: timestamps far from
+    zero, spanning little). Any row whose vote depends on a margin within :data:`_LSTSQ_TOLERANCE` of
+    that (``|tau|`` against ``3 std``, or either against 0.5 for the rounding) is decided by the
+    reference; clear spikes and clearly quiet series are decided here.
+    """
+    n = block.length
+    if n < 3:
+        return np.full(rows.shape[0], FALSE, dtype=np.int8)
+    timestamps = block.rows_of(block.timestamps, rows)
+    values = block.rows_of(block.values, rows)
+    centred_t = timestamps - timestamps.mean(axis=1)[:, None]
+    centred_v = values - values.mean(axis=1)[:, None]
+    spread = np.einsum("ij,ij->i", centred_t, centred_t)
+    slope = np.einsum("ij,ij->i", centred_t, centred_v) / spread
+    errors = centred_v - slope[:, None] * centred_t
+    std = errors.std(axis=1)
+    tau = np.abs((errors[:, -1] + errors[:, -2] + errors[:, -3]) / 3)
+    condition = 1.0 + np.abs(timestamps).max(axis=1) / np.sqrt(spread / n)
+    size = np.abs(values).max(axis=1) + np.abs(slope) * np.sqrt(spread)
+    margin = _LSTSQ_TOLERANCE * condition * condition * size
+    anomalous = (tau > 3 * std) & (std >= 0.5) & (tau >= 0.5)
+    close = (
+        (np.abs(tau - 3 * std) <= 4 * margin)
+        | (np.abs(std - 0.5) <= 2 * margin)
+        | (np.abs(tau - 0.5) <= 2 * margin)
+        | ~np.isfinite(margin)
+        | ~np.isfinite(tau)
+        | ~np.isfinite(std)
+    )
+    codes = np.where(anomalous, TRUE, FALSE).astype(np.int8)
+    codes[close] = DEFER
+    return codes
+
+
+#: The batched form of every detector, by the name used in ``settings.ALGORITHMS``.
+BATCHED: dict[str, Callable[[Block, np.ndarray], np.ndarray]] = {
+    "histogram_bins": histogram_bins,
+    "first_hour_average": first_hour_average,
+    "stddev_from_average": stddev_from_average,
+    "grubbs": grubbs,
+    "ks_test": ks_test,
+    "mean_subtraction_cumulation": mean_subtraction_cumulation,
+    "median_absolute_deviation": median_absolute_deviation,
+    "stddev_from_moving_average": stddev_from_moving_average,
+    "least_squares": least_squares,
+}
