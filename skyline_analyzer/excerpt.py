@@ -25,16 +25,20 @@ ELLIPSIS = "..."
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 
 
-def escape(text: str, limit: int = LIMIT) -> str:
+def escape(text: str, limit: int = LIMIT, *, backslashes: bool = True) -> str:
     """``text`` cut to ``limit`` characters, every non-printable or non-ASCII character as an escape.
 
     Only ``limit`` characters of the input are looked at, so the cost is independent of its length.
+    ``backslashes=False`` leaves a backslash as it is, so text escaped once is not escaped again (the log
+    formatter's choice: it must make a line safe, not reversible).
     """
     head = text[: limit + 1]
     out: list[str] = []
     size = 0
     for char in head:
-        if char in _ESCAPES:
+        if char == "\\" and not backslashes:
+            piece = char
+        elif char in _ESCAPES:
             piece = _ESCAPES[char]
         elif " " <= char <= "~":
             piece = char

@@ -7,10 +7,14 @@ two processes never rotate the same file.
 
 from __future__ import annotations
 
+import copy
 import logging
 import logging.handlers
 import time
 from pathlib import Path
+from typing import Any
+
+from skyline_analyzer import excerpt
 
 #: The package's logger: every module logs under it with ``logging.getLogger(__name__)``.
 PACKAGE_LOGGER = "skyline_analyzer"
@@ -20,6 +24,40 @@ DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 BACKUP_COUNT = 5
 #: Seconds a daemon waits for its bin/<app>.d to release the log lock (the original's 5 s).
 LOG_LOCK_WAIT = 5.0
+#: Characters of one ``%s`` argument kept in a record: names come from Redis and the network.
+MAX_ARG_CHARS = 1000
+#: Prefix of every line of a record after its first (tracebacks, multi-line messages), so that no text
+#: inside a record can start a line that reads as a record of its own.
+CONTINUATION = "    | "
+
+
+def _safe_arg(value: Any) -> Any:
+    """A log argument that cannot break its line: strings escaped and bounded, containers rendered bounded."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return excerpt.escape(value, MAX_ARG_CHARS, backslashes=False)
+    if isinstance(value, BaseException | Path):
+        return excerpt.escape(str(value), MAX_ARG_CHARS, backslashes=False)
+    return excerpt.describe(value, MAX_ARG_CHARS)
+
+
+class SafeFormatter(logging.Formatter):
+    """The package's formatter: arguments escaped and bounded, continuation lines marked.
+
+    A metric name with a newline or an escape sequence, logged as an argument, stays on its line and shows
+    as ``\\n`` / ``\\x1b`` (docs/analyzer.md); a traceback keeps its lines, each behind :data:`CONTINUATION`.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.args:
+            record = copy.copy(record)
+            if isinstance(record.args, dict):
+                record.args = {key: _safe_arg(value) for key, value in record.args.items()}
+            else:
+                record.args = tuple(_safe_arg(value) for value in record.args)
+        text = super().format(record)
+        return text.replace("\r", "\\r").replace("\n", "\n" + CONTINUATION)
 
 
 def log_file(log_path: str | Path, app: str) -> Path:
@@ -31,7 +69,7 @@ def setup(log_path: str | Path, app: str, *, level: int = logging.DEBUG) -> logg
     handler = logging.handlers.TimedRotatingFileHandler(
         log_file(log_path, app), when="midnight", interval=1, backupCount=BACKUP_COUNT
     )
-    handler.setFormatter(logging.Formatter(FORMAT, DATE_FORMAT))
+    handler.setFormatter(SafeFormatter(FORMAT, DATE_FORMAT))
     logger = logging.getLogger(PACKAGE_LOGGER)
     for old in list(logger.handlers):
         if isinstance(old, logging.FileHandler):

@@ -20,6 +20,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from tests.support import free_port
+
 
 class SyslogReceiver:
     """A unix datagram socket in a short temp dir (socket paths are limited to ~107 bytes)."""
@@ -134,13 +136,6 @@ class HangingServer:
         self.sock.close()
 
 
-def refused_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Mail:
     sender: str
@@ -162,7 +157,7 @@ class SmtpReceiver:
 
     def __enter__(self) -> SmtpReceiver:
         self.mails: list[Mail] = []
-        self.controller = Controller(_Collect(self.mails), hostname="127.0.0.1", port=refused_port())
+        self.controller = Controller(_Collect(self.mails), hostname="127.0.0.1", port=free_port())
         self.controller.start()
         self.port = self.controller.port
         return self

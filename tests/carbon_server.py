@@ -14,15 +14,10 @@ from pathlib import Path
 
 import whisper
 
+from tests.support import free_port, stop_process
+
 #: Whisper retention for every metric: one-second points for an hour, so each run's value is kept.
 RETENTIONS = "1s:1h"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def carbon_cache_binary() -> str:
@@ -97,13 +92,8 @@ class CarbonServer:
         raise RuntimeError(f"carbon-cache did not start on 127.0.0.1:{self.line_port}:\n{output[-3000:]}")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=15)
         self.process = None
 
     def whisper_path(self, metric: str) -> Path:

@@ -1,18 +1,20 @@
-"""Shared fixtures: a private Redis, and settings files written the way operators write them."""
+"""Shared fixtures: private Redis servers, settings files pointing at them, a private carbon-cache.
+
+Plain helpers (ports, log waits, settings files without a fixture) are in ``tests/support.py``.
+"""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from skyline_analyzer import config
+from tests import support
+from tests.carbon_server import CarbonServer
 from tests.redis_server import RedisServer
-
-REPO = Path(__file__).resolve().parent.parent
-VECTORS = REPO / "tests" / "data" / "vectors"
 
 
 @pytest.fixture(scope="session")
@@ -31,31 +33,44 @@ def redis_conn(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Callable[..., RedisServer]]:
+    """Start a redis-server of the test's own (one it may stop, restart or lock); stopped at teardown."""
+    started: list[RedisServer] = []
+
+    def start(password: str | None = None) -> RedisServer:
+        directory = tmp_path / f"own{len(started)}"
+        directory.mkdir()
+        server = RedisServer(directory, password=password)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _with_private_redis(server: RedisServer, overrides: dict) -> dict:
+    return {"REDIS_SOCKET_PATH": server.socket_path, **overrides}
+
+
+@pytest.fixture
 def make_settings(tmp_path: Path, redis_server: RedisServer) -> Callable[..., Path]:
-    """Write a copy of the operator's settings.py with overrides appended; return its path.
+    """Write a test settings file (``support.write_settings``) in the test's temp dir; return its path.
 
-    Paths (logs, pid, tmp, anomalies.json) point into the test's temp dir and Redis at the private
-    server, unless overridden; Graphite sending is off.
+    Redis is the session's private server unless overridden.
     """
+    return lambda **overrides: support.write_settings(tmp_path, **_with_private_redis(redis_server, overrides))
 
-    def write(**overrides: object) -> Path:
-        for name in ("log", "pid", "tmp"):
-            (tmp_path / name).mkdir(exist_ok=True)
-        values = {
-            "REDIS_SOCKET_PATH": redis_server.socket_path,
-            "LOG_PATH": str(tmp_path / "log"),
-            "PID_PATH": str(tmp_path / "pid"),
-            "SKYLINE_TMP_DIR": str(tmp_path / "tmp"),
-            "ANOMALY_DUMP": str(tmp_path / "anomalies.json"),
-            "GRAPHITE_HOST": "",
-            **overrides,
-        }
-        path = tmp_path / "settings.py"
-        shutil.copyfile(REPO / "settings.py", path)
-        with path.open("a") as handle:
-            handle.write("\n# test overrides\n")
-            for name, value in values.items():
-                handle.write(f"{name} = {value!r}\n")
-        return path
 
-    return write
+@pytest.fixture
+def load_settings(tmp_path: Path, redis_server: RedisServer) -> Callable[..., config.Settings]:
+    """Like ``make_settings``, but return the settings loaded from the file as the daemons load them."""
+    return lambda **overrides: support.load_settings(tmp_path, **_with_private_redis(redis_server, overrides))
+
+
+@pytest.fixture(scope="module")
+def carbon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CarbonServer]:
+    """A private carbon-cache for the test module; whisper files are read back from its temp dir."""
+    server = CarbonServer(tmp_path_factory.mktemp("carbon")).start()
+    yield server
+    server.stop()

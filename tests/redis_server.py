@@ -9,6 +9,8 @@ from pathlib import Path
 
 import redis
 
+from tests.support import stop_process
+
 
 class RedisServer:
     """Start, stop and restart one redis-server listening only on ``<dir>/redis.sock``."""
@@ -43,13 +45,8 @@ class RedisServer:
         return redis.Redis(unix_socket_path=self.socket_path, password=self.password)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=10)
         self.process = None
 
     def restart(self) -> None:

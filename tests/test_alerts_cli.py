@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from skyline_analyzer.cli import main
-from tests.alert_receivers import HttpReceiver, SmtpReceiver, SyslogReceiver, refused_port
+from tests.alert_receivers import HttpReceiver, SmtpReceiver, SyslogReceiver
+from tests.support import free_port
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_every_matching_tuple_fires_once_and_syslog_is_added(make_settings, monk
 
 def test_failures_are_reported_with_exit_status_1(make_settings, monkeypatch, receivers, capsys):
     syslog, http, _ = receivers
-    settings_for(make_settings, monkeypatch, syslog, http, refused_port(), SYSLOG_ENABLED=False)
+    settings_for(make_settings, monkeypatch, syslog, http, free_port(), SYSLOG_ENABLED=False)
     assert main(["alert-test", "other.metric"]) == 0
     assert main(["alert-test", "skyline_test.x"]) == 1
     out = capsys.readouterr().out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 import msgpack
 import pytest
@@ -12,10 +11,10 @@ import redis as redis_lib
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from skyline_analyzer import config
 from skyline_analyzer.alerting import dispatch as alerts
 from skyline_analyzer.detection.anomaly import Anomaly
 from tests.alert_receivers import SyslogReceiver
+from tests.support import wait_until
 
 NOW = 1_700_000_000.0
 
@@ -26,16 +25,8 @@ def syslog():
         yield receiver
 
 
-@pytest.fixture
-def load(make_settings):
-    def build(**overrides):
-        return config.load(make_settings(**overrides))
-
-    return build
-
-
-def syslog_settings(load, receiver, alert_tuples, **overrides):
-    return load(ALERTS=alert_tuples, SYSLOG_OPTS={"ident": "skytest", "address": receiver.address},
+def syslog_settings(load_settings, receiver, alert_tuples, **overrides):
+    return load_settings(ALERTS=alert_tuples, SYSLOG_OPTS={"ident": "skytest", "address": receiver.address},
                 ALERT_TIMEOUT=2.0, **overrides)
 
 
@@ -67,8 +58,8 @@ def test_filesafe_keeps_alphanumerics_dot_underscore_dash():
     assert alerts.filesafe("stats.a-b_c/d e:f*") == "stats.a-b_cdef"
 
 
-def test_syslog_alert_is_sent_once_then_rate_limited(load, syslog, redis_conn):
-    settings = syslog_settings(load, syslog, [("stats", "syslog", 60)])
+def test_syslog_alert_is_sent_once_then_rate_limited(load_settings, syslog, redis_conn):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 60)])
     anomaly = Anomaly(5.5, "stats.requests", 1_699_999_990, ("grubbs",))
     alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
     lines = syslog.lines()
@@ -82,50 +73,48 @@ def test_syslog_alert_is_sent_once_then_rate_limited(load, syslog, redis_conn):
     assert syslog.lines(wait=0.2) == []
 
 
-def test_alerts_again_after_expiry(load, syslog, redis_conn):
-    settings = syslog_settings(load, syslog, [("stats", "syslog", 1)])
+def test_alerts_again_after_expiry(load_settings, syslog, redis_conn):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 1)])
     anomaly = Anomaly(1, "stats.requests", 1_699_999_990)
     alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
     assert len(syslog.lines()) == 1
     alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
     assert syslog.lines(wait=0.1) == []
-    deadline = time.monotonic() + 3
-    while redis_conn.exists("last_alert.syslog.stats.requests") and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not redis_conn.exists("last_alert.syslog.stats.requests"), timeout=3)
     alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
     assert len(syslog.lines()) == 1
 
 
-def test_same_alerter_first_matching_tuple_wins(load, syslog, redis_conn):
-    settings = syslog_settings(load, syslog, [("stats.requests", "syslog", 100), ("stats", "syslog", 900)])
+def test_same_alerter_first_matching_tuple_wins(load_settings, syslog, redis_conn):
+    settings = syslog_settings(load_settings, syslog, [("stats.requests", "syslog", 100), ("stats", "syslog", 900)])
     alerts.send_alerts(redis_conn, settings, [Anomaly(2.0, "stats.requests", 1)], NOW)
     assert len(syslog.lines()) == 1
     assert 95 <= redis_conn.ttl("last_alert.syslog.stats.requests") <= 100
 
 
-def test_tuples_are_the_outer_loop_and_each_metric_alerts_once(load, syslog, redis_conn):
-    settings = syslog_settings(load, syslog, [("stats.a", "syslog", 100), ("stats", "syslog", 900)])
+def test_tuples_are_the_outer_loop_and_each_metric_alerts_once(load_settings, syslog, redis_conn):
+    settings = syslog_settings(load_settings, syslog, [("stats.a", "syslog", 100), ("stats", "syslog", 900)])
     anomalies = [Anomaly(1.0, "stats.b", 1), Anomaly(2.0, "stats.a", 1), Anomaly(3.0, "other", 1)]
     jobs, handed_to_mirage = alerts.plan_alerts(redis_conn, settings, anomalies)
     assert handed_to_mirage == set()
     assert [(job.alert[2], job.target.base_name) for job in jobs] == [(100, "stats.a"), (900, "stats.b")]
 
 
-def test_failed_send_leaves_no_key_and_the_next_run_retries(load, syslog, redis_conn, tmp_path):
+def test_failed_send_leaves_no_key_and_the_next_run_retries(load_settings, syslog, redis_conn, tmp_path):
     anomaly = Anomaly(7.0, "stats.requests", 1)
-    broken = load(ALERTS=[("stats", "syslog", 60)], ALERT_TIMEOUT=1.0,
+    broken = load_settings(ALERTS=[("stats", "syslog", 60)], ALERT_TIMEOUT=1.0,
                   SYSLOG_OPTS={"ident": "skytest", "address": str(tmp_path / "nobody-listens.sock")})
     alerts.send_alerts(redis_conn, broken, [anomaly], NOW)
     assert not redis_conn.exists("last_alert.syslog.stats.requests")
 
-    working = syslog_settings(load, syslog, [("stats", "syslog", 60)])
+    working = syslog_settings(load_settings, syslog, [("stats", "syslog", 60)])
     alerts.send_alerts(redis_conn, working, [anomaly], NOW)
     assert len(syslog.lines()) == 1
     assert redis_conn.exists("last_alert.syslog.stats.requests")
 
 
-def test_unknown_alerter_is_logged_and_others_still_fire(load, syslog, redis_conn, caplog):
-    settings = syslog_settings(load, syslog, [("stats", "hipchat", 60), ("stats", "../evil", 60),
+def test_unknown_alerter_is_logged_and_others_still_fire(load_settings, syslog, redis_conn, caplog):
+    settings = syslog_settings(load_settings, syslog, [("stats", "hipchat", 60), ("stats", "../evil", 60),
                                               ("stats", "syslog", 60)])
     alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, "stats.x", 1)], NOW)
     assert len(syslog.lines()) == 1
@@ -134,14 +123,14 @@ def test_unknown_alerter_is_logged_and_others_still_fire(load, syslog, redis_con
     assert not redis_conn.exists("last_alert.hipchat.stats.x")
 
 
-def test_syslog_disabled_sends_nothing(load, syslog, redis_conn):
-    settings = syslog_settings(load, syslog, [("stats", "syslog", 60)], SYSLOG_ENABLED=False)
+def test_syslog_disabled_sends_nothing(load_settings, syslog, redis_conn):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 60)], SYSLOG_ENABLED=False)
     alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, "stats.x", 1)], NOW)
     assert syslog.lines(wait=0.2) == []
 
 
-def test_redis_down_costs_nothing_and_does_not_raise(load, syslog, tmp_path):
-    settings = syslog_settings(load, syslog, [("stats", "syslog", 60)])
+def test_redis_down_costs_nothing_and_does_not_raise(load_settings, syslog, tmp_path):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 60)])
     dead = redis_lib.Redis(unix_socket_path=str(tmp_path / "no-redis.sock"), retry=Retry(NoBackoff(), 0))
     alerts.send_alerts(dead, settings, [Anomaly(1.0, "stats.x", 1)], NOW)
     alerts.send_stale_digest(dead, settings, NOW)
@@ -159,8 +148,8 @@ def mirage_dir(tmp_path):
     return path
 
 
-def test_mirage_tuple_writes_the_check_file_and_the_skip_key(load, syslog, redis_conn, mirage_dir):
-    settings = syslog_settings(load, syslog, [("stats", "syslog", 120, 168)], ENABLE_MIRAGE=True,
+def test_mirage_tuple_writes_the_check_file_and_the_skip_key(load_settings, syslog, redis_conn, mirage_dir):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 120, 168)], ENABLE_MIRAGE=True,
                                MIRAGE_CHECK_PATH=str(mirage_dir))
     anomaly = Anomaly(3.25, "stats.web/latency", 1_699_999_960.0)
     alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
@@ -177,8 +166,8 @@ def test_mirage_tuple_writes_the_check_file_and_the_skip_key(load, syslog, redis
     assert len(lines) == 1 and lines[0].endswith("Mirage - Anomalous metric: stats.web/latency (value: 3.25)")
 
 
-def test_full_duration_alert_is_rate_limited_l4_fix(load, syslog, redis_conn, mirage_dir):
-    settings = syslog_settings(load, syslog, [("stats", "syslog", 120, 168)], ENABLE_MIRAGE=True,
+def test_full_duration_alert_is_rate_limited_l4_fix(load_settings, syslog, redis_conn, mirage_dir):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 120, 168)], ENABLE_MIRAGE=True,
                                MIRAGE_CHECK_PATH=str(mirage_dir))
     anomaly = Anomaly(3, "stats.x", 1_699_999_960)
     alerts.send_alerts(redis_conn, settings, [anomaly], NOW)
@@ -188,16 +177,16 @@ def test_full_duration_alert_is_rate_limited_l4_fix(load, syslog, redis_conn, mi
     assert (mirage_dir / "1699999960.stats.x.txt").exists()
 
 
-def test_without_full_duration_alerts_mirage_tuples_only_hand_off(load, syslog, redis_conn, mirage_dir):
-    settings = syslog_settings(load, syslog, [("stats", "syslog", 120, 168)], ENABLE_MIRAGE=True,
+def test_without_full_duration_alerts_mirage_tuples_only_hand_off(load_settings, syslog, redis_conn, mirage_dir):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 120, 168)], ENABLE_MIRAGE=True,
                                ENABLE_FULL_DURATION_ALERTS=False, MIRAGE_CHECK_PATH=str(mirage_dir))
     alerts.send_alerts(redis_conn, settings, [Anomaly(3, "stats.x", 1_699_999_960)], NOW)
     assert syslog.lines(wait=0.2) == []
     assert (mirage_dir / "1699999960.stats.x.txt").exists()
 
 
-def test_first_matching_mirage_tuple_sets_the_hours_l5_fix(load, syslog, redis_conn, mirage_dir):
-    settings = syslog_settings(load, syslog, [("stats.x", "syslog", 120, 24), ("stats", "smtp", 600, 168)],
+def test_first_matching_mirage_tuple_sets_the_hours_l5_fix(load_settings, syslog, redis_conn, mirage_dir):
+    settings = syslog_settings(load_settings, syslog, [("stats.x", "syslog", 120, 24), ("stats", "smtp", 600, 168)],
                                ENABLE_MIRAGE=True, ENABLE_FULL_DURATION_ALERTS=False,
                                MIRAGE_CHECK_PATH=str(mirage_dir))
     alerts.send_alerts(redis_conn, settings, [Anomaly(3, "stats.x", 1_699_999_960)], NOW)
@@ -205,8 +194,8 @@ def test_first_matching_mirage_tuple_sets_the_hours_l5_fix(load, syslog, redis_c
     assert 115 <= redis_conn.ttl("mirage.metrics.stats.x") <= 120
 
 
-def test_metrics_handed_to_mirage_are_not_alerted_by_plain_tuples(load, syslog, redis_conn, mirage_dir):
-    settings = syslog_settings(load, syslog, [("stats", "syslog", 60)], ENABLE_MIRAGE=True,
+def test_metrics_handed_to_mirage_are_not_alerted_by_plain_tuples(load_settings, syslog, redis_conn, mirage_dir):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 60)], ENABLE_MIRAGE=True,
                                MIRAGE_CHECK_PATH=str(mirage_dir))
     redis_conn.sadd("mirage.unique_metrics", "metrics.stats.in_set")
     redis_conn.set("mirage.metrics.stats.skip_key", msgpack.packb(1), ex=60)
@@ -216,16 +205,16 @@ def test_metrics_handed_to_mirage_are_not_alerted_by_plain_tuples(load, syslog, 
     assert len(lines) == 1 and "stats.plain" in lines[0]
 
 
-def test_mirage_disabled_ignores_the_fourth_element(load, syslog, redis_conn, mirage_dir):
-    settings = syslog_settings(load, syslog, [("stats", "syslog", 60, 168)], MIRAGE_CHECK_PATH=str(mirage_dir))
+def test_mirage_disabled_ignores_the_fourth_element(load_settings, syslog, redis_conn, mirage_dir):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 60, 168)], MIRAGE_CHECK_PATH=str(mirage_dir))
     redis_conn.set("mirage.metrics.stats.x", msgpack.packb(1), ex=60)
     alerts.send_alerts(redis_conn, settings, [Anomaly(1, "stats.x", 1)], NOW)
     assert len(syslog.lines()) == 1
     assert list(mirage_dir.iterdir()) == []
 
 
-def test_missing_mirage_check_dir_is_logged_and_alerting_goes_on(load, syslog, redis_conn, tmp_path, caplog):
-    settings = syslog_settings(load, syslog, [("stats", "syslog", 60, 168)], ENABLE_MIRAGE=True,
+def test_missing_mirage_check_dir_is_logged_and_alerting_goes_on(load_settings, syslog, redis_conn, tmp_path, caplog):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 60, 168)], ENABLE_MIRAGE=True,
                                MIRAGE_CHECK_PATH=str(tmp_path / "absent"))
     alerts.send_alerts(redis_conn, settings, [Anomaly(1, "stats.x", 1)], NOW)
     assert "failed to write the Mirage check file for stats.x" in caplog.text
@@ -233,14 +222,14 @@ def test_missing_mirage_check_dir_is_logged_and_alerting_goes_on(load, syslog, r
     assert not (tmp_path / "absent").exists()
 
 
-def test_manage_mirage_metrics_disabled_touches_nothing(load, redis_conn):
-    settings = load(ALERTS=[("stats", "smtp", 60, 168)])
+def test_manage_mirage_metrics_disabled_touches_nothing(load_settings, redis_conn):
+    settings = load_settings(ALERTS=[("stats", "smtp", 60, 168)])
     assert alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.x"], NOW) == set()
     assert redis_conn.keys("*") == []
 
 
-def test_manage_mirage_metrics_rebuilds_then_throttles(load, redis_conn):
-    settings = load(ENABLE_MIRAGE=True, ALERTS=[("stats", "smtp", 60), ("stats.api", "smtp", 60, 168)])
+def test_manage_mirage_metrics_rebuilds_then_throttles(load_settings, redis_conn):
+    settings = load_settings(ENABLE_MIRAGE=True, ALERTS=[("stats", "smtp", 60), ("stats.api", "smtp", 60, 168)])
     redis_conn.sadd("mirage.unique_metrics", "metrics.gone")
     found = alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.api.a", "metrics.stats.web"], NOW)
     assert found == {"metrics.stats.api.a"}
@@ -253,8 +242,8 @@ def test_manage_mirage_metrics_rebuilds_then_throttles(load, redis_conn):
     assert redis_conn.smembers("mirage.unique_metrics") == {b"metrics.stats.api.a"}
 
 
-def test_manage_mirage_metrics_without_mirage_tuples_rebuilds_every_run(load, redis_conn):
-    settings = load(ENABLE_MIRAGE=True, ALERTS=[("stats", "smtp", 60)])
+def test_manage_mirage_metrics_without_mirage_tuples_rebuilds_every_run(load_settings, redis_conn):
+    settings = load_settings(ENABLE_MIRAGE=True, ALERTS=[("stats", "smtp", 60)])
     redis_conn.sadd("mirage.unique_metrics", "metrics.gone")
     assert alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.a"], NOW) == set()
     assert not redis_conn.exists("mirage.unique_metrics")

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from skyline_analyzer import config, synthetic
+from skyline_analyzer import synthetic
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.cli.demo import seed_redis
 from tests.alert_receivers import HangingServer, SmtpReceiver
@@ -27,7 +27,7 @@ def seeded(redis_conn):
 
 
 @pytest.fixture
-def daemon_settings(make_settings, tmp_path):
+def daemon_settings(load_settings, tmp_path):
     def build(smtp_port, **overrides):
         values = {
             "ALERTS": [("shop", "smtp", 600)],
@@ -39,7 +39,7 @@ def daemon_settings(make_settings, tmp_path):
             "ANOMALY_DUMP": str(tmp_path / "anomalies.json"),
             **overrides,
         }
-        return config.load(make_settings(**values))
+        return load_settings(**values)
 
     return build
 

@@ -10,10 +10,10 @@ import msgpack
 import numpy as np
 import pytest
 
-from skyline_analyzer import config
 from skyline_analyzer.alerting import dispatch as alerts
 from skyline_analyzer.detection.anomaly import Anomaly
-from tests.alert_receivers import HangingServer, HttpReceiver, refused_port
+from tests.alert_receivers import HangingServer, HttpReceiver
+from tests.support import free_port
 
 NOW = 1_700_000_000
 # Settings validation wants slack tuples after an smtp tuple when SLACK_ENABLED (docs/alerts.md#alerters).
@@ -28,7 +28,7 @@ def receiver():
 
 
 @pytest.fixture
-def load(make_settings):
+def load(load_settings):
     def build(url, alert_tuples, **overrides):
         values = {
             "ALERTS": alert_tuples,
@@ -43,7 +43,7 @@ def load(make_settings):
                              "headers": {"X-Token": "s3cret"}},
             **overrides,
         }
-        return config.load(make_settings(**values))
+        return load_settings(**values)
 
     return build
 
@@ -235,7 +235,7 @@ def test_dispatch_deadline_abandons_alerts_that_overrun(load, redis_conn):
 
 
 def test_refused_receiver_fails_fast(load, redis_conn):
-    url = f"http://127.0.0.1:{refused_port()}"
+    url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
     alerts.send_alerts(redis_conn, load(url, [SMTP_FIRST, ("stats", "webhook", 60), ("stats", "pagerduty", 60),
                                               ("stats", "slack", 60)]), [ANOMALY], NOW)

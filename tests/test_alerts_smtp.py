@@ -8,10 +8,11 @@ from urllib.parse import parse_qs, urlsplit
 import msgpack
 import pytest
 
-from skyline_analyzer import codec, config
+from skyline_analyzer import codec
 from skyline_analyzer.alerting import dispatch as alerts
 from skyline_analyzer.detection.anomaly import Anomaly
-from tests.alert_receivers import HangingServer, HttpReceiver, SmtpReceiver, refused_port
+from tests.alert_receivers import HangingServer, HttpReceiver, SmtpReceiver
+from tests.support import free_port
 
 NOW = 1_700_000_000
 BASE = "stats.requests"
@@ -28,11 +29,11 @@ def smtp():
 
 
 @pytest.fixture
-def load(make_settings):
+def load(load_settings):
     def build(port, **overrides):
         values = {"ALERTS": [("stats", "smtp", 60)], "SMTP_HOST": "127.0.0.1", "SMTP_PORT": port,
                   "SMTP_OPTS": OPTS, "ALERT_TIMEOUT": 2.0, "IONOSPHERE_ENABLED": False, **overrides}
-        return config.load(make_settings(**values))
+        return load_settings(**values)
 
     return build
 
@@ -167,7 +168,7 @@ def test_hanging_smtp_server_costs_at_most_the_timeout(load, redis_conn):
 def test_refusing_smtp_server_fails_fast_and_is_retried(load, smtp, redis_conn):
     anomaly = seed(redis_conn)
     started = time.monotonic()
-    alerts.send_alerts(redis_conn, load(refused_port()), [anomaly], NOW)
+    alerts.send_alerts(redis_conn, load(free_port()), [anomaly], NOW)
     assert time.monotonic() - started < 1.5
     assert not redis_conn.exists("last_alert.smtp.stats.requests")
     alerts.send_alerts(redis_conn, load(smtp.port), [anomaly], NOW + 60)
@@ -203,7 +204,7 @@ def test_stale_digest_mails_new_stale_metrics_once(load, smtp, redis_conn):
 
 def test_failed_stale_digest_is_retried_next_run(load, smtp, redis_conn):
     redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.a.stale")
-    alerts.send_stale_digest(redis_conn, load(refused_port()), NOW)
+    alerts.send_stale_digest(redis_conn, load(free_port()), NOW)
     assert not redis_conn.exists("last_alert.stale.a.stale")
     alerts.send_stale_digest(redis_conn, load(smtp.port), NOW + 60)
     assert len(smtp.wait_for(1)) == 1

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,8 +43,8 @@ def series_of(t: np.ndarray, v: np.ndarray) -> Series:
 
 
 @pytest.fixture
-def defaults(make_settings: Callable[..., Path]) -> config.Settings:
-    return config.load(make_settings())
+def defaults(load_settings: Callable[..., config.Settings]) -> config.Settings:
+    return load_settings()
 
 
 class TestOriginalSuite:
@@ -70,10 +69,10 @@ class TestOriginalSuite:
         assert sum(1 for vote in verdict.ensemble if vote) >= defaults.CONSENSUS
         assert verdict.datapoint == 1000
 
-    def test_novel_algorithm_is_refused_not_run(self, make_settings: Callable[..., Path]) -> None:
+    def test_novel_algorithm_is_refused_not_run(self, load_settings: Callable[..., config.Settings]) -> None:
         # The original's skipped `alwaysTrue` test: user-defined names are rejected at start-up instead.
         with pytest.raises(Exception, match="alwaysTrue"):
-            config.load(make_settings(ALGORITHMS=["alwaysTrue"], CONSENSUS=1))
+            load_settings(ALGORITHMS=["alwaysTrue"], CONSENSUS=1)
 
 
 def sine(n: int = 1441) -> tuple[np.ndarray, np.ndarray]:
@@ -150,30 +149,21 @@ class TestEdgeCases:
         # tail 0.67 is inside bin 0 (count 2 <= 20) but above its left edge: never flagged.
         assert histogram_bins(t[:33], v, now=NOW, full_duration=86400) is False
 
-    def test_grubbs_is_one_sided(self) -> None:
-        t, v = canonical(-1000.0)
-        assert DETECTORS["grubbs"](t, v, now=NOW, full_duration=86400) is False
-
-    def test_first_hour_average_uses_strictly_older_points(self) -> None:
-        t = np.array([NOW - 82800.0, NOW - 60, NOW], dtype=np.float64)
-        v = np.array([1.0, 1.0, 50.0])
+    @pytest.mark.parametrize(("algorithm", "t", "v", "expected"), [
+        pytest.param("grubbs", *canonical(-1000.0), False, id="grubbs_is_one_sided"),
         # The cutoff is now - 82800: a point exactly there is not "first hour", so S is empty: False.
-        assert DETECTORS["first_hour_average"](t, v, now=NOW, full_duration=86400) is False
-
-    def test_first_hour_average_zero_std_and_different_tail(self) -> None:
-        t = np.array([NOW - 86000.0, NOW - 85000.0, NOW - 60, NOW], dtype=np.float64)
-        v = np.array([1.0, 1.0, 5.0, 5.0])
-        assert DETECTORS["first_hour_average"](t, v, now=NOW, full_duration=86400) is True
-
-    def test_mean_subtraction_cumulation_constant_history(self) -> None:
-        t = np.arange(10, dtype=np.float64)
-        v = np.array([3.0] * 9 + [3.0000001])
-        assert DETECTORS["mean_subtraction_cumulation"](t, v, now=NOW, full_duration=86400) is True
-
-    def test_median_absolute_deviation_zero_mad(self) -> None:
-        t = np.arange(10, dtype=np.float64)
-        v = np.array([3.0] * 9 + [300.0])
-        assert DETECTORS["median_absolute_deviation"](t, v, now=NOW, full_duration=86400) is False
+        pytest.param("first_hour_average", np.array([NOW - 82800.0, NOW - 60, NOW]), np.array([1.0, 1.0, 50.0]),
+                     False, id="first_hour_average_uses_strictly_older_points"),
+        pytest.param("first_hour_average", np.array([NOW - 86000.0, NOW - 85000.0, NOW - 60, NOW]),
+                     np.array([1.0, 1.0, 5.0, 5.0]), True, id="first_hour_average_zero_std_and_different_tail"),
+        pytest.param("mean_subtraction_cumulation", np.arange(10, dtype=np.float64),
+                     np.array([3.0] * 9 + [3.0000001]), True, id="mean_subtraction_cumulation_constant_history"),
+        pytest.param("median_absolute_deviation", np.arange(10, dtype=np.float64), np.array([3.0] * 9 + [300.0]),
+                     False, id="median_absolute_deviation_zero_mad"),
+        pytest.param("ks_test", *sine_last(300.0), False, id="ks_test_never_fires_on_60s_data"),
+    ])
+    def test_detector_edge_case(self, algorithm: str, t: np.ndarray, v: np.ndarray, expected: bool) -> None:
+        assert DETECTORS[algorithm](t, v, now=NOW, full_duration=86400) is expected
 
     def test_least_squares_needs_both_rounded_terms(self) -> None:
         # Residuals far below 0.5 round to 0: not anomalous however many sigmas the tail is.
@@ -187,9 +177,6 @@ class TestEdgeCases:
         v[:-3] += np.tile([1.0, -1.0], 49)[:97]
         assert DETECTORS["least_squares"](t, v, now=NOW, full_duration=86400) is True
 
-    def test_ks_test_never_fires_on_60s_data(self) -> None:
-        t, v = sine_last(300.0)
-        assert DETECTORS["ks_test"](t, v, now=NOW, full_duration=86400) is False
 
     def test_second_order_interval_rule(self) -> None:
         assert interval_is_anomalous([0.0]) is False

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import functools
-import gzip
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,13 +16,9 @@ from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder, collect_ru
 from skyline_analyzer.detection import batch, batched, engine
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import SettingsError
-from tests.conftest import VECTORS
+from tests.support import CORPORA, run_cli, vector_expected, vector_input
 
 NOW = 1_700_000_000
-
-
-def load(make_settings: Callable[..., Path], **overrides: object) -> config.Settings:
-    return config.load(make_settings(**overrides))
 
 
 def both(series: list[Series], names: list[str], settings: config.Settings, **kw: object) -> tuple[list, list]:
@@ -37,21 +29,21 @@ def both(series: list[Series], names: list[str], settings: config.Settings, **kw
 
 @functools.cache
 def corpus(name: str) -> tuple[list[str], list[Series], dict]:
-    data = json.loads(gzip.decompress((VECTORS / f"{name}.input.json.gz").read_bytes()))
-    expected = json.loads((VECTORS / f"{name}.expected.json").read_text())
+    data = vector_input(name)
+    expected = vector_expected(name)
     names = sorted(data)
     return names, [Series.from_pairs(data[n], n) for n in names], expected
 
 
-@pytest.mark.parametrize("name", ["corpus_60s", "corpus_10s"])
+@pytest.mark.parametrize("name", CORPORA)
 @pytest.mark.parametrize(("optimized", "ensemble_key"), [(True, "ensemble_optimized"), (False, "ensemble_all")])
 def test_fast_engine_reproduces_every_vector(
-    name: str, optimized: bool, ensemble_key: str, make_settings: Callable[..., Path]
+    name: str, optimized: bool, ensemble_key: str, load_settings: Callable[..., config.Settings]
 ) -> None:
     # The reference path reproduces these vectors (tests/test_vectors.py), so agreeing with the vectors is
     # agreeing with the reference, without paying for the reference here.
     names, series, expected = corpus(name)
-    settings = load(make_settings, RUN_OPTIMIZED_WORKFLOW=optimized)
+    settings = load_settings(RUN_OPTIMIZED_WORKFLOW=optimized)
     for outcome in engine.analyse(series, names, settings, NOW):
         want = expected["series"][outcome.name]
         if want["exception"]:
@@ -63,38 +55,42 @@ def test_fast_engine_reproduces_every_vector(
         assert type(outcome.verdict.datapoint) is type(want["datapoint"]), outcome.name
 
 
-def test_engine_setting_selects_the_path(make_settings: Callable[..., Path], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_engine_setting_selects_the_path(
+    load_settings: Callable[..., config.Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
     names, series, _ = corpus("corpus_60s")
     batches = []
     real = batch.evaluate
     monkeypatch.setattr(batch, "evaluate", lambda *a, **k: batches.append(len(a[0])) or real(*a, **k))
-    assert config.load(make_settings()).ANALYZER_ENGINE == "fast"
+    assert load_settings().ANALYZER_ENGINE == "fast"
     for kind in ("reference", "fast"):
-        outcomes = engine.analyse(series[:5], names[:5], load(make_settings, ANALYZER_ENGINE=kind), NOW)
+        outcomes = engine.analyse(series[:5], names[:5], load_settings(ANALYZER_ENGINE=kind), NOW)
         assert len(outcomes) == 5
     assert batches == [5]
 
 
-def test_an_unknown_engine_is_a_settings_error(make_settings: Callable[..., Path]) -> None:
-    settings = load(make_settings).replace(ANALYZER_ENGINE="turbo")
+def test_an_unknown_engine_is_a_settings_error(load_settings: Callable[..., config.Settings]) -> None:
+    settings = load_settings().replace(ANALYZER_ENGINE="turbo")
     with pytest.raises(SettingsError, match="ANALYZER_ENGINE"):
         engine.analyse([], [], settings, NOW)
 
 
 def test_blocks_split_and_mixed_lengths_keep_the_order(
-    make_settings: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    load_settings: Callable[..., config.Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     names, series, _ = corpus("corpus_60s")
     # Blocks of a few rows: the 1,440-point series span many blocks, interleaved with other lengths.
     monkeypatch.setattr(batch, "BLOCK_BYTES", 3 * 8 * 1440)
-    fast, reference = both(series, names, load(make_settings))
+    fast, reference = both(series, names, load_settings())
     assert fast == reference
     assert [o.name for o in fast] == names
 
 
-def test_run_metrics_count_the_runs_of_the_reference(make_settings: Callable[..., Path], tmp_path: Path) -> None:
+def test_run_metrics_count_the_runs_of_the_reference(
+    load_settings: Callable[..., config.Settings], tmp_path: Path
+) -> None:
     names, series, _ = corpus("corpus_60s")
-    settings = load(make_settings)
+    settings = load_settings()
     counts = {}
     for kind in ("fast", "reference"):
         tmp_dir = tmp_path / kind
@@ -109,9 +105,9 @@ def test_run_metrics_count_the_runs_of_the_reference(make_settings: Callable[...
     assert all(t.total_time > 0 for t in counts["fast"].values())
 
 
-def test_no_run_metrics_when_disabled(make_settings: Callable[..., Path], tmp_path: Path) -> None:
+def test_no_run_metrics_when_disabled(load_settings: Callable[..., config.Settings], tmp_path: Path) -> None:
     names, series, _ = corpus("corpus_60s")
-    settings = load(make_settings, ENABLE_ALGORITHM_RUN_METRICS=False)
+    settings = load_settings(ENABLE_ALGORITHM_RUN_METRICS=False)
     metrics_dir = tmp_path / "metrics"
     metrics_dir.mkdir()
     recorder = RunMetricsRecorder(metrics_dir)
@@ -126,13 +122,13 @@ def _lagged(seconds: int, points: int = 50) -> Series:
 
 
 def test_stale_digest_and_second_order_go_through_redis_alike(
-    make_settings: Callable[..., Path], redis_conn: object
+    load_settings: Callable[..., config.Settings], redis_conn: object
 ) -> None:
     names, series, _ = corpus("corpus_60s")
     lagging = [_lagged(s) for s in (100, 299, 300, 420, 499, 500, 501)]
     series = series + lagging
     names = names + [f"metrics.lagging.{i}" for i in range(len(lagging))]
-    settings = load(make_settings, ENABLE_SECOND_ORDER=True)
+    settings = load_settings(ENABLE_SECOND_ORDER=True)
     seen = {}
     for kind in ("fast", "reference"):
         redis_conn.flushall()
@@ -153,7 +149,7 @@ def test_stale_digest_and_second_order_go_through_redis_alike(
 
 
 def test_an_algorithm_failing_in_a_batch_falls_back_to_the_reference(
-    make_settings: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+    load_settings: Callable[..., config.Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     names, series, _ = corpus("corpus_60s")
 
@@ -161,22 +157,19 @@ def test_an_algorithm_failing_in_a_batch_falls_back_to_the_reference(
         raise FloatingPointError("simulated")
 
     monkeypatch.setitem(batched.BATCHED, "grubbs", broken)
-    fast, reference = both(series, names, load(make_settings))
+    fast, reference = both(series, names, load_settings())
     assert fast == reference
 
 
 def test_check_reference_flag_gives_the_same_output(make_settings: Callable[..., Path], tmp_path: Path) -> None:
-    data = json.loads(gzip.decompress((VECTORS / "corpus_60s.input.json.gz").read_bytes()))
+    data = vector_input("corpus_60s")
     subset = {name: data[name] for name in sorted(data)[::10]}
     path = tmp_path / "input.json"
     path.write_text(json.dumps(subset))
-    env = {**os.environ, "SKYLINE_SETTINGS": str(make_settings())}
+    settings = make_settings()
     outputs = []
     for extra in ((), ("--reference",)):
-        completed = subprocess.run(
-            [sys.executable, "-m", "skyline_analyzer", "check", str(path), "--now", str(NOW), *extra],
-            env=env, capture_output=True, text=True, check=True,
-        )
+        completed = run_cli(settings, "check", str(path), "--now", str(NOW), *extra, check=True)
         outputs.append(json.loads(completed.stdout))
     assert outputs[0] == outputs[1]
     assert set(outputs[0]) == set(subset)
@@ -184,9 +177,9 @@ def test_check_reference_flag_gives_the_same_output(make_settings: Callable[...,
 
 
 @pytest.mark.parametrize("consensus", [1, 9, 10])
-def test_consensus_extremes_match_the_reference(consensus: int, make_settings: Callable[..., Path]) -> None:
+def test_consensus_extremes_match_the_reference(consensus: int, load_settings: Callable[..., config.Settings]) -> None:
     """CONSENSUS 1 and 9 reach the ends of the early exit; 10 (rejected by settings validation, set here
     programmatically) makes consensus impossible, yet the reference still runs the first algorithm."""
     names, series, _ = corpus("corpus_60s")
-    fast, reference = both(series, names, load(make_settings).replace(CONSENSUS=consensus))
+    fast, reference = both(series, names, load_settings().replace(CONSENSUS=consensus))
     assert fast == reference

@@ -10,7 +10,6 @@ ulps either way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
@@ -154,8 +153,8 @@ def configurations(draw: st.DrawFn) -> dict:
     }
 
 
-def test_fast_and_reference_agree_on_10000_random_series(make_settings: Callable[..., Path]) -> None:
-    base = config.load(make_settings())
+def test_fast_and_reference_agree_on_10000_random_series(load_settings: Callable[..., config.Settings]) -> None:
+    base = load_settings()
     analysed = []
 
     @settings(

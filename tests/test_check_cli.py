@@ -5,14 +5,14 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from tests.support import run_cli
 
 NOW = 1_700_000_000
 SPIKE = [[NOW - 60 * (99 - i), 1 + i % 2] for i in range(97)] + [[NOW - 120, 900], [NOW - 60, 900], [NOW, 900]]
@@ -22,11 +22,7 @@ SPIKE = [[NOW - 60 * (99 - i), 1 + i % 2] for i in range(97)] + [[NOW - 120, 900
 def check(make_settings: Callable[..., Path]) -> Callable[..., subprocess.CompletedProcess]:
     settings = make_settings()
 
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "skyline_analyzer", "check", *args],
-                              env={**os.environ, "SKYLINE_SETTINGS": str(settings)}, capture_output=True, text=True)
-
-    return run
+    return lambda *args: run_cli(settings, "check", *args)
 
 
 def test_json_output_format(check: Callable[..., subprocess.CompletedProcess], tmp_path: Path) -> None:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import ast
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,7 +11,7 @@ import pytest
 from skyline_analyzer import config
 from skyline_analyzer.defaults import DEFAULTS
 from skyline_analyzer.exceptions import SettingsError
-from tests.conftest import REPO
+from tests.support import REPO, run_cli
 
 
 def test_operator_file_states_every_default() -> None:
@@ -99,9 +96,6 @@ def test_a_settings_file_that_does_not_load_is_named(tmp_path: Path) -> None:
 
 def test_command_exits_non_zero_naming_the_setting(make_settings: Callable[..., Path]) -> None:
     path = make_settings(CONSENSUS=12)
-    completed = subprocess.run(
-        [sys.executable, "-m", "skyline_analyzer", "check", str(REPO / "examples" / "metrics.json.gz")],
-        env={**os.environ, "SKYLINE_SETTINGS": str(path)}, capture_output=True, text=True,
-    )
+    completed = run_cli(path, "check", str(REPO / "examples" / "metrics.json.gz"))
     assert completed.returncode == 1
     assert "CONSENSUS = 12" in completed.stderr and completed.stdout == ""

@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 import threading
 
-from skyline_analyzer import config, graphite
+from skyline_analyzer import graphite
+from tests.support import free_port
 
 
 class PlaintextListener:
@@ -43,16 +44,10 @@ class PlaintextListener:
         self.sock.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def test_a_batch_goes_over_one_connection_in_plaintext_format(make_settings):
+def test_a_batch_goes_over_one_connection_in_plaintext_format(load_settings):
     listener = PlaintextListener()
     try:
-        settings = config.load(make_settings(GRAPHITE_HOST="127.0.0.1", CARBON_PORT=listener.port))
+        settings = load_settings(GRAPHITE_HOST="127.0.0.1", CARBON_PORT=listener.port)
         batch = graphite.MetricBatch(settings.graphite_namespace("analyzer"))
         batch.add("run_time", "1.25")
         batch.add("total_metrics", 7)
@@ -66,13 +61,13 @@ def test_a_batch_goes_over_one_connection_in_plaintext_format(make_settings):
     ]
 
 
-def test_carbon_not_listening_costs_a_log_line(make_settings, caplog):
-    settings = config.load(make_settings(GRAPHITE_HOST="127.0.0.1", CARBON_PORT=free_port()))
+def test_carbon_not_listening_costs_a_log_line(load_settings, caplog):
+    settings = load_settings(GRAPHITE_HOST="127.0.0.1", CARBON_PORT=free_port())
     assert graphite.send_metrics(settings, [("a.b", 1)], timeout=2) is False
     assert any("cannot send 1 metrics to Graphite" in r.getMessage() for r in caplog.records)
 
 
-def test_empty_graphite_host_disables_sending(make_settings):
-    settings = config.load(make_settings(GRAPHITE_HOST=""))
+def test_empty_graphite_host_disables_sending(load_settings):
+    settings = load_settings(GRAPHITE_HOST="")
     assert not graphite.enabled(settings)
     assert graphite.send_metrics(settings, [("a.b", 1)]) is False

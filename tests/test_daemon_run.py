@@ -18,24 +18,24 @@ from skyline_analyzer.analyzer.outputs import anomaly_dump_path
 from skyline_analyzer.cli.demo import seed_redis
 from skyline_analyzer.slices import assigned_slice
 from tests.alert_receivers import SmtpReceiver
+from tests.support import NO_ALERTS
 
 ANOMALOUS = 4
 COUNT = 40
 
 
 @pytest.fixture
-def daemon_settings(make_settings, tmp_path):
+def daemon_settings(load_settings, tmp_path):
     """Settings for a run: private Redis, files in tmp, no Graphite, no alerting."""
 
     def build(**overrides):
         values = {
-            "ENABLE_ALERTS": False,
-            "ALERT_ON_STALE_METRICS": False,
+            **NO_ALERTS,
             "ANALYZER_PROCESSES": 2,
             "ANOMALY_DUMP": str(tmp_path / "dump" / "anomalies.json"),
             **overrides,
         }
-        return config.load(make_settings(**values))
+        return load_settings(**values)
 
     return build
 

@@ -9,9 +9,7 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -22,44 +20,34 @@ from skyline_analyzer import config, keys, synthetic
 from skyline_analyzer.cli.check import check_series
 from skyline_analyzer.cli.demo import seed_redis
 from skyline_analyzer.detection.series import Series
-from tests.carbon_server import CarbonServer
-from tests.redis_server import RedisServer
+from tests.support import (
+    NO_ALERTS,
+    REPO,
+    SCRIPT,
+    NotifySocket,
+    children,
+    kill_process,
+    settings_env,
+    wait_for_log,
+)
 
-REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "bin" / "analyzer.d"
-CLI = Path(sys.executable).parent / "skyline-analyzer"
-
-
-@pytest.fixture(scope="module")
-def carbon(tmp_path_factory):
-    server = CarbonServer(tmp_path_factory.mktemp("carbon")).start()
-    yield server
-    server.stop()
+ANALYZER_D = REPO / "bin" / "analyzer.d"
 
 
 class Service:
     """Runs bin/analyzer.d with SKYLINE_SETTINGS pointing at a test settings file; stops it at teardown."""
 
     def __init__(self, settings_path: Path) -> None:
-        self.env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path), "SKYLINE_CONF": "/nonexistent"}
+        self.env = settings_env(settings_path, SKYLINE_CONF="/nonexistent")
         self.settings = config.load(settings_path)
         self.log = Path(self.settings.LOG_PATH) / "analyzer.log"
         self.pid_file = Path(self.settings.PID_PATH) / "analyzer.pid"
 
     def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-        return subprocess.run([str(SCRIPT), *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run([str(ANALYZER_D), *args], env=self.env, capture_output=True, text=True, timeout=timeout)
 
     def log_text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
-
-    def wait_for_log(self, pattern: str, count: int = 1, timeout: float = 60) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.log_text()
-            if len(re.findall(pattern, text)) >= count:
-                return text
-            time.sleep(0.1)
-        raise AssertionError(f"{pattern!r} x{count} not logged within {timeout} s:\n{self.log_text()[-3000:]}")
 
     def cleanup(self) -> None:
         if self.pid_file.exists():
@@ -74,8 +62,7 @@ def service(make_settings):
     started = []
 
     def build(**overrides):
-        values = {"ENABLE_ALERTS": False, "ALERT_ON_STALE_METRICS": False, "ANALYZER_OPTIMUM_RUN_DURATION": 1,
-                  "ANALYZER_PROCESSES": 2, **overrides}
+        values = {**NO_ALERTS, "ANALYZER_OPTIMUM_RUN_DURATION": 1, "ANALYZER_PROCESSES": 2, **overrides}
         svc = Service(make_settings(**values))
         started.append(svc)
         return svc
@@ -168,22 +155,17 @@ def test_usage_and_stale_pid_file(service):
     assert svc("stop").returncode == 0
 
 
-def test_wrong_redis_password_fails_at_start_up(service, tmp_path):
-    server = RedisServer(tmp_path / "locked", password="right")
-    (tmp_path / "locked").mkdir()
-    server.start()
-    try:
-        svc = service(REDIS_SOCKET_PATH=server.socket_path, REDIS_PASSWORD="wrong")
-        started = svc("start")
-        assert started.returncode != 0
-        assert "error - failed to start analyzer" in started.stdout
-        assert "REDIS_PASSWORD" in started.stdout
-        assert not svc.pid_file.exists()
-        assert svc("status").returncode == 3
-        direct = subprocess.run([str(CLI), "run"], env=svc.env, capture_output=True, text=True, timeout=60)
-        assert direct.returncode == 1 and "rejected the credentials (check REDIS_PASSWORD)" in direct.stderr
-    finally:
-        server.stop()
+def test_wrong_redis_password_fails_at_start_up(service, own_redis):
+    server = own_redis(password="right")
+    svc = service(REDIS_SOCKET_PATH=server.socket_path, REDIS_PASSWORD="wrong")
+    started = svc("start")
+    assert started.returncode != 0
+    assert "error - failed to start analyzer" in started.stdout
+    assert "REDIS_PASSWORD" in started.stdout
+    assert not svc.pid_file.exists()
+    assert svc("status").returncode == 3
+    direct = subprocess.run([str(SCRIPT), "run"], env=svc.env, capture_output=True, text=True, timeout=60)
+    assert direct.returncode == 1 and "rejected the credentials (check REDIS_PASSWORD)" in direct.stderr
 
 
 @functools.cache
@@ -196,13 +178,6 @@ def seed_many(redis_conn, count: int) -> dict:
     metrics = many_metrics(count)
     seed_redis(redis_conn, metrics, "metrics.")
     return metrics
-
-
-def children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except FileNotFoundError:
-        return []
 
 
 def freeze_first_worker(process: subprocess.Popen, timeout: float = 60) -> int:
@@ -218,30 +193,28 @@ def freeze_first_worker(process: subprocess.Popen, timeout: float = 60) -> int:
 
 
 def start_daemon(path: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([str(CLI), "run", *args], env={**os.environ, "SKYLINE_SETTINGS": str(path)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen([str(SCRIPT), "run", *args], env=settings_env(path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
-def finish(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+def start_on_many(make_settings, redis_conn, *args: str, **overrides: object) -> subprocess.Popen:
+    """The daemon started on 2000 seeded metrics, enough to signal or freeze a worker mid-run."""
+    seed_many(redis_conn, 2000)
+    return start_daemon(make_settings(**NO_ALERTS, **overrides), *args)
 
 
 def test_sigterm_mid_run_finishes_the_run_and_exits_0(make_settings, redis_conn, tmp_path):
-    seed_many(redis_conn, 2000)
-    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=1,
-                         MAX_ANALYZER_PROCESS_RUNTIME=60, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
+    process = start_on_many(make_settings, redis_conn, ANALYZER_PROCESSES=1, MAX_ANALYZER_PROCESS_RUNTIME=60,
+                            ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
     log = tmp_path / "log" / "analyzer.log"
-    process = start_daemon(path)
     try:
         worker = freeze_first_worker(process)
         process.send_signal(signal.SIGTERM)
-        Service(path).wait_for_log("received SIGTERM")
+        wait_for_log(log, "received SIGTERM")
         os.kill(worker, signal.SIGCONT)
         assert process.wait(timeout=60) == 0
     finally:
-        finish(process)
+        kill_process(process)
     text = log.read_text()
     after = text[text.index("received SIGTERM"):]
     assert "total metrics      :: 2000" in after
@@ -252,18 +225,16 @@ def test_sigterm_mid_run_finishes_the_run_and_exits_0(make_settings, redis_conn,
 
 
 def test_a_hung_worker_is_killed_and_the_run_still_reports(make_settings, redis_conn, tmp_path):
-    seed_many(redis_conn, 2000)
-    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=2,
-                         MAX_ANALYZER_PROCESS_RUNTIME=3, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
+    process = start_on_many(make_settings, redis_conn, "--max-runs", "1", ANALYZER_PROCESSES=2,
+                            MAX_ANALYZER_PROCESS_RUNTIME=3, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
     log = tmp_path / "log" / "analyzer.log"
-    process = start_daemon(path, "--max-runs", "1")
     try:
         stopped = freeze_first_worker(process)
         started = time.monotonic()
         assert process.wait(timeout=60) == 0
         assert time.monotonic() - started < 3 + 10
     finally:
-        finish(process)
+        kill_process(process)
     assert not Path(f"/proc/{stopped}").exists()
     text = log.read_text()
     assert "timed out, killing all spin_process processes" in text
@@ -275,19 +246,16 @@ def test_a_hung_worker_is_killed_and_the_run_still_reports(make_settings, redis_
 
 
 def test_a_second_ctrl_c_stops_at_once_and_kills_the_workers(make_settings, redis_conn, tmp_path):
-    seed_many(redis_conn, 2000)
-    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=1,
-                         MAX_ANALYZER_PROCESS_RUNTIME=60)
+    process = start_on_many(make_settings, redis_conn, ANALYZER_PROCESSES=1, MAX_ANALYZER_PROCESS_RUNTIME=60)
     log = tmp_path / "log" / "analyzer.log"
-    process = start_daemon(path)
     try:
         worker = freeze_first_worker(process)
         process.send_signal(signal.SIGINT)
-        Service(path).wait_for_log("Ctrl-C again to stop now")
+        wait_for_log(log, "Ctrl-C again to stop now")
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=10) == 130
     finally:
-        finish(process)
+        kill_process(process)
     assert not Path(f"/proc/{worker}").exists()
     text = log.read_text()
     assert "interrupted twice: stopped immediately" in text
@@ -297,23 +265,13 @@ def test_a_second_ctrl_c_stops_at_once_and_kills_the_workers(make_settings, redi
 def test_systemd_notify_ready_watchdog_stopping(make_settings, redis_conn, tmp_path):
     """READY=1, WATCHDOG=1 and STOPPING=1 arrive on a real $NOTIFY_SOCKET datagram socket."""
     seed_many(redis_conn, 20)
-    path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_OPTIMUM_RUN_DURATION=1)
-    address = str(tmp_path / "notify.sock")
-    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    receiver.bind(address)
-    receiver.settimeout(30)
-    try:
-        env = {**os.environ, "SKYLINE_SETTINGS": str(path), "NOTIFY_SOCKET": address, "WATCHDOG_USEC": "1000000"}
-        done = subprocess.run([str(CLI), "run", "--max-runs", "2"], env=env, capture_output=True, text=True,
+    path = make_settings(**NO_ALERTS, ANALYZER_OPTIMUM_RUN_DURATION=1)
+    with NotifySocket(tmp_path / "notify.sock") as notify:
+        env = settings_env(path, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000")
+        done = subprocess.run([str(SCRIPT), "run", "--max-runs", "2"], env=env, capture_output=True, text=True,
                               timeout=60)
         assert done.returncode == 0, done.stderr
-        messages = []
-        receiver.settimeout(0.5)
-        with contextlib.suppress(TimeoutError):
-            while True:
-                messages.append(receiver.recv(4096).decode())
-    finally:
-        receiver.close()
+        messages = notify.rest()
     assert messages[0] == "READY=1"
     assert messages[-1] == "STOPPING=1"
     assert messages.count("WATCHDOG=1") >= 2
@@ -325,31 +283,24 @@ def test_service_unit_is_type_notify_with_a_watchdog():
     assert "skyline-analyzer run" in unit
 
 
-def test_the_daemon_rides_out_a_redis_restart(make_settings, tmp_path):
+def test_the_daemon_rides_out_a_redis_restart(make_settings, own_redis):
     """Redis killed between runs: the running daemon logs it, reconnects and analyses again."""
-    server = RedisServer(tmp_path / "own")
-    (tmp_path / "own").mkdir()
-    server.start()
+    server = own_redis()
     metrics = synthetic.make_metrics(30, int(time.time()), anomalous=2, points=300)
     seed_redis(server.client(), metrics, "metrics.")
-    path = make_settings(REDIS_SOCKET_PATH=server.socket_path, ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False,
-                         ANALYZER_OPTIMUM_RUN_DURATION=1)
-    svc = Service(path)
-    process = subprocess.Popen([str(CLI), "run"], env=svc.env, stdout=subprocess.DEVNULL,
+    svc = Service(make_settings(**NO_ALERTS, REDIS_SOCKET_PATH=server.socket_path, ANALYZER_OPTIMUM_RUN_DURATION=1))
+    process = subprocess.Popen([str(SCRIPT), "run"], env=svc.env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     try:
-        svc.wait_for_log(r"total metrics      :: 30")
+        wait_for_log(svc.log, "total metrics      :: 30")
         server.stop()
-        svc.wait_for_log(r"error :: cannot connect to Redis")
+        wait_for_log(svc.log, "error :: cannot connect to Redis")
         server.start()
         seed_redis(server.client(), metrics, "metrics.")
         before = svc.log_text().count("total metrics      :: 30")
-        text = svc.wait_for_log(r"total metrics      :: 30", count=before + 1)
+        text = wait_for_log(svc.log, "total metrics      :: 30", count=before + 1)
         assert "total anomalies    :: 2" in text.split("cannot connect to Redis")[-1]
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        server.stop()
+        kill_process(process)

@@ -7,11 +7,7 @@ Horizon format; the test first checks that the shift leaves every verdict unchan
 
 from __future__ import annotations
 
-import gzip
 import json
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -21,9 +17,8 @@ import pytest
 from skyline_analyzer import codec, config, keys
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.analyzer.worker import EXCEPTION_SETS
-from tests.conftest import VECTORS
+from tests.support import CORPORA, NO_ALERTS, run_cli, vector_expected, vector_input
 
-CLI = Path(sys.executable).parent / "skyline-analyzer"
 CORPUS_NOW = 1700000000
 
 
@@ -31,21 +26,18 @@ def run_check(series: dict, now: int, settings_path: Path, tmp_path: Path, label
     source = tmp_path / f"{label}.json"
     source.write_text(json.dumps(series))
     output = tmp_path / f"{label}.out.json"
-    done = subprocess.run([str(CLI), "check", str(source), "--now", str(now), "--output", str(output)],
-                          env={**os.environ, "SKYLINE_SETTINGS": str(settings_path)},
-                          capture_output=True, text=True, timeout=300)
+    done = run_cli(settings_path, "check", str(source), "--now", str(now), "--output", str(output), timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(output.read_text())
 
 
-@pytest.mark.parametrize("corpus", ["corpus_60s", "corpus_10s"])
+@pytest.mark.parametrize("corpus", CORPORA)
 def test_daemon_verdicts_equal_check(corpus, make_settings, redis_conn, tmp_path):
-    series = json.loads(gzip.decompress((VECTORS / f"{corpus}.input.json.gz").read_bytes()))
-    expected = json.loads((VECTORS / f"{corpus}.expected.json").read_text())["series"]
+    series = vector_input(corpus)
+    expected = vector_expected(corpus)["series"]
     delta = int(time.time()) - CORPUS_NOW
     shifted = {name: [[t + delta, v] for t, v in pairs] for name, pairs in series.items()}
-    settings_path = make_settings(ENABLE_ALERTS=False, ALERT_ON_STALE_METRICS=False, ANALYZER_PROCESSES=2,
-                                  ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
+    settings_path = make_settings(**NO_ALERTS, ANALYZER_PROCESSES=2, ANOMALY_DUMP=str(tmp_path / "anomalies.json"))
 
     moved = run_check(shifted, CORPUS_NOW + delta, settings_path, tmp_path, "shifted")
     # The shift leaves every verdict as the golden vectors have it at the corpus's own `now`.

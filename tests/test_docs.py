@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
+
 CODE_DIRS = ("skyline_analyzer", "tests", "bin", "benchmarks")
 BINARY_SUFFIXES = {".gz", ".png", ".pyc"}
 

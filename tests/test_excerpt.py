@@ -64,3 +64,9 @@ def test_escape_keeps_printable_ascii_and_cuts() -> None:
     assert escape("plain.name-1_x") == "plain.name-1_x"
     assert escape("x" * 200, limit=10) == "x" * 10 + "..."
     assert escape("back\\slash") == "back\\\\slash"
+
+
+def test_escape_can_leave_backslashes_for_text_escaped_once() -> None:
+    once = escape("a\nb")
+    assert escape(once, backslashes=False) == once == "a\\nb"
+    assert escape("new\nline\x1b", backslashes=False) == "new\\nline\\x1b"

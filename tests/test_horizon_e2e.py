@@ -4,16 +4,13 @@ bin/horizon.d drives it as a service; ``seed`` round-trips."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import pickle
 import signal
 import socket
 import struct
 import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import msgpack
@@ -22,38 +19,32 @@ import pytest
 from skyline_analyzer import config
 from skyline_analyzer.codec import decode, decode_pairs
 from skyline_analyzer.detection import engine
-from tests.carbon_server import CarbonServer, free_port
-from tests.test_horizon_listen import free_udp_port
-
-REPO = Path(__file__).resolve().parent.parent
-CLI = [sys.executable, "-m", "skyline_analyzer"]
+from tests.support import (
+    CLI,
+    REPO,
+    NotifySocket,
+    Touch,
+    children,
+    horizon_overrides,
+    kill_process,
+    pickle_frame,
+    run_cli,
+    settings_env,
+    wait_for_log,
+    wait_until,
+)
 
 
 def horizon_settings(make_settings: Callable[..., Path], **overrides: object) -> Path:
-    values = {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": free_port(), "UDP_PORT": free_udp_port(),
-              "PLAINTEXT_PORT": free_port(), "CHUNK_FLUSH_INTERVAL": 0.2, "SERVER_METRICS_NAME": "e2e", **overrides}
-    return make_settings(**values)
-
-
-def wait_for_log(log: Path, text: str, timeout: float = 30.0, process: subprocess.Popen | None = None) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        content = log.read_text() if log.exists() else ""
-        if text in content:
-            return content
-        if process is not None and process.poll() is not None:
-            break
-        time.sleep(0.05)
-    raise AssertionError(f"{text!r} not in {log}:\n{log.read_text() if log.exists() else '(no log)'}")
+    return make_settings(**horizon_overrides(SERVER_METRICS_NAME="e2e", **overrides))
 
 
 class HorizonProcess:
     def __init__(self, settings_path: Path) -> None:
         self.settings = config.load(settings_path)
         self.log = Path(self.settings.LOG_PATH) / "horizon.log"
-        env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path)}
-        self.process = subprocess.Popen([*CLI, "horizon"], env=env, cwd=REPO, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT)
+        self.process = subprocess.Popen([*CLI, "horizon"], env=settings_env(settings_path), cwd=REPO,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         for protocol in ("pickle", "udp", "plaintext"):
             wait_for_log(self.log, f"{protocol} listener serving", process=self.process)
 
@@ -71,32 +62,11 @@ class HorizonProcess:
             raise
 
 
-@pytest.fixture
-def carbon(tmp_path: Path) -> Iterator[CarbonServer]:
-    server = CarbonServer(tmp_path / "carbon").start()
-    yield server
-    server.stop()
-
-
-def relay_frame(datapoints: list) -> bytes:
-    """What carbon-relay writes: a 4-byte big-endian length, then a protocol-2 pickle."""
-    payload = pickle.dumps(datapoints, protocol=2)
-    return struct.pack("!I", len(payload)) + payload
-
-
-class Touch:
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (str(self.path), "w"))
-
-
 def send_bad_input(horizon: HorizonProcess, marker: Path) -> None:
     with socket.create_connection(horizon.address("PICKLE_PORT")) as conn:
-        conn.sendall(relay_frame([("evil", (1, 2)), Touch(marker)]))
+        conn.sendall(pickle_frame([("evil", (1, 2)), Touch(marker)]))
     with socket.create_connection(horizon.address("PICKLE_PORT")) as conn:
-        conn.sendall(relay_frame([("cut", (1, 2))] * 20)[:50])
+        conn.sendall(pickle_frame([("cut", (1, 2))] * 20)[:50])
     with socket.create_connection(horizon.address("PICKLE_PORT")) as conn:
         conn.sendall(struct.pack("!I", 0xFFFFFFF0) + b"never read")
         conn.settimeout(10)
@@ -124,7 +94,7 @@ def test_relay_and_plaintext_clients_end_to_end(make_settings, redis_conn, carbo
         # carbon-relay batches up to 500 datapoints a frame over one long-lived connection.
         with socket.create_connection(horizon.address("PICKLE_PORT")) as relay:
             for start in range(0, len(relayed), 500):
-                relay.sendall(relay_frame(relayed[start:start + 500]))
+                relay.sendall(pickle_frame(relayed[start:start + 500]))
         lines = "".join(f"{name} {value!r} {ts}\n" for name in by_plaintext for ts, value in metrics[name])
         with socket.create_connection(horizon.address("PLAINTEXT_PORT")) as plain:
             plain.sendall(lines.encode())
@@ -165,9 +135,10 @@ def test_relay_and_plaintext_clients_end_to_end(make_settings, redis_conn, carbo
     }
     for name, count in expected_counts.items():
         # Counts are per report; a periodic report may have come before the final one: add them up.
-        deadline = time.monotonic() + 20
-        while sum(carbon.wait_for(prefix + name, timeout=20)) != count and time.monotonic() < deadline:
-            time.sleep(0.2)
+        def arrived(metric: str = prefix + name, count: int = count) -> bool:
+            return sum(carbon.wait_for(metric, timeout=20)) == count
+
+        wait_until(arrived, timeout=20, interval=0.2)
         values = carbon.values(prefix + name)
         assert values and sum(values) == count, name
 
@@ -175,7 +146,7 @@ def test_relay_and_plaintext_clients_end_to_end(make_settings, redis_conn, carbo
 def test_service_script_and_seed_round_trip(make_settings, redis_conn) -> None:
     settings_path = horizon_settings(make_settings)
     settings = config.load(settings_path)
-    env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path)}
+    env = settings_env(settings_path)
 
     def service(command: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(REPO / "bin" / "horizon.d"), command], env=env, capture_output=True, text=True,
@@ -208,15 +179,13 @@ def test_start_fails_clearly_when_a_port_is_taken(make_settings) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen(1)
         settings_path = horizon_settings(make_settings, PLAINTEXT_PORT=taken.getsockname()[1])
-        env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path)}
-        result = subprocess.run([*CLI, "horizon"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+        result = run_cli(settings_path, "horizon", timeout=60, cwd=REPO)
     assert result.returncode == 1
     assert "cannot bind the plaintext listener" in result.stderr
 
 
 def test_placeholder_horizon_ip_is_a_settings_error(make_settings) -> None:
-    env = {**os.environ, "SKYLINE_SETTINGS": str(make_settings())}
-    result = subprocess.run([*CLI, "horizon"], env=env, capture_output=True, text=True, timeout=60, cwd=REPO)
+    result = run_cli(make_settings(), "horizon", timeout=60, cwd=REPO)
     assert result.returncode == 1
     assert "HORIZON_IP is still the placeholder" in result.stderr
 
@@ -234,11 +203,11 @@ def test_datagram_sent_before_shutdown_is_written(make_settings, redis_conn) -> 
     assert redis_conn.get("metrics.last.words") == msgpack.packb((now, 1.0)), "stop flushes and drains"
 
 
-def test_ingest_feeds_a_private_horizon_as_the_demo_does(make_settings, redis_conn, tmp_path) -> None:
+def test_ingest_feeds_a_private_horizon_as_the_demo_does(load_settings, redis_conn, tmp_path) -> None:
     from skyline_analyzer import synthetic
     from skyline_analyzer.horizon.daemon import ingest
 
-    settings = config.load(make_settings())
+    settings = load_settings()
     metrics = synthetic.make_metrics(3, end=int(time.time()), anomalous=1)
     assert ingest(settings, metrics, tmp_path) == 3 * 1440
     for name, pairs in metrics.items():
@@ -246,14 +215,14 @@ def test_ingest_feeds_a_private_horizon_as_the_demo_does(make_settings, redis_co
     assert "horizon :: stopped" in (tmp_path / "horizon.log").read_text()
 
 
-def test_horizon_only_settings_are_validated(make_settings) -> None:
+def test_horizon_only_settings_are_validated(load_settings) -> None:
     from skyline_analyzer.horizon.agent import validate
 
-    settings = config.load(make_settings(HORIZON_IP="127.0.0.1", PICKLE_PORT=70000, PLAINTEXT_PORT=70000))
+    settings = load_settings(HORIZON_IP="127.0.0.1", PICKLE_PORT=70000, PLAINTEXT_PORT=70000)
     problems = validate(settings)
     assert any(p.startswith("PICKLE_PORT must be a port number") for p in problems)
     assert any("must differ" in p for p in problems)
-    assert validate(config.load(make_settings(HORIZON_IP="127.0.0.1"))) == []
+    assert validate(load_settings(HORIZON_IP="127.0.0.1")) == []
 
 
 @pytest.mark.parametrize(("announces", "child"), [("udp listener serving", "listen-udp"),
@@ -265,33 +234,33 @@ def test_a_killed_child_starts_a_new_generation_and_stop_still_works(make_settin
         wait_for_log(horizon.log, announces)
         line = next(line for line in horizon.log.read_text().splitlines() if announces in line)
         pid = int(line.split(" :: ")[1])
-        children = Path(f"/proc/{horizon.process.pid}/task/{horizon.process.pid}/children").read_text().split()
-        assert str(pid) in children, "a child of the Horizon this test started"
+        assert pid in children(horizon.process.pid), "a child of the Horizon this test started"
         os.kill(pid, signal.SIGKILL)
         wait_for_log(horizon.log, f"{child} (pid {pid}) exited with code -9", timeout=10)
         wait_for_log(horizon.log, "started every listener and worker again", timeout=30)
-        deadline = time.monotonic() + 10
-        while horizon.log.read_text().count(announces) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_log(horizon.log, announces, count=2, timeout=10)
         now = int(time.time())
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
             udp.sendto(msgpack.packb(("after.restart", [now, 2.0])), horizon.address("UDP_PORT"))
-        deadline = time.monotonic() + 10
-        while redis_conn.get("metrics.after.restart") is None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: redis_conn.get("metrics.after.restart") is not None, timeout=10)
         assert redis_conn.get("metrics.after.restart") == msgpack.packb((now, 2.0))
     finally:
         assert horizon.stop() == 0
+
+
+def living(pids: list[int]) -> list[int]:
+    """Those of ``pids`` that still run (neither gone nor a zombie)."""
+    return [pid for pid in pids
+            if Path(f"/proc/{pid}").exists() and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()]
 
 
 def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None:
     # No Redis at all: the workers wait for it and read nothing, so the (tiny) queues fill up.
     horizon = HorizonProcess(horizon_settings(make_settings, REDIS_SOCKET_PATH=str(tmp_path / "no-redis.sock"),
                                               MAX_QUEUE_SIZE=2))
-    agent = horizon.process.pid
-    children = [int(pid) for pid in Path(f"/proc/{agent}/task/{agent}/children").read_text().split()]
+    forked = children(horizon.process.pid)
     try:
-        assert len(children) == 5, "two workers and three listeners"
+        assert len(forked) == 5, "two workers and three listeners"
         name = "orphan." + "x" * 200
         with socket.create_connection(horizon.address("PLAINTEXT_PORT")) as conn:
             conn.sendall(b"".join(f"{name}{n % 50} {n} {int(time.time())}\n".encode() for n in range(20_000)))
@@ -301,12 +270,8 @@ def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None
         # to hand its buffered chunks to workers that are gone.
         horizon.process.kill()
         horizon.process.wait()
-    deadline = time.monotonic() + 15
-    alive = children
-    while alive and time.monotonic() < deadline:
-        alive = [pid for pid in alive if Path(f"/proc/{pid}").exists()
-                 and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()]
-        time.sleep(0.1)
+    wait_until(lambda: not living(forked), timeout=15, interval=0.1)
+    alive = living(forked)
     for pid in alive:  # this test started them: do not leave them behind if the assertion fails
         os.kill(pid, signal.SIGKILL)
     assert alive == [], "every child noticed the agent was gone and exited"
@@ -315,30 +280,19 @@ def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None
 def test_systemd_notify_ready_watchdog_stopping(make_settings, redis_conn, tmp_path) -> None:
     """Under systemd (Type=notify) Horizon says READY once serving, pings the watchdog, says STOPPING."""
     settings_path = horizon_settings(make_settings)
-    address = str(tmp_path / "notify.sock")
-    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    receiver.bind(address)
-    env = {**os.environ, "SKYLINE_SETTINGS": str(settings_path), "NOTIFY_SOCKET": address,
-           "WATCHDOG_USEC": "2000000"}
-    process = subprocess.Popen([*CLI, "horizon"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
-    messages = []
-    try:
-        receiver.settimeout(30)
-        messages.append(receiver.recv(4096).decode())
-        while messages.count("WATCHDOG=1") < 2:
-            messages.append(receiver.recv(4096).decode())
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=30) == 0
-        receiver.settimeout(0.5)
-        with contextlib.suppress(TimeoutError):
-            while True:
-                messages.append(receiver.recv(4096).decode())
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        receiver.close()
+    with NotifySocket(tmp_path / "notify.sock") as notify:
+        env = settings_env(settings_path, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="2000000")
+        process = subprocess.Popen([*CLI, "horizon"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        try:
+            messages = [notify.receive()]
+            while messages.count("WATCHDOG=1") < 2:
+                messages.append(notify.receive())
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+            messages += notify.rest()
+        finally:
+            kill_process(process)
     assert messages[0] == "READY=1"
     assert messages[-1] == "STOPPING=1"
     unit = (REPO / "etc" / "systemd" / "horizon.service").read_text()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pickle
 import queue
 import socket
 import struct
@@ -17,13 +16,7 @@ import pytest
 from skyline_analyzer import config
 from skyline_analyzer.horizon import listen
 from skyline_analyzer.horizon.stats import Counters
-from tests.carbon_server import free_port
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support import Touch, horizon_overrides, pickle_frame, wait_until
 
 
 class Running:
@@ -65,25 +58,17 @@ class Running:
 
 
 @pytest.fixture
-def serve(make_settings: Callable[..., Path]) -> Iterator[Callable[..., Running]]:
+def serve(load_settings: Callable[..., config.Settings]) -> Iterator[Callable[..., Running]]:
     started: list[Running] = []
 
     def start(protocol: str, maxsize: int = 1000, **overrides: object) -> Running:
-        values = {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": free_port(), "UDP_PORT": free_udp_port(),
-                  "PLAINTEXT_PORT": free_port(), "CHUNK_FLUSH_INTERVAL": 0.2, **overrides}
-        settings = config.load(make_settings(**values))
-        running = Running(protocol, settings, maxsize)
+        running = Running(protocol, load_settings(**horizon_overrides(**overrides)), maxsize)
         started.append(running)
         return running
 
     yield start
     for running in started:
         running.stop()
-
-
-def frame(datapoints: list, protocol: int = 2) -> bytes:
-    payload = pickle.dumps(datapoints, protocol=protocol)
-    return struct.pack("!I", len(payload)) + payload
 
 
 def points(name: str, count: int, start: int = 1_700_000_000) -> list:
@@ -98,7 +83,7 @@ def test_several_pickle_clients_at_once(serve) -> None:
     for round_ in range(4):
         for n, client in enumerate(clients):
             batch = points(f"client.{n}", 30, start=1_700_000_000 + round_ * 10_000)
-            client.sendall(frame(batch))
+            client.sendall(pickle_frame(batch))
             sent.extend(batch)
     for client in clients:
         client.close()
@@ -113,15 +98,10 @@ def test_several_pickle_clients_at_once(serve) -> None:
 def test_reduce_payload_is_rejected_and_the_connection_keeps_serving(serve, tmp_path: Path) -> None:
     running = serve("pickle")
     marker = tmp_path / "ran"
-
-    class Touch:
-        def __reduce__(self):
-            return (open, (str(marker), "w"))
-
     good = points("after.evil", 12)
     with socket.create_connection(running.address) as client:
-        client.sendall(frame([("before", (1, 2)), Touch()]))
-        client.sendall(frame(good))
+        client.sendall(pickle_frame([("before", (1, 2)), Touch(marker)]))
+        client.sendall(pickle_frame(good))
     assert running.datapoints(len(good)) == good
     assert running.counter("listen.pickle_frames_rejected") == 1
     assert not marker.exists()
@@ -129,16 +109,14 @@ def test_reduce_payload_is_rejected_and_the_connection_keeps_serving(serve, tmp_
 
 def test_truncated_frame_is_counted_and_the_next_client_served(serve) -> None:
     running = serve("pickle")
-    whole = frame(points("lost", 5))
+    whole = pickle_frame(points("lost", 5))
     with socket.create_connection(running.address) as client:
-        client.sendall(frame(points("kept", 3)) + whole[: len(whole) // 2])
+        client.sendall(pickle_frame(points("kept", 3)) + whole[: len(whole) // 2])
     assert running.datapoints(3) == points("kept", 3), "datapoints before the cut are flushed on close"
-    deadline = time.monotonic() + 5
-    while running.counter("listen.pickle_frames_rejected") < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: running.counter("listen.pickle_frames_rejected") >= 1, timeout=5, interval=0.02)
     assert running.counter("listen.pickle_frames_rejected") == 1
     with socket.create_connection(running.address) as client:
-        client.sendall(frame(points("next", 2)))
+        client.sendall(pickle_frame(points("next", 2)))
     assert running.datapoints(2) == points("next", 2)
 
 
@@ -150,14 +128,14 @@ def test_oversized_length_prefix_closes_that_connection_unread(serve) -> None:
         assert client.recv(1) == b"", "the listener closes the connection"
     assert running.counter("listen.pickle_frames_rejected") == 1
     with socket.create_connection(running.address) as client:
-        client.sendall(frame(points("fine", 4)))
+        client.sendall(pickle_frame(points("fine", 4)))
     assert running.datapoints(4) == points("fine", 4)
 
 
 def test_bad_elements_of_a_frame_drop_alone(serve) -> None:
     running = serve("pickle")
     with socket.create_connection(running.address) as client:
-        client.sendall(frame([("ok", (1, 2)), ("bad", (1, "x")), ("bad2", 3), ("ok2", (2, 3))]))
+        client.sendall(pickle_frame([("ok", (1, 2)), ("bad", (1, "x")), ("bad2", 3), ("ok2", (2, 3))]))
     assert running.datapoints(2) == [("ok", (1, 2)), ("ok2", (2, 3))]
     assert running.counter("listen.pickle_datapoints_rejected") == 2
     assert running.counter("listen.pickle_frames_rejected") == 0
@@ -166,7 +144,7 @@ def test_bad_elements_of_a_frame_drop_alone(serve) -> None:
 def test_a_quiet_clients_datapoints_are_flushed_on_a_timer(serve) -> None:
     running = serve("pickle")  # CHUNK_SIZE 10, CHUNK_FLUSH_INTERVAL 0.2
     with socket.create_connection(running.address) as client:
-        client.sendall(frame(points("quiet", 3)))
+        client.sendall(pickle_frame(points("quiet", 3)))
         started = time.monotonic()
         assert running.datapoints(3, timeout=3) == points("quiet", 3), "flushed while the connection is open"
         assert time.monotonic() - started < 2
@@ -175,10 +153,10 @@ def test_a_quiet_clients_datapoints_are_flushed_on_a_timer(serve) -> None:
 def test_chunks_queue_once_over_chunk_size(serve) -> None:
     running = serve("pickle", CHUNK_FLUSH_INTERVAL=30.0)
     with socket.create_connection(running.address) as client:
-        client.sendall(frame(points("small", 10)))
+        client.sendall(pickle_frame(points("small", 10)))
         time.sleep(0.3)
         assert running.queue.empty(), "10 datapoints is not more than CHUNK_SIZE"
-        client.sendall(frame(points("small", 1, start=1)))
+        client.sendall(pickle_frame(points("small", 1, start=1)))
         assert len(running.datapoints(11, timeout=3)) == 11
 
 
@@ -186,10 +164,8 @@ def test_a_full_queue_drops_and_counts_datapoints(serve) -> None:
     running = serve("pickle", maxsize=1)
     with socket.create_connection(running.address) as client:
         for n in range(3):
-            client.sendall(frame(points(f"chunk.{n}", 20)))
-    deadline = time.monotonic() + 5
-    while running.counter("listen.pickle_chunks_dropped") < 40 and time.monotonic() < deadline:
-        time.sleep(0.02)
+            client.sendall(pickle_frame(points(f"chunk.{n}", 20)))
+    wait_until(lambda: running.counter("listen.pickle_chunks_dropped") >= 40, timeout=5, interval=0.02)
     assert running.counter("listen.pickle_chunks_dropped") == 40
     assert running.queue.get_nowait() == points("chunk.0", 20)
 

@@ -12,16 +12,7 @@ import pytest
 
 from skyline_analyzer.horizon.protocols import BadInput, datapoint, decode_datagram, decode_line, decode_pickle
 from skyline_analyzer.horizon.unpickler import UnsafePickleError, loads
-
-
-class Touch:
-    """Pickles to ``open(path, 'w')``: if it were ever called, the file would appear."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def __reduce__(self):
-        return (open, (str(self.path), "w"))
+from tests.support import Touch
 
 
 @pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])

@@ -9,7 +9,6 @@ import time
 import msgpack
 import pytest
 
-from skyline_analyzer import config
 from skyline_analyzer.codec import decode_pairs, encode, encode_as_roomba
 from skyline_analyzer.horizon import roomba
 from skyline_analyzer.horizon.roomba import Vacuum, VacuumResult, trim, vacuum
@@ -145,8 +144,8 @@ def test_assigned_splits_keys_between_processes_without_gaps() -> None:
     assert sorted(key for share in shares for key in share) == sorted(members)
 
 
-def test_vacuum_reads_the_namespace_set(redis_conn, make_settings) -> None:
-    settings = config.load(make_settings(ROOMBA_PROCESSES=2))
+def test_vacuum_reads_the_namespace_set(redis_conn, load_settings) -> None:
+    settings = load_settings(ROOMBA_PROCESSES=2)
     for n in range(6):
         redis_conn.set(f"metrics.m{n}", encode([(NOW, 1.0), (CUTOFF - 1, 1.0)]))
         redis_conn.sadd("metrics.unique_metrics", f"metrics.m{n}")
@@ -155,9 +154,9 @@ def test_vacuum_reads_the_namespace_set(redis_conn, make_settings) -> None:
     assert all(redis_conn.get(f"metrics.m{n}") == encode_as_roomba([(NOW, 1.0)]) for n in range(6))
 
 
-def test_a_pass_forks_vacuums_for_both_namespaces(redis_conn, make_settings) -> None:
-    settings = config.load(make_settings(OCULUS_HOST="http://oculus.example", MINI_DURATION=3600,
-                                         ROOMBA_GRACE_TIME=600, FULL_DURATION=86400))
+def test_a_pass_forks_vacuums_for_both_namespaces(redis_conn, load_settings) -> None:
+    settings = load_settings(OCULUS_HOST="http://oculus.example", MINI_DURATION=3600,
+                             ROOMBA_GRACE_TIME=600, FULL_DURATION=86400)
     now = int(time.time())
     redis_conn.set("metrics.m", encode([(now, 2.0), (now, 1.0), (now - 90_000, 1.0)]))
     redis_conn.sadd("metrics.unique_metrics", "metrics.m")

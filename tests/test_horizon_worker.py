@@ -6,28 +6,22 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable
-from pathlib import Path
 
 import msgpack
 import pytest
 import redis
 
-from skyline_analyzer import config, connections
+from skyline_analyzer import connections
 from skyline_analyzer.codec import decode_pairs
 from skyline_analyzer.horizon.stats import Counters
 from skyline_analyzer.horizon.worker import Writer, run_worker, take_batch
-from tests.redis_server import RedisServer
+from tests.support import wait_until
 
 NOW = 1_700_000_000
 
 
-def settings_for(make_settings: Callable[..., Path], **overrides: object) -> config.Settings:
-    return config.load(make_settings(**overrides))
-
-
-def test_batched_appends_leave_the_bytes_of_one_append_per_datapoint(redis_conn, make_settings) -> None:
-    writer = Writer(settings_for(make_settings))
+def test_batched_appends_leave_the_bytes_of_one_append_per_datapoint(redis_conn, load_settings) -> None:
+    writer = Writer(load_settings())
     chunk = [("a.b", (NOW - 120, 1)), ("c.d", (NOW - 60.0, 2.5)), ("a.b", (NOW - 60, 3.25)), ("a.b", (NOW, -4))]
     result = writer.write(redis_conn, chunk, NOW)
     assert result.written == 4
@@ -40,8 +34,8 @@ def test_batched_appends_leave_the_bytes_of_one_append_per_datapoint(redis_conn,
     assert decode_pairs(redis_conn.get("metrics.a.b"))[-1] == (NOW + 60, 5), "later batches append"
 
 
-def test_skip_list_and_do_not_skip_list(redis_conn, make_settings) -> None:
-    writer = Writer(settings_for(make_settings))
+def test_skip_list_and_do_not_skip_list(redis_conn, load_settings) -> None:
+    writer = Writer(load_settings())
     chunk = [
         ("skyline.analyzer.host.some_metric", (NOW, 1)),  # SKIP_LIST by substring
         ("skyline.analyzer.host.run_time", (NOW, 2)),  # rescued: DO_NOT_SKIP_LIST by elements
@@ -53,19 +47,19 @@ def test_skip_list_and_do_not_skip_list(redis_conn, make_settings) -> None:
                                                              b"metrics.stats.skyline.analyzer"}
 
 
-def test_max_resolution_drops_old_datapoints_and_keeps_future_ones(redis_conn, make_settings) -> None:
-    writer = Writer(settings_for(make_settings, MAX_RESOLUTION=1000))
+def test_max_resolution_drops_old_datapoints_and_keeps_future_ones(redis_conn, load_settings) -> None:
+    writer = Writer(load_settings(MAX_RESOLUTION=1000))
     chunk = [("m", (NOW - 1001, 1)), ("m", (NOW - 1000, 2)), ("m", (NOW + 5000, 3))]
     result = writer.write(redis_conn, chunk, NOW)
     assert (result.written, result.too_old) == (2, 1)
     assert decode_pairs(redis_conn.get("metrics.m")) == [(NOW - 1000, 2), (NOW + 5000, 3)]
 
 
-def test_mini_namespace_only_when_oculus_host_is_set(redis_conn, make_settings) -> None:
-    Writer(settings_for(make_settings)).write(redis_conn, [("m", (NOW, 1))], NOW)
+def test_mini_namespace_only_when_oculus_host_is_set(redis_conn, load_settings) -> None:
+    Writer(load_settings()).write(redis_conn, [("m", (NOW, 1))], NOW)
     assert redis_conn.keys("mini.*") == []
     redis_conn.flushall()
-    Writer(settings_for(make_settings, OCULUS_HOST="http://oculus.example")).write(redis_conn, [("m", (NOW, 1))], NOW)
+    Writer(load_settings(OCULUS_HOST="http://oculus.example")).write(redis_conn, [("m", (NOW, 1))], NOW)
     assert redis_conn.get("mini.m") == redis_conn.get("metrics.m") == msgpack.packb((NOW, 1))
     assert redis_conn.smembers("mini.unique_metrics") == {b"mini.m"}
 
@@ -80,8 +74,8 @@ def test_take_batch_drains_waiting_chunks_up_to_the_limit() -> None:
         take_batch(work, 0.01)
 
 
-def test_worker_writes_everything_queued_before_it_stops(redis_conn, make_settings) -> None:
-    settings = settings_for(make_settings)
+def test_worker_writes_everything_queued_before_it_stops(redis_conn, load_settings) -> None:
+    settings = load_settings()
     work: queue.Queue = queue.Queue()
     counters = Counters(1)
     stop = threading.Event()
@@ -100,38 +94,31 @@ def test_worker_writes_everything_queued_before_it_stops(redis_conn, make_settin
             counts["worker.datapoints_too_old"]) == (50, 50, 50)
 
 
-def test_worker_waits_out_a_redis_outage(tmp_path: Path, make_settings) -> None:
-    (tmp_path / "own").mkdir()
-    server = RedisServer(tmp_path / "own").start()
-    try:
-        settings = settings_for(make_settings, REDIS_SOCKET_PATH=server.socket_path)
-        work: queue.Queue = queue.Queue()
-        counters = Counters(1)
-        stop = threading.Event()
-        thread = threading.Thread(target=run_worker, args=(1, settings, work, counters.row(0), stop, os.getppid()),
-                                  kwargs={"poll": 0.1})
-        thread.start()
-        server.stop()
-        now = int(time.time())
-        work.put([("survives.outage", (now, 1.0))])
-        time.sleep(0.3)
-        server.start()
-        client = server.client()
-        deadline = time.monotonic() + 15
-        while client.get("metrics.survives.outage") is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert client.get("metrics.survives.outage") == msgpack.packb((now, 1.0))
-        stop.set()
-        thread.join(timeout=10)
-        client.close()
-    finally:
-        server.stop()
+def test_worker_waits_out_a_redis_outage(own_redis, load_settings) -> None:
+    server = own_redis()
+    settings = load_settings(REDIS_SOCKET_PATH=server.socket_path)
+    work: queue.Queue = queue.Queue()
+    counters = Counters(1)
+    stop = threading.Event()
+    thread = threading.Thread(target=run_worker, args=(1, settings, work, counters.row(0), stop, os.getppid()),
+                              kwargs={"poll": 0.1})
+    thread.start()
+    server.stop()
+    now = int(time.time())
+    work.put([("survives.outage", (now, 1.0))])
+    time.sleep(0.3)
+    server.start()
+    client = server.client()
+    wait_until(lambda: client.get("metrics.survives.outage") is not None, timeout=15)
+    assert client.get("metrics.survives.outage") == msgpack.packb((now, 1.0))
+    stop.set()
+    thread.join(timeout=10)
+    client.close()
 
 
-def test_a_write_during_an_outage_raises_for_the_worker_to_count(tmp_path: Path, make_settings) -> None:
-    (tmp_path / "own").mkdir()
-    server = RedisServer(tmp_path / "own").start()
-    settings = settings_for(make_settings, REDIS_SOCKET_PATH=server.socket_path)
+def test_a_write_during_an_outage_raises_for_the_worker_to_count(own_redis, load_settings) -> None:
+    server = own_redis()
+    settings = load_settings(REDIS_SOCKET_PATH=server.socket_path)
     client = connections.connect(settings)
     server.stop()
     with pytest.raises(redis.ConnectionError):

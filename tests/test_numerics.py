@@ -24,6 +24,18 @@ def _minutes(n: int) -> np.ndarray:
     return np.arange(NOW - (n - 1) * 60, NOW + 1, 60, dtype=np.float64)
 
 
+def _noisy_trend(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """A day of minutes: a slow linear rise with unit normal noise."""
+    t = _minutes(1440)
+    return t, 100 + 0.01 * (t - t[0]) / 60 + np.random.default_rng(seed).normal(0, 1, t.shape[0])
+
+
+def _naive_residuals(t: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Residuals of numpy 2's default lstsq on raw timestamps, the fit the pinned numerics avoid."""
+    design = np.vstack([t, np.ones(t.shape[0])]).T
+    return v - design @ np.linalg.lstsq(design, v)[0]
+
+
 class TestPython2Round:
     @pytest.mark.parametrize(
         ("x", "expected"),
@@ -50,30 +62,22 @@ class TestTrueDivision:
 
 class TestLeastSquares:
     def test_residuals_equal_exact_ols_with_centred_timestamps(self) -> None:
-        rng = np.random.default_rng(7)
-        t = _minutes(1440)
-        v = 100 + 0.01 * (t - t[0]) / 60 + rng.normal(0, 1, t.shape[0])
+        t, v = _noisy_trend(seed=7)
         centred = t - t.mean()
         slope = (centred * (v - v.mean())).sum() / (centred * centred).sum()
         exact = v - (v.mean() + slope * centred)
         np.testing.assert_allclose(ols_residuals(t, v), exact, rtol=0, atol=1e-8)
 
     def test_numpy2_default_rcond_loses_the_fit(self) -> None:
-        rng = np.random.default_rng(7)
-        t = _minutes(1440)
-        v = 100 + 0.01 * (t - t[0]) / 60 + rng.normal(0, 1, t.shape[0])
-        design = np.vstack([t, np.ones(t.shape[0])]).T
-        naive = v - design @ np.linalg.lstsq(design, v)[0]
+        t, v = _noisy_trend(seed=7)
+        naive = _naive_residuals(t, v)
         assert np.std(naive) > 4 * np.std(ols_residuals(t, v))
 
     def test_verdict_depends_on_the_exact_fit(self) -> None:
-        rng = np.random.default_rng(3)
-        t = _minutes(1440)
-        v = 100 + 0.01 * (t - t[0]) / 60 + rng.normal(0, 1, t.shape[0])
+        t, v = _noisy_trend(seed=3)
         v[-3:] += 6  # six residual standard deviations, well under three of the naive fit's
         assert least_squares(t, v, now=NOW, full_duration=86400) is True
-        design = np.vstack([t, np.ones(t.shape[0])]).T
-        naive = v - design @ np.linalg.lstsq(design, v)[0]
+        naive = _naive_residuals(t, v)
         tau = (naive[-1] + naive[-2] + naive[-3]) / 3
         assert not abs(tau) > 3 * np.std(naive)
 

@@ -7,7 +7,7 @@ import sys
 import tarfile
 from pathlib import Path, PurePosixPath
 
-REPO = Path(__file__).resolve().parent.parent
+from tests.support import REPO
 
 #: Repository folders the sdist must leave out whole: they only work from a clone.
 LEFT_OUT = ("tests", "benchmarks", "examples")

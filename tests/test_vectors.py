@@ -5,37 +5,22 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import VECTORS
-
-CORPORA = ("corpus_60s", "corpus_10s")
-
-
-def _expected(corpus: str) -> dict:
-    return json.loads((VECTORS / f"{corpus}.expected.json").read_text())
+from tests.support import CORPORA, VECTORS, run_cli, vector_expected
 
 
 def _check(input_path: Path, settings: Path, now: int, *extra: str) -> dict:
-    completed = subprocess.run(
-        [sys.executable, "-m", "skyline_analyzer", "check", str(input_path), "--now", str(now), *extra],
-        env={**os.environ, "SKYLINE_SETTINGS": str(settings)},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    completed = run_cli(settings, "check", str(input_path), "--now", str(now), *extra, check=True)
     return json.loads(completed.stdout)
 
 
 @pytest.mark.parametrize("corpus", CORPORA)
 def test_input_is_the_vectored_input(corpus: str) -> None:
-    expected = _expected(corpus)
+    expected = vector_expected(corpus)
     raw = gzip.decompress((VECTORS / f"{corpus}.input.json.gz").read_bytes())
     assert hashlib.sha256(raw).hexdigest() == expected["input_sha256"]
 
@@ -47,7 +32,7 @@ def test_input_is_the_vectored_input(corpus: str) -> None:
 def test_check_reproduces_every_series(
     corpus: str, flags: tuple[str, ...], ensemble_key: str, make_settings: Callable[..., Path]
 ) -> None:
-    expected = _expected(corpus)
+    expected = vector_expected(corpus)
     got = _check(VECTORS / f"{corpus}.input.json.gz", make_settings(), expected["now"], *flags)
     assert set(got) == set(expected["series"])
     mismatches = []

@@ -37,11 +37,6 @@ def minutes(values: list[float] | np.ndarray, end: float = NOW) -> Series:
     return Series(t, v, float(t[-1]), float(v[-1]))
 
 
-@pytest.fixture
-def load(make_settings: Callable[..., Path]) -> Callable[..., config.Settings]:
-    return lambda **overrides: config.load(make_settings(**overrides))
-
-
 class TestFilters:
     def test_empty_series_is_too_short(self) -> None:
         with pytest.raises(TooShort):
@@ -79,8 +74,8 @@ class TestFilters:
 
 
 class TestConsensus:
-    def test_an_erroring_algorithm_votes_anomalous(self, load: Callable[..., config.Settings]) -> None:
-        settings = load(ALGORITHMS=["histogram_bins"], CONSENSUS=1)
+    def test_an_erroring_algorithm_votes_anomalous(self, load_settings: Callable[..., config.Settings]) -> None:
+        settings = load_settings(ALGORITHMS=["histogram_bins"], CONSENSUS=1)
         # numpy cannot bin a range that overflows: histogram_bins raises.
         series = minutes([-1.7e308, 1.7e308, 0.0, 1.0])
         recorder = RunMetricsRecorder(settings.SKYLINE_TMP_DIR)
@@ -153,8 +148,8 @@ class TestEarlyExit:
 
 
 class TestRunMetrics:
-    def test_only_algorithms_actually_run_are_timed(self, load: Callable[..., config.Settings]) -> None:
-        settings = load()
+    def test_only_algorithms_actually_run_are_timed(self, load_settings: Callable[..., config.Settings]) -> None:
+        settings = load_settings()
         tmp = Path(settings.SKYLINE_TMP_DIR)
         reset_run_metrics(tmp, list(settings.ALGORITHMS))
         recorder = RunMetricsRecorder(tmp)
@@ -172,8 +167,8 @@ class TestRunMetrics:
         lines = (tmp / "analyzer.grubbs.count").read_text()
         assert lines == "1\n1\n"
 
-    def test_disabled_run_metrics_write_nothing(self, load: Callable[..., config.Settings]) -> None:
-        settings = load(ENABLE_ALGORITHM_RUN_METRICS=False)
+    def test_disabled_run_metrics_write_nothing(self, load_settings: Callable[..., config.Settings]) -> None:
+        settings = load_settings(ENABLE_ALGORITHM_RUN_METRICS=False)
         tmp = Path(settings.SKYLINE_TMP_DIR)
         recorder = RunMetricsRecorder(tmp)
         run_selected_algorithm(minutes(np.r_[np.ones(500), 9.0]), "metrics.b", settings, now=NOW, recorder=recorder)
@@ -205,16 +200,18 @@ def _append_timings(tmp: Path, count: int) -> None:
 
 
 class TestRedisSide:
-    def test_stale_candidates_are_recorded(self, redis_conn: redis.Redis, load: Callable[..., config.Settings]) -> None:
-        settings = load()
+    def test_stale_candidates_are_recorded(
+        self, redis_conn: redis.Redis, load_settings: Callable[..., config.Settings]
+    ) -> None:
+        settings = load_settings()
         cases = ((299, "fresh"), (300, "lower"), (499, "upper"), (500, "stale-not"))
         history.record_stale_candidates(redis_conn, settings, [minutes([1, 2] * 20, end=NOW - age) for age, _ in cases],
                                         [f"metrics.{name}" for _, name in cases], NOW)
         members = {m.decode() for m in redis_conn.smembers(keys.ALERT_ON_STALE_METRICS)}
         assert members == {"metrics.lower", "metrics.upper"}
 
-    def test_second_order(self, redis_conn: redis.Redis, load: Callable[..., config.Settings]) -> None:
-        settings = load(ENABLE_SECOND_ORDER=True)
+    def test_second_order(self, redis_conn: redis.Redis, load_settings: Callable[..., config.Settings]) -> None:
+        settings = load_settings(ENABLE_SECOND_ORDER=True)
         values = np.r_[np.tile([1.0, 2.0], 300), 1.0, 1.0, 900.0, 900.0]
         key = keys.trigger_history("metrics.s")
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import time
-import traceback
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import redis
 
-from skyline_analyzer import connections, excerpt, graphite, keys
+from skyline_analyzer import connections, graphite, keys
 from skyline_analyzer.alerting import dispatch as alerts
 from skyline_analyzer.analyzer import outputs, pool, run_metrics, worker
 from skyline_analyzer.analyzer.outputs import RunReport
@@ -58,7 +57,7 @@ def decode_members(members: Iterable[bytes | str]) -> tuple[list[str], int]:
             undecodable += 1
             if undecodable <= LOGGED_UNDECODABLE:
                 log.error("error :: skipping a member of the unique metrics set that is not UTF-8: %s",
-                          excerpt.describe(member))
+                          member)
     if undecodable > LOGGED_UNDECODABLE:
         log.error("error :: %d members of the unique metrics set are not UTF-8", undecodable)
     return names, undecodable
@@ -123,8 +122,7 @@ class Analyzer:
             try:
                 report = self.run_once(started)
             except Exception:
-                log.error("error :: the run failed, the next one starts after %.0f s\n%s", IDLE_WAIT,
-                          traceback.format_exc())
+                log.error("error :: the run failed, the next one starts after %.0f s", IDLE_WAIT, exc_info=True)
                 self.sleep(IDLE_WAIT)
                 continue
             if report is None:
@@ -202,7 +200,7 @@ class Analyzer:
         try:
             return alerts.manage_mirage_metrics(conn, self.settings, unique_metrics, now)
         except Exception:
-            log.error("error :: managing the Mirage metrics failed\n%s", traceback.format_exc())
+            log.error("error :: managing the Mirage metrics failed", exc_info=True)
             return set()
 
     def _refresh_exception_sets(self, conn: Any, now: float) -> None:
@@ -268,7 +266,7 @@ class Analyzer:
         try:
             return alerts.send_alerts(conn, self.settings, anomalies, now)
         except Exception:
-            log.error("error :: alerting failed\n%s", traceback.format_exc())
+            log.error("error :: alerting failed", exc_info=True)
             return 0
 
     def _stale_digest(self, conn: Any, now: float) -> None:
@@ -278,7 +276,7 @@ class Analyzer:
         try:
             alerts.send_stale_digest(conn, self.settings, now)
         except Exception:
-            log.error("error :: the stale metrics digest failed\n%s", traceback.format_exc())
+            log.error("error :: the stale metrics digest failed", exc_info=True)
 
     def _canary(self, conn: Any, batch: graphite.MetricBatch, now: float) -> None:
         """Step 22: the canary's ``duration`` and ``projected``; any failure is logged (FIX L7)."""

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import statistics
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,11 +57,11 @@ class RunMetricsRecorder:
         if len(pending) >= FLUSH_EVERY:
             self.flush()
 
-    def failed(self, algorithm: str, metric_name: str, traceback_text: str) -> None:
-        """Leave the error file the parent reports after the run, and log it now."""
-        record_algorithm_error(self.tmp_dir, algorithm, traceback_text)
-        log.error("error :: algorithm %s raised on %s; its vote is None (counts towards anomalous)\n%s",
-                  algorithm, metric_name, traceback_text)
+    def failed(self, algorithm: str, metric_name: str, error: BaseException) -> None:
+        """Leave the error file the parent reports after the run, and log the traceback now."""
+        record_algorithm_error(self.tmp_dir, algorithm, "".join(traceback.format_exception(error)))
+        log.error("error :: algorithm %s raised on %s; its vote is None (counts towards anomalous)",
+                  algorithm, metric_name, exc_info=error)
 
     def flush(self) -> None:
         """Append everything buffered; a missing ``SKYLINE_TMP_DIR`` raises, as in the original."""

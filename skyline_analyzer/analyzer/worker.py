@@ -18,7 +18,6 @@ import logging
 import os
 import signal
 import time
-import traceback
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -80,15 +79,15 @@ def _analyse(
         return history.apply_second_order(conn, settings, engine.analyse(series, names, settings, now,
                                                                            recorder=recorder), now)
     except Exception:
-        log.error("error :: analysing a chunk of %d metrics failed; retrying one by one\n%s",
-                  len(names), traceback.format_exc())
+        log.error("error :: analysing a chunk of %d metrics failed; retrying one by one", len(names),
+                  exc_info=True)
     outcomes: list[engine.Outcome | None] = []
     for one, name in zip(series, names, strict=True):
         try:
             outcomes.extend(history.apply_second_order(
                 conn, settings, engine.analyse([one], [name], settings, now, recorder=recorder), now))
         except Exception:
-            log.error("error :: %s not analysed: %s", name, traceback.format_exc())
+            log.error("error :: %s not analysed", name, exc_info=True)
             outcomes.append(None)
     return outcomes
 

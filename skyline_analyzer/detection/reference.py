@@ -11,7 +11,6 @@ erroring algorithm votes "anomalous" (docs/departures.md#a1: preserved and logge
 from __future__ import annotations
 
 import time
-import traceback
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -35,8 +34,8 @@ class Recorder(Protocol):
     def record(self, algorithm: str, seconds: float, runs: int = 1) -> None:
         """``runs`` runs of ``algorithm`` took ``seconds`` each (only with ``ENABLE_ALGORITHM_RUN_METRICS``)."""
 
-    def failed(self, algorithm: str, metric_name: str, traceback_text: str) -> None:
-        """``algorithm`` raised on ``metric_name``; its vote is None."""
+    def failed(self, algorithm: str, metric_name: str, error: BaseException) -> None:
+        """``algorithm`` raised ``error`` on ``metric_name``; its vote is None."""
 
 
 @dataclass(frozen=True)
@@ -110,9 +109,9 @@ def run_algorithm(
             vote: Vote = bool(
                 DETECTORS[name](series.timestamps, series.values, now=now, full_duration=settings.FULL_DURATION)
             )
-    except Exception:
+    except Exception as exc:
         if recorder is not None:
-            recorder.failed(name, metric_name, traceback.format_exc())
+            recorder.failed(name, metric_name, exc)
         vote = None
     if recorder is not None and timed and settings.ENABLE_ALGORITHM_RUN_METRICS:
         recorder.record(name, time.perf_counter() - started)

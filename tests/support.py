@@ -1,0 +1,203 @@
+"""Plain helpers the tests share: settings files, free ports, log waits, the CLI, the golden vectors.
+
+Fixtures built on these (a private Redis, settings pointing at it, carbon) are in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import os
+import pickle
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from skyline_analyzer import config
+
+REPO = Path(__file__).resolve().parent.parent
+VECTORS = REPO / "tests" / "data" / "vectors"
+CORPORA = ("corpus_60s", "corpus_10s")
+#: The command line as an operator runs it, in this interpreter.
+CLI = [sys.executable, "-m", "skyline_analyzer"]
+#: The installed console script, which the systemd units and bin/analyzer.d call.
+SCRIPT = Path(sys.executable).parent / "skyline-analyzer"
+#: Settings for a daemon that sends no alert of any kind.
+NO_ALERTS = {"ENABLE_ALERTS": False, "ALERT_ON_STALE_METRICS": False}
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def free_udp_port() -> int:
+    """A UDP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_settings(directory: Path, **overrides: object) -> Path:
+    """Write ``directory/settings.py``: a copy of the operator's settings.py with overrides appended.
+
+    Logs, pid, tmp and the anomaly dump go into ``directory`` and Graphite sending is off, unless
+    overridden. Redis defaults to a socket in ``directory`` that does not exist, so that a test which
+    names no Redis can never reach a shared one.
+    """
+    for name in ("log", "pid", "tmp"):
+        (directory / name).mkdir(exist_ok=True)
+    values = {
+        "REDIS_SOCKET_PATH": str(directory / "no-redis.sock"),
+        "LOG_PATH": str(directory / "log"),
+        "PID_PATH": str(directory / "pid"),
+        "SKYLINE_TMP_DIR": str(directory / "tmp"),
+        "ANOMALY_DUMP": str(directory / "anomalies.json"),
+        "GRAPHITE_HOST": "",
+        **overrides,
+    }
+    path = directory / "settings.py"
+    shutil.copyfile(REPO / "settings.py", path)
+    with path.open("a") as handle:
+        handle.write("\n# test overrides\n")
+        for name, value in values.items():
+            handle.write(f"{name} = {value!r}\n")
+    return path
+
+
+def load_settings(directory: Path, **overrides: object) -> config.Settings:
+    """Write a settings file (see ``write_settings``) and load it the way the daemons do."""
+    return config.load(write_settings(directory, **overrides))
+
+
+def horizon_overrides(**overrides: object) -> dict:
+    """Settings for Horizon's three listeners on free loopback ports, flushing chunks every 0.2 s."""
+    return {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": free_port(), "UDP_PORT": free_udp_port(),
+            "PLAINTEXT_PORT": free_port(), "CHUNK_FLUSH_INTERVAL": 0.2, **overrides}
+
+
+def settings_env(settings_path: Path, **extra: str) -> dict[str, str]:
+    """This process's environment with SKYLINE_SETTINGS naming ``settings_path``."""
+    return {**os.environ, "SKYLINE_SETTINGS": str(settings_path), **extra}
+
+
+def run_cli(settings_path: Path, *args: str, **kwargs: object) -> subprocess.CompletedProcess:
+    """``skyline-analyzer <args>`` with the given settings file; output captured as text."""
+    return subprocess.run([*CLI, *args], env=settings_env(settings_path), capture_output=True, text=True,
+                          **kwargs)
+
+
+def wait_until(condition: Callable[[], object], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds or ``timeout`` seconds pass; return whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def stop_process(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM ``process`` if it still runs; SIGKILL it if it has not exited within ``timeout`` seconds."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def kill_process(process: subprocess.Popen) -> None:
+    """SIGKILL ``process`` if it still runs, and reap it."""
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def wait_for_log(log: Path, text: str, count: int = 1, timeout: float = 60.0,
+                 process: subprocess.Popen | None = None) -> str:
+    """Poll ``log`` until ``text`` appears ``count`` times; return its content.
+
+    Gives up early when ``process`` (the one writing the log) has exited.
+    """
+    deadline = time.monotonic() + timeout
+    content = ""
+    while time.monotonic() < deadline:
+        content = log.read_text() if log.exists() else ""
+        if content.count(text) >= count:
+            return content
+        if process is not None and process.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise AssertionError(f"{text!r} x{count} not in {log} within {timeout} s:\n{content[-3000:] or '(no log)'}")
+
+
+def children(pid: int) -> list[int]:
+    """The pids of the live children of ``pid`` ([] once it is gone)."""
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+class NotifySocket:
+    """The ``$NOTIFY_SOCKET`` datagram socket systemd binds for a ``Type=notify`` service."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+
+    def __enter__(self) -> NotifySocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
+    def receive(self, timeout: float = 30.0) -> str:
+        """The next notification; raises TimeoutError if none comes within ``timeout`` seconds."""
+        self.sock.settimeout(timeout)
+        return self.sock.recv(4096).decode()
+
+    def rest(self, quiet: float = 0.5) -> list[str]:
+        """Every notification until none has come for ``quiet`` seconds."""
+        messages = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                messages.append(self.receive(quiet))
+        return messages
+
+
+def pickle_frame(datapoints: list, protocol: int = 2) -> bytes:
+    """What carbon-relay writes: a 4-byte big-endian length, then the pickle (protocol 2 by default)."""
+    payload = pickle.dumps(datapoints, protocol=protocol)
+    return struct.pack("!I", len(payload)) + payload
+
+
+class Touch:
+    """Pickles to ``open(path, 'w')``: if it were ever called, the file would appear."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple:
+        return (open, (str(self.path), "w"))
+
+
+def vector_input(corpus: str) -> dict:
+    """The golden-vector corpus's input: series name -> [[timestamp, value], ...]."""
+    return json.loads(gzip.decompress((VECTORS / f"{corpus}.input.json.gz").read_bytes()))
+
+
+def vector_expected(corpus: str) -> dict:
+    """The golden-vector corpus's expected outcomes (``now``, ``input_sha256``, ``series``)."""
+    return json.loads((VECTORS / f"{corpus}.expected.json").read_text())
