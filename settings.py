@@ -201,6 +201,8 @@ SMTP_STARTTLS = False
 ALERT_TIMEOUT = 15.0
 # How many alerts of one run are sent at the same time.
 ALERT_CONCURRENCY = 10
+# Seconds one run may spend sending all its alerts; alerts unfinished by then are retried next run.
+ALERT_DISPATCH_TIMEOUT = 60.0
 # Enable the syslog alerter.
 SYSLOG_ENABLED = True
 # syslog alerter options: ident, and address (socket path, or [host, port] for UDP).

@@ -122,6 +122,8 @@ DEFAULTS: dict[str, Any] = {
     # alerts of one run are sent at once.
     "ALERT_TIMEOUT": 15.0,
     "ALERT_CONCURRENCY": 10,
+    # Beyond v1.2.8: seconds one run may spend sending its alerts in all (docs/alerts.md, "Time bounds").
+    "ALERT_DISPATCH_TIMEOUT": 60.0,
     "SYSLOG_ENABLED": True,
     # 'address' is beyond v1.2.8: the syslog socket path, or a [host, port] pair for UDP.
     "SYSLOG_OPTS": {"ident": "skyline", "address": "/dev/log"},
@@ -185,3 +187,7 @@ DEFAULTS: dict[str, Any] = {
         "skyline.analyzer.total_anomalies",
     ],
 }
+
+#: The alerter names an ALERTS entry may use besides an e-mail address (the smtp alerter); the registry in
+#: skyline_analyzer.alerting.alerters serves exactly these.
+ALERTER_NAMES: tuple[str, ...] = ("smtp", "syslog", "slack", "pagerduty", "webhook")

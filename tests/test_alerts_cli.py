@@ -16,14 +16,14 @@ def receivers():
 
 
 def settings_for(make_settings, monkeypatch, syslog, http, smtp_port, **overrides):
-    path = make_settings(
-        ALERTS=[("skyline_test", "smtp", 1800), ("skyline_test.alerters.test", "webhook", 1800),
-                ("skyline_test.alerters.test", "smtp", 1800), ("other", "webhook", 1800)],
-        SMTP_HOST="127.0.0.1", SMTP_PORT=smtp_port, ALERT_TIMEOUT=2.0,
-        SYSLOG_OPTS={"ident": "skytest", "address": syslog.address},
-        WEBHOOK_ENABLED=True, WEBHOOK_OPTS={"urls": {}, "default_urls": [f"{http.url}/hook"]},
+    path = make_settings(**{
+        "ALERTS": [("skyline_test", "smtp", 1800), ("skyline_test.alerters.test", "webhook", 1800),
+                   ("skyline_test.alerters.test", "smtp", 1800), ("other", "webhook", 1800)],
+        "SMTP_HOST": "127.0.0.1", "SMTP_PORT": smtp_port, "ALERT_TIMEOUT": 2.0,
+        "SYSLOG_OPTS": {"ident": "skytest", "address": syslog.address},
+        "WEBHOOK_ENABLED": True, "WEBHOOK_OPTS": {"urls": {}, "default_urls": [f"{http.url}/hook"]},
         **overrides,
-    )
+    })
     monkeypatch.setenv("SKYLINE_SETTINGS", str(path))
 
 
@@ -60,3 +60,19 @@ def test_nothing_matches(make_settings, monkeypatch, receivers, capsys):
     settings_for(make_settings, monkeypatch, syslog, http, smtp.port, SYSLOG_ENABLED=False)
     assert main(["alert-test", "nothing.here"]) == 1
     assert "no ALERTS tuple matches 'nothing.here'" in capsys.readouterr().err
+
+
+def test_disabled_and_unknown_alerters_are_told_apart(make_settings, monkeypatch, receivers, capsys):
+    syslog, http, smtp = receivers
+    settings_for(make_settings, monkeypatch, syslog, http, smtp.port, WEBHOOK_ENABLED=False)
+    assert main(["alert-test"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out] == ["smtp", "webhook", "smtp", "syslog"]
+    assert out[1].endswith("disabled (not sent)")
+    assert http.requests == []
+
+    settings_for(make_settings, monkeypatch, syslog, http, smtp.port, SYSLOG_ENABLED=False,
+                 ALERTS=[("skyline_test", "smtp", 60), ("skyline_test", "hipchat", 60)])
+    assert main(["alert-test"]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].endswith("sent") and out[1].startswith("hipchat") and out[1].endswith("UNKNOWN alerter (not sent)")

@@ -12,6 +12,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.alerting import mirage, stale
 from skyline_analyzer.detection.anomaly import Anomaly
 from tests.alert_receivers import SyslogReceiver
 from tests.support import wait_until
@@ -30,32 +31,8 @@ def syslog_settings(load_settings, receiver, alert_tuples, **overrides):
                 ALERT_TIMEOUT=2.0, **overrides)
 
 
-@pytest.mark.parametrize(
-    ("pattern", "name", "rule"),
-    [
-        ("stats.requests", "stats.requests", "exact"),
-        ("stats.requests", "stats.requests.foo", "regex"),
-        ("stats.requests", "statsXrequests", "regex"),
-        ("stats.requests", "a.stats.requests", "substring"),
-        ("requests$", "stats.requests", None),
-        (r"stats\.(api|web)\.", "stats.web.latency", "regex"),
-        (r"stats\.(api|web)\.", "stats.db.latency", None),
-        ("stats[", "a.stats[1]", "substring"),
-        ("stats[", "stats.requests", None),
-        ("(unclosed", "x.(unclosed.y", "substring"),
-    ],
-)
-def test_match_rule_order_exact_then_anchored_regex_then_substring(pattern, name, rule):
-    assert alerts.match_rule(pattern, name) == rule
-
-
-def test_exact_check_can_be_left_out_for_the_mirage_rebuild():
-    assert alerts.match_rule("a+b", "a+b") == "exact"
-    assert alerts.match_rule("a+b", "a+b", exact=False) == "substring"
-
-
 def test_filesafe_keeps_alphanumerics_dot_underscore_dash():
-    assert alerts.filesafe("stats.a-b_c/d e:f*") == "stats.a-b_cdef"
+    assert mirage.filesafe("stats.a-b_c/d e:f*") == "stats.a-b_cdef"
 
 
 def test_syslog_alert_is_sent_once_then_rate_limited(load_settings, syslog, redis_conn):
@@ -97,7 +74,7 @@ def test_tuples_are_the_outer_loop_and_each_metric_alerts_once(load_settings, sy
     anomalies = [Anomaly(1.0, "stats.b", 1), Anomaly(2.0, "stats.a", 1), Anomaly(3.0, "other", 1)]
     jobs, handed_to_mirage = alerts.plan_alerts(redis_conn, settings, anomalies)
     assert handed_to_mirage == set()
-    assert [(job.alert[2], job.target.base_name) for job in jobs] == [(100, "stats.a"), (900, "stats.b")]
+    assert [(job.rule.expiration, job.target.base_name) for job in jobs] == [(100, "stats.a"), (900, "stats.b")]
 
 
 def test_failed_send_leaves_no_key_and_the_next_run_retries(load_settings, syslog, redis_conn, tmp_path):
@@ -113,14 +90,19 @@ def test_failed_send_leaves_no_key_and_the_next_run_retries(load_settings, syslo
     assert redis_conn.exists("last_alert.syslog.stats.requests")
 
 
-def test_unknown_alerter_is_logged_and_others_still_fire(load_settings, syslog, redis_conn, caplog):
-    settings = syslog_settings(load_settings, syslog, [("stats", "hipchat", 60), ("stats", "../evil", 60),
+def test_unknown_alerter_is_logged_once_and_others_still_fire(load_settings, syslog, redis_conn, caplog):
+    settings = syslog_settings(load_settings, syslog, [("stats", "hipchat", 60), ("stats", "../evil\n", 60),
                                               ("stats", "syslog", 60)])
-    alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, "stats.x", 1)], NOW)
-    assert len(syslog.lines()) == 1
-    assert "no alerter named 'hipchat'" in caplog.text
-    assert "'../evil' is not an alerter name" in caplog.text
-    assert not redis_conn.exists("last_alert.hipchat.stats.x")
+    for run in range(3):
+        alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, f"stats.x{run}", 1)], NOW)
+        assert len(syslog.lines()) == 1
+    unknown = [r for r in caplog.records if "unknown alerter" in r.getMessage()]
+    assert [r.getMessage().split(" (known")[0] for r in unknown] == [
+        "error :: alerts - ALERTS names an unknown alerter 'hipchat'",
+        "error :: alerts - ALERTS names an unknown alerter '../evil\\n'",
+    ]
+    assert all(r.exc_info is None for r in caplog.records)
+    assert redis_conn.keys("last_alert.hipchat.*") == []
 
 
 def test_syslog_disabled_sends_nothing(load_settings, syslog, redis_conn):
@@ -133,7 +115,7 @@ def test_redis_down_costs_nothing_and_does_not_raise(load_settings, syslog, tmp_
     settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 60)])
     dead = redis_lib.Redis(unix_socket_path=str(tmp_path / "no-redis.sock"), retry=Retry(NoBackoff(), 0))
     alerts.send_alerts(dead, settings, [Anomaly(1.0, "stats.x", 1)], NOW)
-    alerts.send_stale_digest(dead, settings, NOW)
+    stale.send_stale_digest(dead, settings, NOW)
     # A Redis error on the rate-limit check skips the metric, as v1.2.8 did.
     assert syslog.lines(wait=0.2) == []
 
@@ -224,20 +206,20 @@ def test_missing_mirage_check_dir_is_logged_and_alerting_goes_on(load_settings, 
 
 def test_manage_mirage_metrics_disabled_touches_nothing(load_settings, redis_conn):
     settings = load_settings(ALERTS=[("stats", "smtp", 60, 168)])
-    assert alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.x"], NOW) == set()
+    assert mirage.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.x"], NOW) == set()
     assert redis_conn.keys("*") == []
 
 
 def test_manage_mirage_metrics_rebuilds_then_throttles(load_settings, redis_conn):
     settings = load_settings(ENABLE_MIRAGE=True, ALERTS=[("stats", "smtp", 60), ("stats.api", "smtp", 60, 168)])
     redis_conn.sadd("mirage.unique_metrics", "metrics.gone")
-    found = alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.api.a", "metrics.stats.web"], NOW)
+    found = mirage.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.api.a", "metrics.stats.web"], NOW)
     assert found == {"metrics.stats.api.a"}
     assert redis_conn.smembers("mirage.unique_metrics") == {b"metrics.stats.api.a"}
     assert redis_conn.get("analyzer.manage_mirage_unique_metrics") == str(int(NOW)).encode()
     assert 295 <= redis_conn.ttl("analyzer.manage_mirage_unique_metrics") <= 300
 
-    again = alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.api.b"], NOW + 60)
+    again = mirage.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.api.b"], NOW + 60)
     assert again == {"metrics.stats.api.a"}
     assert redis_conn.smembers("mirage.unique_metrics") == {b"metrics.stats.api.a"}
 
@@ -245,6 +227,52 @@ def test_manage_mirage_metrics_rebuilds_then_throttles(load_settings, redis_conn
 def test_manage_mirage_metrics_without_mirage_tuples_rebuilds_every_run(load_settings, redis_conn):
     settings = load_settings(ENABLE_MIRAGE=True, ALERTS=[("stats", "smtp", 60)])
     redis_conn.sadd("mirage.unique_metrics", "metrics.gone")
-    assert alerts.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.a"], NOW) == set()
+    assert mirage.manage_mirage_metrics(redis_conn, settings, ["metrics.stats.a"], NOW) == set()
     assert not redis_conn.exists("mirage.unique_metrics")
     assert not redis_conn.exists("analyzer.manage_mirage_unique_metrics")
+
+
+# --- names that reach files and lines ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ['stats.a" + open("x") + "', "stats.a\\", "stats.a\nvalue = 1", "stats.\x1b[2Ja", "stats.a\u2028b"]
+)
+def test_mirage_refuses_a_name_that_would_forge_the_check_file(
+    load_settings, syslog, redis_conn, mirage_dir, caplog, name
+):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 120, 168)], ENABLE_MIRAGE=True,
+                               ENABLE_FULL_DURATION_ALERTS=False, MIRAGE_CHECK_PATH=str(mirage_dir))
+    assert alerts.send_alerts(redis_conn, settings, [Anomaly(3, name, 1_699_999_960)], NOW) == 0
+    assert list(mirage_dir.iterdir()) == []
+    assert redis_conn.keys("mirage.metrics.*") == []
+    # The metric stays with the Analyzer, which alerts on it itself, the name escaped on one line.
+    [line] = syslog.lines()
+    assert line.count("\n") == 0 and "\x1b" not in line and "Analyzer - Anomalous metric: stats." in line
+    assert redis_conn.exists(f"last_alert.syslog.{name}")
+    assert all("\n" not in r.getMessage() and "\x1b" not in r.getMessage() for r in caplog.records)
+    assert mirage.manage_mirage_metrics(redis_conn, settings, [f"metrics.{name}", "metrics.stats.ok"], NOW) == {
+        "metrics.stats.ok"}
+    assert "1 metrics matched by a Mirage rule have names a check file cannot hold" in caplog.text
+
+
+def test_mirage_check_text_refuses_an_unfit_name():
+    with pytest.raises(ValueError, match="cannot be written in a check file"):
+        mirage.mirage_check_text(Anomaly(1, 'a"b', 1), 24)
+
+
+def test_syslog_line_escapes_the_name(load_settings, syslog, redis_conn):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 60)])
+    alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, "stats.a\nMar  1 00:00:00 host forged: x", 1)], NOW)
+    [line] = syslog.lines()
+    assert line.endswith("Analyzer - Anomalous metric: stats.a\\nMar  1 00:00:00 host forged: x (value: 1.0)")
+
+
+def test_an_undecodable_mirage_member_is_skipped_not_the_set(load_settings, syslog, redis_conn, mirage_dir, caplog):
+    settings = syslog_settings(load_settings, syslog, [("stats", "syslog", 60)], ENABLE_MIRAGE=True,
+                               MIRAGE_CHECK_PATH=str(mirage_dir))
+    redis_conn.sadd("mirage.unique_metrics", b"metrics.\xff\xfe", "metrics.stats.in_set")
+    alerts.send_alerts(redis_conn, settings, [Anomaly(1, "stats.in_set", 1), Anomaly(1, "stats.plain", 1)], NOW)
+    lines = syslog.lines()
+    assert len(lines) == 1 and "stats.plain" in lines[0]
+    assert "mirage.unique_metrics: 1 members are not UTF-8 and were skipped, e.g. b'metrics.\\xff\\xfe'" in caplog.text

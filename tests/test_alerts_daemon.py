@@ -9,7 +9,8 @@ import pytest
 from skyline_analyzer import synthetic
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.cli.demo import seed_redis
-from tests.alert_receivers import HangingServer, SmtpReceiver
+from skyline_analyzer.systemd import Notifier
+from tests.alert_receivers import HangingServer, NotifyReceiver, SmtpReceiver
 
 SPIKING = "shop.checkout.latency"
 
@@ -76,3 +77,21 @@ def test_a_hanging_mail_server_costs_the_run_its_timeout_only(daemon_settings, s
     assert [a.base_name for a in report.anomalies] == [SPIKING]
     assert elapsed < 1.0 + 1.0 + 3.0  # the timeout, the dispatch grace, and the run itself
     assert redis_conn.keys("last_alert.*") == []
+
+
+def test_the_watchdog_is_pinged_while_the_run_waits_on_a_hung_mail_server(daemon_settings, seeded, redis_conn):
+    # WatchdogSec=2 s, so a ping every second; the one alert waits ALERT_TIMEOUT=3 s for a greeting that
+    # never comes. Without pings during dispatch the gap would be over 3 s.
+    with HangingServer() as stuck, NotifyReceiver() as notify:
+        analyzer = Analyzer(daemon_settings(stuck.port, ALERT_TIMEOUT=3.0), Notifier(notify.environ(2_000_000)))
+        started = time.monotonic()
+        report = analyzer.run_once()
+        ended = time.monotonic()
+        analyzer.link.close()
+        time.sleep(0.1)
+        pings = [when for when in notify.pings() if started <= when <= ended]
+        assert len(pings) >= 3
+        # From the first ping of the run (the workers' supervision) to its end.
+        assert notify.longest_silence(pings[0], ended) < 2.0
+    assert [a.base_name for a in report.anomalies] == [SPIKING]
+    assert ended - started > 3.0

@@ -184,12 +184,14 @@ def test_different_alerters_all_fire(load, receiver, redis_conn):
         "last_alert.pagerduty.stats.requests", "last_alert.slack.stats.requests", "last_alert.webhook.stats.requests"]
 
 
-def test_disabled_alerters_send_nothing(load, receiver, redis_conn):
-    settings = load(receiver.url,
-                    [SMTP_FIRST, ("stats", "webhook", 60), ("stats", "pagerduty", 60), ("stats", "slack", 60)],
-                    WEBHOOK_ENABLED=False, PAGERDUTY_ENABLED=False, SLACK_ENABLED=False)
-    alerts.send_alerts(redis_conn, settings, [ANOMALY], NOW)
+@pytest.mark.parametrize(("alerter", "switch"), [("webhook", "WEBHOOK_ENABLED"), ("pagerduty", "PAGERDUTY_ENABLED"),
+                                                 ("slack", "SLACK_ENABLED")])
+def test_disabled_alerter_sends_nothing_and_sets_the_key_as_v128(load, receiver, redis_conn, alerter, switch):
+    settings = load(receiver.url, [SMTP_FIRST, ("stats", alerter, 60)], **{switch: False})
+    jobs, _ = alerts.plan_alerts(redis_conn, settings, [ANOMALY])
+    assert alerts.dispatch(jobs, settings, redis_conn) == [alerts.Outcome.DISABLED]
     assert receiver.requests == []
+    assert redis_conn.exists(f"last_alert.{alerter}.stats.requests")
 
 
 def test_hanging_receiver_costs_one_timeout_and_others_are_delivered(load, receiver, redis_conn):
@@ -215,7 +217,7 @@ def test_dispatch_waves_are_each_bounded_by_the_timeout(load, redis_conn):
         results = alerts.dispatch(jobs, settings, redis_conn)
         elapsed = time.monotonic() - started
     # One worker: three waves of one timed-out POST each.
-    assert results == [False, False, False]
+    assert results == [alerts.Outcome.FAILED] * 3
     assert 1.4 < elapsed < 3 * 0.5 + alerts.DISPATCH_GRACE
 
 
@@ -229,8 +231,7 @@ def test_dispatch_deadline_abandons_alerts_that_overrun(load, redis_conn):
         started = time.monotonic()
         results = alerts.dispatch(jobs, settings, redis_conn)
         elapsed = time.monotonic() - started
-    assert results[0] is False
-    assert results[1:] == [None, None]
+    assert results == [alerts.Outcome.FAILED, alerts.Outcome.TIMED_OUT, alerts.Outcome.TIMED_OUT]
     assert elapsed < 3 * 0.5 + alerts.DISPATCH_GRACE + 0.3
 
 
@@ -256,3 +257,14 @@ def test_numpy_values_are_sent_as_numbers(load, receiver, redis_conn):
     document = receiver.requests[0].json()
     assert (document["value"], document["timestamp"]) == (12, NOW)
     assert msgpack.unpackb(redis_conn.get("last_alert.webhook.stats.requests")) == 12
+
+
+def test_slack_escapes_the_name_and_the_graphite_link_quotes_it(load, receiver, redis_conn):
+    settings = load(receiver.url, [SMTP_FIRST, ("stats", "slack", 60)], GRAPHITE_HOST="graphite.example",
+                    GRAPHITE_PORT="")
+    name = "stats.x|<!channel>&from=0#"
+    alerts.send_alerts(redis_conn, settings, [Anomaly(1.0, name, NOW)], NOW)
+    body = receiver.requests[0].json()["text"]
+    assert body.startswith("*Skyline Analyzer - ALERT* on stats.x|&lt;!channel&gt;&amp;from=0# at 24 hours - 1.0 :: ")
+    assert "&target=cactiStyle(stats.x%7C%3C%21channel%3E%26from%3D0%23)&width=588" in body
+    assert "<!channel>" not in body

@@ -10,8 +10,10 @@ import pytest
 
 from skyline_analyzer import codec
 from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.alerting import stale
 from skyline_analyzer.detection.anomaly import Anomaly
-from tests.alert_receivers import HangingServer, HttpReceiver, SmtpReceiver
+from skyline_analyzer.systemd import Notifier
+from tests.alert_receivers import HangingServer, HttpReceiver, NotifyReceiver, SmtpReceiver
 from tests.support import free_port
 
 NOW = 1_700_000_000
@@ -165,6 +167,23 @@ def test_hanging_smtp_server_costs_at_most_the_timeout(load, redis_conn):
     assert redis_conn.keys("last_alert.*") == []
 
 
+def test_hung_smtp_server_dispatch_keeps_the_watchdog_fed_and_stops_at_the_budget(load, redis_conn):
+    # WatchdogSec=1 s: a ping every 0.5 s. Six alerts one at a time against a server that accepts and never
+    # answers would take 6 timeouts; ALERT_DISPATCH_TIMEOUT ends the wait at 3 s.
+    with HangingServer() as stuck, NotifyReceiver() as notify:
+        settings = load(stuck.port, ALERT_TIMEOUT=1.0, ALERT_CONCURRENCY=1, ALERT_DISPATCH_TIMEOUT=3.0)
+        jobs, _ = alerts.plan_alerts(redis_conn, settings, [seed(redis_conn, f"stats.m{i}") for i in range(6)])
+        started = time.monotonic()
+        results = alerts.dispatch(jobs, settings, redis_conn, Notifier(notify.environ(1_000_000)))
+        ended = time.monotonic()
+        time.sleep(0.1)
+        assert notify.longest_silence(started, ended) < 1.0
+    assert 3.0 <= ended - started < 3.5
+    assert alerts.Outcome.SENT not in results
+    assert results.count(alerts.Outcome.TIMED_OUT) >= 3
+    assert redis_conn.keys("last_alert.*") == []
+
+
 def test_refusing_smtp_server_fails_fast_and_is_retried(load, smtp, redis_conn):
     anomaly = seed(redis_conn)
     started = time.monotonic()
@@ -182,7 +201,7 @@ def test_stale_digest_mails_new_stale_metrics_once(load, smtp, redis_conn):
     settings = load(smtp.port, STALE_PERIOD=500)
     redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.b.stale", "metrics.a.stale",
                     "metrics.donot_alert_on_stale.metric_known_to_go_stale")
-    alerts.send_stale_digest(redis_conn, settings, NOW)
+    stale.send_stale_digest(redis_conn, settings, NOW)
     [mail] = smtp.wait_for(1)
     assert mail.recipients == ["fallback@example.org"]
     assert mail.message["Subject"] == "[Skyline alert] - Analyzer ALERT - 2 stale metrics"
@@ -192,11 +211,11 @@ def test_stale_digest_mails_new_stale_metrics_once(load, smtp, redis_conn):
     assert 495 <= redis_conn.ttl("last_alert.stale.b.stale") <= 500
     assert not redis_conn.exists("last_alert.stale.donot_alert_on_stale.metric_known_to_go_stale")
 
-    alerts.send_stale_digest(redis_conn, settings, NOW + 60)
+    stale.send_stale_digest(redis_conn, settings, NOW + 60)
     time.sleep(0.2)
     assert len(smtp.mails) == 1
     redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.c.stale")
-    alerts.send_stale_digest(redis_conn, settings, NOW + 120)
+    stale.send_stale_digest(redis_conn, settings, NOW + 120)
     assert len(smtp.wait_for(2)) == 2
     assert "1 stale metrics" in smtp.mails[1].message["Subject"]
     assert "c.stale" in html_of(smtp.mails[1]) and "a.stale" not in html_of(smtp.mails[1])
@@ -204,13 +223,47 @@ def test_stale_digest_mails_new_stale_metrics_once(load, smtp, redis_conn):
 
 def test_failed_stale_digest_is_retried_next_run(load, smtp, redis_conn):
     redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.a.stale")
-    alerts.send_stale_digest(redis_conn, load(free_port()), NOW)
+    stale.send_stale_digest(redis_conn, load(free_port()), NOW)
     assert not redis_conn.exists("last_alert.stale.a.stale")
-    alerts.send_stale_digest(redis_conn, load(smtp.port), NOW + 60)
+    stale.send_stale_digest(redis_conn, load(smtp.port), NOW + 60)
     assert len(smtp.wait_for(1)) == 1
 
 
 def test_empty_stale_set_sends_nothing(load, smtp, redis_conn):
-    alerts.send_stale_digest(redis_conn, load(smtp.port), NOW)
+    stale.send_stale_digest(redis_conn, load(smtp.port), NOW)
     time.sleep(0.1)
     assert smtp.mails == []
+
+
+# --- names in mail ----------------------------------------------------------------------------------
+
+
+HOSTILE = "stats.evil\r\nBcc: victim@example.org\r\n<script>$x^{</script>"
+
+
+def test_a_hostile_name_is_escaped_in_every_part_of_the_mail(load, smtp, redis_conn):
+    settings = load(smtp.port)
+    alerts.send_alerts(redis_conn, settings, [seed(redis_conn, HOSTILE)], NOW)
+    [mail] = smtp.wait_for(1)
+    assert mail.recipients == ["ops@example.org", "dev@example.org", "boss@example.org"]
+    assert mail.message["Bcc"] is None
+    assert mail.message["Subject"] == (
+        "[Skyline alert] - Analyzer ALERT - stats.evil\\r\\nBcc: victim@example.org\\r\\n<script>$x^{</script>")
+    text = html_of(mail)
+    assert "metric: <b>stats.evil\r\nBcc: victim@example.org\r\n&lt;script&gt;$x^{&lt;/script&gt;</b>" in text
+    assert "<script>" not in text
+    # The plot was drawn ('$' is text, not a formula) and its Content-ID keeps only safe characters.
+    [image] = [p for p in parts(mail) if p.get_content_maintype() == "image"]
+    assert image["Content-ID"] == "<redis.stats.evilBccvictimexample.orgscriptxscript>"
+    assert '<img src="cid:redis.stats.evilBccvictimexample.orgscriptxscript"/>' in text
+    assert image.get_filename() == "stats.evilBccvictimexample.orgscriptxscript.redis.plot.24h.png"
+
+
+def test_stale_digest_escapes_names_and_skips_undecodable_members(load, smtp, redis_conn, caplog):
+    settings = load(smtp.port)
+    redis_conn.sadd("analyzer.alert_on_stale_metrics", "metrics.<b>bold</b>", b"metrics.\xff", "metrics.plain")
+    stale.send_stale_digest(redis_conn, settings, NOW)
+    [mail] = smtp.wait_for(1)
+    assert "2 stale metrics" in mail.message["Subject"]
+    assert ":<br>&lt;b&gt;bold&lt;/b&gt;<br>plain<br>" in html_of(mail)
+    assert "analyzer.alert_on_stale_metrics: 1 members are not UTF-8 and were skipped" in caplog.text

@@ -23,6 +23,8 @@ import redis
 
 from skyline_analyzer import connections, graphite, keys
 from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.alerting import mirage, stale
+from skyline_analyzer.alerting.rules import alert_rules
 from skyline_analyzer.analyzer import outputs, pool, run_metrics, worker
 from skyline_analyzer.analyzer.outputs import RunReport
 from skyline_analyzer.config import Settings
@@ -65,10 +67,9 @@ def decode_members(members: Iterable[bytes | str]) -> tuple[list[str], int]:
 
 def smtp_alerter_metrics(settings: Settings, base_names: Iterable[str]) -> list[str]:
     """Base names matched by at least one alert tuple whose alerter is exactly ``smtp`` (step 6)."""
-    patterns = [alert[0] for alert in settings.ALERTS if alert[1] == "smtp"]
+    rules = [rule for rule in alert_rules(settings) if rule.alerter == "smtp"]
     # Step 6 tests regex then substring, without the exact-equality rule.
-    return [name for name in base_names
-            if any(alerts.match_rule(p, name, exact=False) is not None for p in patterns)]
+    return [name for name in base_names if any(rule.match(name, exact=False) is not None for rule in rules)]
 
 
 class Analyzer:
@@ -198,7 +199,7 @@ class Analyzer:
         if not self.settings.ENABLE_MIRAGE:
             return None
         try:
-            return alerts.manage_mirage_metrics(conn, self.settings, unique_metrics, now)
+            return mirage.manage_mirage_metrics(conn, self.settings, unique_metrics, now)
         except Exception:
             log.error("error :: managing the Mirage metrics failed", exc_info=True)
             return set()
@@ -264,7 +265,7 @@ class Analyzer:
             log.info("alerts not enabled")
             return 0
         try:
-            return alerts.send_alerts(conn, self.settings, anomalies, now)
+            return alerts.send_alerts(conn, self.settings, anomalies, now, self.notifier)
         except Exception:
             log.error("error :: alerting failed", exc_info=True)
             return 0
@@ -274,7 +275,7 @@ class Analyzer:
         if not self.settings.ALERT_ON_STALE_METRICS:
             return
         try:
-            alerts.send_stale_digest(conn, self.settings, now)
+            stale.send_stale_digest(conn, self.settings, now, self.notifier)
         except Exception:
             log.error("error :: the stale metrics digest failed", exc_info=True)
 

@@ -14,12 +14,14 @@ import time
 
 from skyline_analyzer import config, connections
 from skyline_analyzer.alerting import dispatch as alerts
+from skyline_analyzer.alerting.rules import AlertRule, alert_rules
 from skyline_analyzer.detection.anomaly import Anomaly
 
 #: The metric name the default ALERTS reserve for testing alerters.
 DEFAULT_TEST_METRIC = "skyline_test.alerters.test"
 
-_OUTCOME = {True: "sent", False: "FAILED (see the log above)", None: "TIMED OUT"}
+#: Outcomes that leave nothing to fix: the exit status is 0 when every alert ended in one of them.
+_FINE = {alerts.Outcome.SENT, alerts.Outcome.DISABLED}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,10 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def test_jobs(settings: config.Settings, metric: str, value: float, now: float) -> list[alerts.AlertJob]:
     """One job per matching ALERTS tuple, plus a syslog job when syslog is on and no tuple covers it."""
     anomaly = Anomaly(value, metric, int(now), ("alert-test",))
-    matching = [tuple(alert) for alert in settings.ALERTS if alerts.match_rule(alert[0], metric)]
-    if settings.SYSLOG_ENABLED and not any(alert[1] == "syslog" for alert in matching):
-        matching.append((metric, "syslog", 1))
-    return [alerts.AlertJob(alert, anomaly, alerts.ANALYZER_CONTEXT) for alert in matching]
+    matching = [rule for rule in alert_rules(settings) if rule.match(metric)]
+    if settings.SYSLOG_ENABLED and not any(rule.alerter == "syslog" for rule in matching):
+        matching.append(AlertRule(metric, "syslog", 1))
+    return [alerts.AlertJob(rule, anomaly, alerts.ANALYZER_CONTEXT) for rule in matching]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -55,5 +57,5 @@ def run(args: argparse.Namespace) -> int:
     finally:
         redis.close()
     for job, result in zip(jobs, results, strict=True):
-        print(f"{job.alert[1]:<12} {job.alert[0]!r:<40} {_OUTCOME[result]}")
-    return 0 if all(results) else 1
+        print(f"{job.rule.alerter:<12} {job.rule.pattern!r:<40} {result.value}")
+    return 0 if all(result in _FINE for result in results) else 1

@@ -10,7 +10,7 @@ import time
 from typing import Any
 from urllib.parse import quote
 
-from skyline_analyzer import keys
+from skyline_analyzer import excerpt, keys
 from skyline_analyzer.config import Settings
 from skyline_analyzer.matching import in_list
 
@@ -39,7 +39,8 @@ def is_derivative(redis: Any, settings: Settings, base: str) -> bool:
     try:
         member = bool(redis.sismember(keys.DERIVATIVE_METRICS, full_key))
     except Exception:
-        log.exception("error :: alerters - failed to check %s in %s", full_key, keys.DERIVATIVE_METRICS)
+        log.exception("error :: alerters - failed to check %s in %s", excerpt.escape(full_key),
+                      keys.DERIVATIVE_METRICS)
         return False
     return member and not in_list(full_key, settings.NON_DERIVATIVE_MONOTONIC_METRICS)
 
@@ -69,10 +70,12 @@ def graphite_link(
     else:
         netloc = f"{settings.GRAPHITE_HOST}:80" if always_port else settings.GRAPHITE_HOST
     target = f"nonNegativeDerivative({base})" if derivative else base
+    # Quoted, a name cannot add query parameters or end the link where it is embedded (HTML, Slack).
+    target = quote(f"cactiStyle({target})", safe="()")
     title = quote(graph_title(context, hours(settings), value, derivative), safe="")
     return (
         f"{settings.GRAPHITE_PROTOCOL}://{netloc}/render/?from={_local(since)}&until={_local(until)}"
-        f"&target=cactiStyle({target}){settings.GRAPHITE_GRAPH_SETTINGS}&title={title}&colorList=orange"
+        f"&target={target}{settings.GRAPHITE_GRAPH_SETTINGS}&title={title}&colorList=orange"
     )
 
 

@@ -7,21 +7,20 @@ the legacy ``key`` is used when it is absent), ``events_url`` and ``severity``.
 
 from __future__ import annotations
 
-import logging
 import socket
 from datetime import UTC, datetime
 from typing import Any
 
-from skyline_analyzer.alerting.alerters import http, links
+from skyline_analyzer.alerting.alerters import links
+from skyline_analyzer.alerting.alerters.http import post_json
+from skyline_analyzer.alerting.rules import AlertRule
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection.anomaly import Anomaly
-
-log = logging.getLogger(__name__)
 
 DEFAULT_EVENTS_URL = "https://events.pagerduty.com/v2/enqueue"
 
 
-def event(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings) -> dict[str, Any]:
+def event(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings) -> dict[str, Any]:
     """The Events API v2 trigger; the dedup key groups repeated alerts of a metric into one incident."""
     opts = settings.PAGERDUTY_OPTS
     base = links.base_name(settings, anomaly.base_name)
@@ -44,16 +43,13 @@ def event(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings
                 "value": anomaly.value,
                 "metric_timestamp": anomaly.timestamp,
                 "triggered_algorithms": list(anomaly.triggered),
-                "alert_pattern": alert_tuple[0],
+                "alert_pattern": rule.pattern,
             },
         },
     }
 
 
-def alert(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
+def alert(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
     """POST the event; raises on an HTTP error status, a refused connection or a timeout."""
-    if not settings.PAGERDUTY_ENABLED:
-        log.info("pagerduty alerter not enabled, not alerting on %s", anomaly.base_name)
-        return
     url = settings.PAGERDUTY_OPTS.get("events_url") or DEFAULT_EVENTS_URL
-    http.post_json(url, event(alert_tuple, anomaly, context, settings), float(settings.ALERT_TIMEOUT))
+    post_json(url, event(rule, anomaly, context, settings), float(settings.ALERT_TIMEOUT))

@@ -20,7 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 
-from skyline_analyzer import codec, keys
+from skyline_analyzer import codec, excerpt, keys
 from skyline_analyzer.config import Settings
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def redis_series(redis: Any, settings: Settings, base: str, derivative: bool) ->
         raw = redis.get(full_key)
         pairs = [] if raw is None else codec.decode_pairs(raw, full_key)
     except Exception:
-        log.exception("error :: alerters - cannot plot %s", full_key)
+        log.exception("error :: alerters - cannot plot %s", excerpt.escape(full_key))
         return []
     pairs = [p for p in pairs if len(p) == 2 and _number(p[0]) and _number(p[1])]
     return non_negative_derivative(pairs) if derivative else pairs
@@ -120,7 +120,8 @@ def render(pairs: Sequence[Sequence[Any]], title: str, anomaly: tuple[Any, Any] 
             axes.plot([datetime.fromtimestamp(float(anomaly[0]), UTC)], [float(anomaly[1])], "o", ms=9,
                       markerfacecolor="none", markeredgecolor="red", markeredgewidth=1.5, zorder=4,
                       label=f"anomalous - {anomaly[1]}")
-        axes.set_title(title, fontsize=9)
+        # parse_math off: a '$' in a metric name is text, not the start of a formula.
+        axes.set_title(title, fontsize=9, parse_math=False)
         axes.xaxis.set_major_formatter(DateFormatter("%a %H:%M", tz=UTC))
         axes.grid(color="lightgray", lw=0.4)
         axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, fontsize=7, frameon=False)

@@ -9,25 +9,29 @@ render link instead, and the no-image path that crashed v1.2.8 (R5) does not exi
 
 from __future__ import annotations
 
+import html
 import json
-import logging
 from typing import Any
 
-from skyline_analyzer.alerting.alerters import http, links
+from skyline_analyzer.alerting.alerters import links
+from skyline_analyzer.alerting.alerters.http import post_json
+from skyline_analyzer.alerting.rules import AlertRule
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection.anomaly import Anomaly
-
-log = logging.getLogger(__name__)
 
 DEFAULT_ICON = ":chart_with_upwards_trend:"
 
 
-def text(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> str:
-    """``*Skyline <context> - ALERT* on <metric> at <H> hours - [derivative graph - ]<value>`` and links."""
+def text(anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> str:
+    """``*Skyline <context> - ALERT* on <metric> at <H> hours - [derivative graph - ]<value>`` and links.
+
+    The name has ``&``, ``<`` and ``>`` escaped as Slack asks, so that it cannot forge a link or a mention.
+    """
     base = links.base_name(settings, anomaly.base_name)
     derivative = links.is_derivative(redis, settings, base)
     middle = "derivative graph - " if derivative else ""
-    message = f"*Skyline {context} - ALERT* on {base} at {links.hours(settings)} hours - {middle}{anomaly.value}"
+    name = html.escape(base, quote=False)
+    message = f"*Skyline {context} - ALERT* on {name} at {links.hours(settings)} hours - {middle}{anomaly.value}"
     link = links.graphite_link(settings, base, anomaly.timestamp, context, anomaly.value,
                                derivative=derivative, always_port=False)
     if link is not None:
@@ -45,23 +49,20 @@ def channels(settings: Settings, pattern: str) -> list[str]:
     return [found] if isinstance(found, str) else list(found)
 
 
-def alert(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
+def alert(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
     """Post the message; raises on an HTTP error, a timeout, or a Web API answer with ``ok`` false."""
-    if not settings.SLACK_ENABLED:
-        log.info("slack alerter not enabled, not alerting on %s", anomaly.base_name)
-        return
     opts = settings.SLACK_OPTS
     timeout = float(settings.ALERT_TIMEOUT)
-    message = text(alert_tuple, anomaly, context, settings, redis)
+    message = text(anomaly, context, settings, redis)
     icon = opts.get("icon_emoji", DEFAULT_ICON)
     if opts.get("webhook_url"):
-        http.post_json(opts["webhook_url"], {"text": message, "icon_emoji": icon, "username": "Skyline"}, timeout)
+        post_json(opts["webhook_url"], {"text": message, "icon_emoji": icon, "username": "Skyline"}, timeout)
         return
     token = opts["bot_user_oauth_access_token"]
     url = opts.get("api_url", "https://slack.com/api").rstrip("/") + "/chat.postMessage"
     failures = []
-    for channel in channels(settings, alert_tuple[0]):
-        reply = json.loads(http.post_json(url, {"channel": channel, "text": message, "icon_emoji": icon},
+    for channel in channels(settings, rule.pattern):
+        reply = json.loads(post_json(url, {"channel": channel, "text": message, "icon_emoji": icon},
                                           timeout, {"Authorization": f"Bearer {token}"}))
         if not reply.get("ok"):
             failures.append(f"{channel}: {reply.get('error', 'no error given')}")

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import html
 import logging
+import re
 import smtplib
 import ssl
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from email.charset import QP, Charset
 from email.mime.base import MIMEBase
@@ -27,8 +27,10 @@ from email.mime.multipart import MIMEMultipart
 from email.mime.nonmultipart import MIMENonMultipart
 from typing import Any
 
-from skyline_analyzer import __version__
-from skyline_analyzer.alerting.alerters import http, links, plot
+from skyline_analyzer import __version__, excerpt
+from skyline_analyzer.alerting.alerters import links, plot
+from skyline_analyzer.alerting.alerters.http import get_bytes
+from skyline_analyzer.alerting.rules import AlertRule
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection.anomaly import Anomaly
 
@@ -36,24 +38,27 @@ log = logging.getLogger(__name__)
 
 #: The red-and-blue "Skyline" of the mail headings.
 SKYLINE_HEADING = '<font color="#dd3023">Sky</font><font color="#6698FF">line</font>'
+#: Characters of a metric name kept in a Subject or a plot title (escaped; longer names end with ...).
+NAME_LIMIT = 200
+
+_NOT_HEADER_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def recipients(settings: Settings, alert_tuple: Sequence[Any]) -> tuple[str, list[str]]:
-    """``(sender, distinct recipients)`` for an alert tuple.
+def recipients(settings: Settings, rule: AlertRule) -> tuple[str, list[str]]:
+    """``(sender, distinct recipients)`` for an alert rule.
 
     An e-mail-address alerter mails that address from ALERT_SENDER (or SMTP_OPTS['sender']). Otherwise
     ``SMTP_OPTS['recipients'][pattern]`` (the exact pattern string), else ``default_recipient``; a plain
     string is one recipient. Raises :class:`LookupError` when there is nobody to mail.
     """
     opts = settings.SMTP_OPTS
-    alerter = alert_tuple[1]
-    if "@" in alerter:
-        return settings.get("ALERT_SENDER") or opts["sender"], [alerter]
-    found = opts.get("recipients", {}).get(alert_tuple[0])
+    if "@" in rule.alerter:
+        return settings.get("ALERT_SENDER") or opts["sender"], [rule.alerter]
+    found = opts.get("recipients", {}).get(rule.pattern)
     if found is None:
         found = opts.get("default_recipient")
     if not found:
-        raise LookupError(f"no SMTP_OPTS recipients for {alert_tuple[0]!r} and no default_recipient")
+        raise LookupError(f"no SMTP_OPTS recipients for {rule.pattern!r} and no default_recipient")
     if isinstance(found, str):
         found = [found]
     return opts["sender"], list(dict.fromkeys(found))
@@ -98,31 +103,48 @@ def _image(data: bytes, content_id: str, filename: str) -> MIMEImage:
     return part
 
 
+def header_safe(base: str) -> str:
+    """The name as it may stand in a Content-ID or a file name: ASCII letters, digits, ``.``, ``_``, ``-``.
+
+    Ordinary metric names pass unchanged; anything else (a newline, ``>``, a quote) could end the header.
+    """
+    return _NOT_HEADER_SAFE.sub("", base)
+
+
 def _graphite_image(settings: Settings, link: str | None, base: str) -> bytes | None:
     if link is None:
         return None
     try:
-        return http.get_bytes(link, min(float(settings.ALERT_TIMEOUT),
-                                        float(settings.GRAPHITE_CONNECT_TIMEOUT + settings.GRAPHITE_READ_TIMEOUT)))
+        return get_bytes(link, min(float(settings.ALERT_TIMEOUT),
+                                   float(settings.GRAPHITE_CONNECT_TIMEOUT + settings.GRAPHITE_READ_TIMEOUT)))
     except Exception as exc:
-        log.warning("smtp alerter :: no Graphite image for %s: %s", base, exc)
+        log.warning("smtp alerter :: no Graphite image for %s: %s", excerpt.escape(base), excerpt.escape(str(exc)))
         return None
 
 
 def _plot(redis: Any, settings: Settings, anomaly: Anomaly, base: str, context: str,
           derivative: bool) -> tuple[bytes, plot.SeriesStats] | None:
+    """The Redis data plot, or None (logged) when there is no data or it cannot be drawn: the mail goes anyway."""
     pairs = plot.redis_series(redis, settings, base, derivative)
     if not pairs:
         return None
     graph = " (derivative graph)" if derivative else ""
     title = (f"Skyline {context} - ALERT - at {links.hours(settings)} hours - Redis data{graph}\n"
-             f"{base} - anomalous value: {anomaly.value}")
-    return plot.render(pairs, title, (anomaly.timestamp, anomaly.value))
+             f"{excerpt.escape(base, NAME_LIMIT)} - anomalous value: {anomaly.value}")
+    try:
+        return plot.render(pairs, title, (anomaly.timestamp, anomaly.value))
+    except Exception:
+        log.exception("error :: smtp alerter :: cannot plot %s", excerpt.escape(base))
+        return None
 
 
-def build_message(alert_tuple: Sequence[Any], anomaly: Anomaly, context: str, settings: Settings, redis: Any,
+def build_message(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings, redis: Any,
                   sender: str, to: list[str]) -> MIMEMultipart:
-    """The alert mail: two HTML parts (kept apart for SMTP's line-length limit) and the inline images."""
+    """The alert mail: two HTML parts (kept apart for SMTP's line-length limit) and the inline images.
+
+    The metric name is HTML-escaped in the body, escaped and bounded in the Subject, and reduced to
+    :func:`header_safe` in the images' Content-ID and file names.
+    """
     base = links.base_name(settings, anomaly.base_name)
     hours_shown = links.hours(settings)
     derivative = links.is_derivative(redis, settings, base)
@@ -133,6 +155,7 @@ def build_message(alert_tuple: Sequence[Any], anomaly: Anomaly, context: str, se
     redis_plot = _plot(redis, settings, anomaly, base, context, derivative) if embed and settings.PLOT_REDIS_DATA \
         else None
     name = html.escape(base)
+    cid = header_safe(base)
     at = datetime.fromtimestamp(int(anomaly.timestamp), UTC).strftime("%Y-%m-%d %H:%M:%S")
     triggered = ", ".join(anomaly.triggered) if anomaly.triggered else "none reported"
     body = (
@@ -142,7 +165,7 @@ def build_message(alert_tuple: Sequence[Any], anomaly: Anomaly, context: str, se
         f"Anomaly timestamp: {int(anomaly.timestamp)}<br>"
         f"Anomalous at: {at} UTC<br>"
         f"At hours: {hours_shown}<br>"
-        f"Next alert in: {alert_tuple[2]} seconds<br>"
+        f"Next alert in: {rule.expiration} seconds<br>"
         f"Triggered algorithms: {html.escape(triggered)}<br>"
     )
     if derivative:
@@ -155,27 +178,28 @@ def build_message(alert_tuple: Sequence[Any], anomaly: Anomaly, context: str, se
             f"3-sigma: {figures.three_sigma:.2f}<br>"
             f"3-sigma upper bound: {figures.upper:.2f} | 3-sigma lower bound: {figures.lower:.2f}<br>"
             f"<h3><b>Redis data at FULL_DURATION</b></h3><br>"
-            f'<img src="cid:redis.{name}"/><br>'
+            f'<img src="cid:redis.{cid}"/><br>'
         )
     if graphite_png is not None:
         more += (f"<h3><b>Graphite data at FULL_DURATION (may be aggregated)</b></h3>"
-                 f'<a href="{html.escape(link)}"><img src="cid:{name}"/></a><br>')
+                 f'<a href="{html.escape(link)}"><img src="cid:{cid}"/></a><br>')
     elif link is not None:
         more += f'<h3><b>Graphite data at FULL_DURATION</b></h3><img src="{html.escape(link)}"/><br>'
     if embed and not settings.PLOT_REDIS_DATA:
         more += "<br>Set PLOT_REDIS_DATA = True to attach a plot of the Redis data.<br>"
     more += f'<p align="right"><font size="1">Skyline version :: {__version__}</font></p>'
-    message = addressed(MIMEMultipart(), f"[Skyline alert] - {context} ALERT - {base}", sender, to)
+    subject = f"[Skyline alert] - {context} ALERT - {excerpt.escape(base, NAME_LIMIT)}"
+    message = addressed(MIMEMultipart(), subject, sender, to)
     message.attach(html_part(body))
     message.attach(html_part(more))
     if redis_plot is not None:
-        message.attach(_image(redis_plot[0], f"redis.{base}", f"{base}.redis.plot.{hours_shown}h.png"))
+        message.attach(_image(redis_plot[0], f"redis.{cid}", f"{cid}.redis.plot.{hours_shown}h.png"))
     if graphite_png is not None:
-        message.attach(_image(graphite_png, base, f"{base}.graphite.{hours_shown}h.png"))
+        message.attach(_image(graphite_png, cid, f"{cid}.graphite.{hours_shown}h.png"))
     return message
 
 
-def alert(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
+def alert(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
     """Build and send the alert mail; raises when there are no recipients or the SMTP exchange fails."""
-    sender, to = recipients(settings, alert_tuple)
-    send_mail(settings, sender, to, build_message(alert_tuple, anomaly, context, settings, redis, sender, to))
+    sender, to = recipients(settings, rule)
+    send_mail(settings, sender, to, build_message(rule, anomaly, context, settings, redis, sender, to))

@@ -6,16 +6,25 @@ Sent to the first ``SMTP_OPTS['default_recipient']`` only, through the smtp aler
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from email.mime.multipart import MIMEMultipart
 from typing import Any
 
 from skyline_analyzer.alerting.alerters.smtp import SKYLINE_HEADING, addressed, html_part, send_mail
-from skyline_analyzer.alerting.dispatch import StaleMetrics
+from skyline_analyzer.alerting.rules import AlertRule
 from skyline_analyzer.config import Settings
 
 
+@dataclass(frozen=True)
+class StaleMetrics:
+    """What the stale digest reports: the base names that went stale and when the digest was made."""
+
+    base_names: tuple[str, ...]
+    timestamp: int
+
+
 def build_message(stale: StaleMetrics, context: str, settings: Settings, sender: str, to: str) -> MIMEMultipart:
-    """Subject ``[Skyline alert] - <context> ALERT - <n> stale metrics`` and one line per metric."""
+    """Subject ``[Skyline alert] - <context> ALERT - <n> stale metrics`` and one HTML-escaped line per metric."""
     count = len(stale.base_names)
     body = (
         f"<h3>{SKYLINE_HEADING} {html.escape(context)} alert</h3><br>"
@@ -27,7 +36,7 @@ def build_message(stale: StaleMetrics, context: str, settings: Settings, sender:
     return message
 
 
-def alert(alert_tuple: tuple, stale: StaleMetrics, context: str, settings: Settings, redis: Any) -> None:
+def alert(rule: AlertRule, stale: StaleMetrics, context: str, settings: Settings, redis: Any) -> None:
     """Mail the digest; raises when there is no default recipient or the SMTP exchange fails."""
     recipients = settings.SMTP_OPTS.get("default_recipient")
     if isinstance(recipients, str):

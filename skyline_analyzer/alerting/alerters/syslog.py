@@ -8,24 +8,28 @@ plus ``syslog(LOG_WARNING, ...)`` produce, so the destination is configurable. T
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import time
 from typing import Any
 
+from skyline_analyzer import excerpt
+from skyline_analyzer.alerting.rules import AlertRule
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection.anomaly import Anomaly
 
-log = logging.getLogger(__name__)
-
 #: LOG_LOCAL4 (20) shifted into the facility bits, plus LOG_WARNING (4).
 PRIORITY = 20 * 8 + 4
+#: Characters of a metric name kept in the line (escaped; a longer name ends with ...).
+NAME_LIMIT = 512
 
 
 def message(anomaly: Anomaly, context: str) -> str:
-    """The alert text: ``'<context> - Anomalous metric: <metric> (value: <v>)'``."""
-    return f"{context} - Anomalous metric: {anomaly.base_name} (value: {anomaly.value})"
+    """The alert text: ``'<context> - Anomalous metric: <metric> (value: <v>)'``, the name escaped.
+
+    Escaped, a name cannot end the line early or carry terminal escape sequences into the log.
+    """
+    return f"{context} - Anomalous metric: {excerpt.escape(anomaly.base_name, NAME_LIMIT)} (value: {anomaly.value})"
 
 
 def datagram(ident: str, text: str, when: float | None = None) -> bytes:
@@ -37,11 +41,8 @@ def datagram(ident: str, text: str, when: float | None = None) -> bytes:
     return f"<{PRIORITY}>{stamp} {ident}[{os.getpid()}]: {text}".encode()
 
 
-def alert(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
-    """Send the syslog line; a no-op when SYSLOG_ENABLED is False."""
-    if not settings.SYSLOG_ENABLED:
-        log.info("syslog alerter not enabled, not alerting on %s", anomaly.base_name)
-        return
+def alert(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
+    """Send the syslog line; raises when the socket refuses it."""
     opts = settings.SYSLOG_OPTS
     address = opts.get("address", "/dev/log")
     payload = datagram(opts.get("ident", "skyline"), message(anomaly, context))

@@ -6,16 +6,15 @@ WEBHOOK_OPTS: ``urls`` maps an ALERTS pattern (the exact string) to a URL or a l
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from typing import Any
 
 from skyline_analyzer import __version__
-from skyline_analyzer.alerting.alerters import http, links
+from skyline_analyzer.alerting.alerters import links
+from skyline_analyzer.alerting.alerters.http import post_json
+from skyline_analyzer.alerting.rules import AlertRule
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection.anomaly import Anomaly
-
-log = logging.getLogger(__name__)
 
 
 def urls(settings: Settings, pattern: str) -> list[str]:
@@ -27,8 +26,8 @@ def urls(settings: Settings, pattern: str) -> list[str]:
     return [found] if isinstance(found, str) else list(found)
 
 
-def payload(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> dict[str, Any]:
-    """The JSON document: the anomaly, the matching tuple and a Graphite link (null without Graphite)."""
+def payload(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> dict[str, Any]:
+    """The JSON document: the anomaly, the matching rule and a Graphite link (null without Graphite)."""
     base = links.base_name(settings, anomaly.base_name)
     derivative = links.is_derivative(redis, settings, base)
     return {
@@ -41,10 +40,10 @@ def payload(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settin
         "derivative": derivative,
         "full_duration": int(settings.FULL_DURATION),
         "alert": {
-            "pattern": alert_tuple[0],
-            "alerter": alert_tuple[1],
-            "expiration_time": alert_tuple[2],
-            "second_order_resolution_hours": alert_tuple[3] if len(alert_tuple) > 3 else None,
+            "pattern": rule.pattern,
+            "alerter": rule.alerter,
+            "expiration_time": rule.expiration,
+            "second_order_resolution_hours": rule.second_order_resolution_hours,
         },
         "graph_url": links.graphite_link(settings, base, anomaly.timestamp, context, anomaly.value,
                                          derivative=derivative, always_port=False),
@@ -53,17 +52,14 @@ def payload(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settin
     }
 
 
-def alert(alert_tuple: tuple, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
+def alert(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> None:
     """POST to every URL; raises after trying them all when any failed (the alert is retried next run)."""
-    if not settings.WEBHOOK_ENABLED:
-        log.info("webhook alerter not enabled, not alerting on %s", anomaly.base_name)
-        return
-    document = payload(alert_tuple, anomaly, context, settings, redis)
+    document = payload(rule, anomaly, context, settings, redis)
     headers = dict(settings.WEBHOOK_OPTS.get("headers", {}))
     failures = []
-    for url in urls(settings, alert_tuple[0]):
+    for url in urls(settings, rule.pattern):
         try:
-            http.post_json(url, document, float(settings.ALERT_TIMEOUT), headers)
+            post_json(url, document, float(settings.ALERT_TIMEOUT), headers)
         except Exception as exc:
             failures.append(f"{url}: {exc}")
     if failures:
