@@ -1,8 +1,9 @@
 """Skyline analyzer settings: the operator's file.
 
 Every setting the analyzer and Horizon read, with the Skyline v1.2.8 default. Edit values here, or point
-SKYLINE_SETTINGS at a copy of this file. Settings are validated at start-up; a bad value stops the
-process with a message naming the setting.
+SKYLINE_SETTINGS at a copy of this file. Settings are validated at start-up: a bad value, or an
+UPPER_CASE name that is not a setting (a typo), stops the process with a message naming the setting.
+Helper variables must be lowercase or start with '_'. The rules are in docs/settings.md.
 """
 
 
@@ -23,9 +24,9 @@ REDIS_PORT = 6379
 # Paths and namespaces
 # ----------------------------------------------------------------------------------------------------
 
-# Directory for <app>.log (must exist; rotated at midnight, 5 kept).
+# Directory for <app>.log (an absolute path; must exist; rotated at midnight, 5 kept).
 LOG_PATH = '/var/log/skyline'
-# Directory for <app>.pid (must exist).
+# Directory for <app>.pid (an absolute path; must exist).
 PID_PATH = '/var/run/skyline'
 # Scratch directory: algorithm timing files, algorithm error files, alert images.
 SKYLINE_TMP_DIR = '/tmp/skyline'
@@ -64,7 +65,8 @@ GRAPH_URL = 'http://YOUR_GRAPHITE_HOST.example.com:80/render/?width=1400&from=-7
 CARBON_PORT = 2003
 # Oculus host; '' disables the mini namespace writes.
 OCULUS_HOST = ''
-# Segment after skyline.analyzer. in the analyzer's Graphite metrics ('' for none).
+# Segment after skyline.analyzer. in the analyzer's Graphite metrics ('' for none): letters, digits, '_', '-'
+# and '.' only, as it becomes part of a Graphite path.
 SERVER_METRICS_NAME = 'YOUR_HOSTNAME'
 
 # ----------------------------------------------------------------------------------------------------
@@ -173,8 +175,9 @@ NON_DERIVATIVE_MONOTONIC_METRICS = ['the_namespace_of_the_monotonic_metric_to_no
 # Alerts
 # ----------------------------------------------------------------------------------------------------
 
-# Alert tuples (pattern, alerter, EXPIRATION_TIME[, SECOND_ORDER_RESOLUTION_HOURS]);
-# the first matching tuple per alerter wins.
+# Alert tuples (pattern, alerter, EXPIRATION_TIME[, SECOND_ORDER_RESOLUTION_HOURS]); the first matching
+# tuple per alerter wins. The pattern must compile as a regex; the alerter is smtp, syslog, slack,
+# pagerduty, webhook or an e-mail address (hipchat is retired); both times are positive ints.
 ALERTS = [('skyline', 'smtp', 1800),
           ('skyline_test.alerters.test', 'smtp', 1800),
           ('skyline_test.alerters.test', 'hipchat', 1800),
@@ -197,6 +200,8 @@ SMTP_USER = ''
 SMTP_PASSWORD = ''
 # Upgrade the SMTP connection with STARTTLS before sending.
 SMTP_STARTTLS = False
+# Sender of the legacy e-mail-address alerter (an ALERTS tuple naming an address); None uses SMTP_OPTS' sender.
+ALERT_SENDER = None
 # Seconds any network alerter may block; a slower receiver is abandoned, logged and retried next run.
 ALERT_TIMEOUT = 15.0
 # How many alerts of one run are sent at the same time.
@@ -245,7 +250,7 @@ WEBHOOK_OPTS = {'urls': {'skyline': ['https://hooks.example.com/skyline']},
 
 # Horizon worker processes writing datapoints to Redis.
 WORKER_PROCESSES = 2
-# Address the Horizon listeners bind to.
+# Address the Horizon listeners bind to ('' is refused: write '0.0.0.0' to listen on every interface).
 HORIZON_IP = 'YOUR_SKYLINE_INTSANCE_IP_ADDRESS'
 # Carbon pickle protocol port (carbon-relay destination).
 PICKLE_PORT = 2024

@@ -30,7 +30,7 @@ if [ -f "$SKYLINE_CONF" ]; then
     source "$SKYLINE_CONF"
 fi
 
-# COMMAND runs the service; PYTHON is its interpreter, used to read the settings quickly.
+# COMMAND runs the service; PYTHON is its interpreter, used to read the settings.
 if [ "${PYTHON_VIRTUALENV:-}" = "true" ] && [ -n "${USE_PYTHON:-}" ]; then
     if [ ! -x "$USE_PYTHON" ] || ! "$USE_PYTHON" --version >/dev/null 2>&1; then
         echo "error - USE_PYTHON $USE_PYTHON is not a working interpreter"
@@ -52,25 +52,13 @@ else
     read -r -a PYTHON <<< "$(sed -n '1s/^#![[:space:]]*//p' "$PROGRAM")"
 fi
 
-# LOG_PATH, PID_PATH, SKYLINE_TMP_DIR and MAX_ANALYZER_PROCESS_RUNTIME through the Python settings loader
-# ($SKYLINE_SETTINGS, else the repository's settings.py, defaults for what it leaves out). Only the file is
-# read here, which takes milliseconds; the daemon validates every setting when it starts.
+# LOG_PATH, PID_PATH, SKYLINE_TMP_DIR and MAX_ANALYZER_PROCESS_RUNTIME from the package's settings loader
+# ($SKYLINE_SETTINGS, else the repository's settings.py, defaults for what it leaves out). The loader
+# validates every setting first (in a fraction of a second: it imports no numerical library), so invalid
+# settings stop every action here with its message, naming the file, line and setting.
+# -P: the current directory must not shadow the installed package.
 read_settings() {
-    "${PYTHON[@]}" -c '
-import shlex
-import sys
-
-from skyline_analyzer import config
-from skyline_analyzer.exceptions import SettingsError
-
-try:
-    path = config.settings_path()
-    settings = config.Settings(config.read_settings_file(path) if path else {})
-except SettingsError as exc:
-    sys.exit(f"error :: {exc}")
-for name in ("LOG_PATH", "PID_PATH", "SKYLINE_TMP_DIR", "MAX_ANALYZER_PROCESS_RUNTIME"):
-    print(f"{name}={shlex.quote(str(settings[name]))}")
-'
+    "${PYTHON[@]}" -P -m skyline_analyzer.config LOG_PATH PID_PATH SKYLINE_TMP_DIR MAX_ANALYZER_PROCESS_RUNTIME
 }
 
 case "$1" in
@@ -82,7 +70,7 @@ case "$1" in
 esac
 
 if ! PATHS=$(read_settings); then
-    echo "error - could not read the settings"
+    echo "error - invalid settings: nothing done"
     exit 1
 fi
 eval "$PATHS"

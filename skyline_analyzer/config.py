@@ -2,17 +2,33 @@
 
 The file is plain Python (``settings.py``): every UPPER_CASE name it defines is a setting. It is found
 through ``$SKYLINE_SETTINGS`` when set, else ``settings.py`` beside the package. A setting the file does
-not define takes its default from :mod:`skyline_analyzer.defaults`.
+not define takes its default from :mod:`skyline_analyzer.defaults`; every value is checked against
+:mod:`skyline_analyzer.schema`. Any problem, including a file that does not run, is a
+:class:`SettingsError` whose messages name the file, the line and the setting (docs/settings.md).
+
+Run as ``python -m skyline_analyzer.config NAME...``, it validates the settings and prints ``NAME=value``
+lines for a shell (``bin/analyzer.d``).
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
+import contextlib
+import io
 import os
-import runpy
+import re
+import shlex
+import sys
+import tokenize
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType, TracebackType
 from typing import Any
 
+from skyline_analyzer import schema
+from skyline_analyzer.checks import describe, escape, nearest
 from skyline_analyzer.defaults import DEFAULTS
 from skyline_analyzer.exceptions import SettingsError
 
@@ -20,6 +36,12 @@ from skyline_analyzer.exceptions import SettingsError
 SETTINGS_ENV = "SKYLINE_SETTINGS"
 #: The operator's file in a source checkout.
 BUNDLED_SETTINGS = Path(__file__).resolve().parent.parent / "settings.py"
+#: Unknown names reported at most; the rest are counted.
+UNKNOWN_REPORTED = 20
+#: Largest settings file read, in bytes: the operator's file is a few kB; this bounds a wrong path's cost.
+MAX_SETTINGS_BYTES = 1 << 20
+
+_ASSIGNED_AT_LINE_START = re.compile(rb"\s*([A-Z][A-Z0-9_]*)\s*(?::[^=]*)?[-+*/%&|^@]?=")
 
 
 class Settings(Mapping[str, Any]):
@@ -59,6 +81,16 @@ class Settings(Mapping[str, Any]):
         return f"skyline.{app}{suffix}"
 
 
+@dataclass(frozen=True)
+class SettingsFile:
+    """What a settings file defines: its settings, the line each was last set on, and imported names."""
+
+    path: Path
+    values: dict[str, Any]
+    lines: dict[str, int]
+    imported: frozenset[str]
+
+
 def settings_path() -> Path | None:
     """The settings file in force: ``$SKYLINE_SETTINGS``, else the bundled ``settings.py`` if present."""
     named = os.environ.get(SETTINGS_ENV)
@@ -67,159 +99,194 @@ def settings_path() -> Path | None:
     return BUNDLED_SETTINGS if BUNDLED_SETTINGS.is_file() else None
 
 
-def read_settings_file(path: Path) -> dict[str, Any]:
-    """Execute a settings file and return its UPPER_CASE names."""
+def read_settings_file(path: Path) -> SettingsFile:
+    """Execute a settings file; :class:`SettingsError` naming the file, line and setting if it cannot."""
+    where = escape(str(path), 400)
     if not path.is_file():
-        raise SettingsError([f"{SETTINGS_ENV}: settings file {path} does not exist"])
+        reason = "does not exist" if not path.exists() else "is not a regular file"
+        raise SettingsError([f"{SETTINGS_ENV}: settings file {where} {reason}"])
     try:
-        namespace = runpy.run_path(str(path))
-    except Exception as exc:
-        raise SettingsError([f"settings file {path} failed to load: {type(exc).__name__}: {exc}"]) from exc
-    return {name: value for name, value in namespace.items() if name.isupper()}
+        with path.open("rb") as handle:
+            data = handle.read(MAX_SETTINGS_BYTES + 1)
+    except OSError as exc:
+        raise SettingsError([f"{where}: cannot be read: {exc.strerror}"]) from None
+    if len(data) > MAX_SETTINGS_BYTES:
+        raise SettingsError([f"{where}: larger than {MAX_SETTINGS_BYTES} bytes: not a settings file"])
+    source = _decode(data, where)
+    try:
+        tree = ast.parse(source, filename=str(path))
+        code = compile(tree, str(path), "exec")
+    except SyntaxError as exc:
+        named = _setting_on(data, exc.lineno)
+        raise SettingsError([f"{where}:{exc.lineno}: {named}{_describe_exception(exc)}"]) from None
+    except (ValueError, RecursionError, MemoryError) as exc:
+        raise SettingsError([f"{where}: cannot be compiled: {_describe_exception(exc)}"]) from None
+    namespace: dict[str, Any] = {"__file__": str(path), "__name__": "__settings__", "__builtins__": builtins}
+    try:
+        exec(code, namespace)
+    except (Exception, SystemExit) as exc:
+        line = _failing_line(exc.__traceback__, str(path))
+        names = _names_set_on(tree, line)
+        prefix = f"{names[0]}: " if names else ""
+        if any(schema.is_secret(name) for name in names):
+            text = f"{type(exc).__name__} (message not shown: secret)"
+        else:
+            text = _describe_exception(exc)
+        located = f"{where}:{line}" if line else where
+        raise SettingsError([f"{located}: {prefix}failed: {text}"]) from None
+    values = {
+        name: value for name, value in namespace.items()
+        if isinstance(name, str) and name.isupper() and not name.startswith("_")
+        and not isinstance(value, ModuleType)
+    }
+    return SettingsFile(path, values, _assignment_lines(tree), _imported_names(tree))
 
 
 def load(path: Path | None = None) -> Settings:
     """Read and validate the settings; raise :class:`SettingsError` naming every bad setting."""
     path = path if path is not None else settings_path()
-    values = read_settings_file(path) if path is not None else {}
-    settings = Settings(values, str(path) if path is not None else "<defaults>")
-    problems = validate(settings)
-    if problems:
-        raise SettingsError(problems)
+    if path is None:
+        settings = Settings({})
+        problems = validate(settings)
+        if problems:
+            raise SettingsError(problems)
+        return settings
+    file = read_settings_file(path)
+    # Unknown names are reported below; imported ones (any case) are the file's own business.
+    settings = Settings({name: value for name, value in file.values.items() if name in DEFAULTS}, str(path))
+    located = [*_unknown_names(file), *((file.lines.get(name), text) for name, text in schema.check(settings))]
+    if located:
+        where = escape(str(path), 400)
+        located.sort(key=lambda found: found[0] if found[0] is not None else sys.maxsize)
+        raise SettingsError([f"{where}:{line}: {text}" if line else f"{where}: {text}" for line, text in located])
     return settings
 
 
-# Accepted types where the default's own type is too narrow.
-_ALLOWED_TYPES: dict[str, tuple[type, ...]] = {
-    "REDIS_PASSWORD": (str, type(None)),
-    "REDIS_HOST": (str, type(None)),
-    "GRAPHITE_PORT": (str, int),
-    "LUMINOL_CROSS_CORRELATION_THRESHOLD": (int, float),
-    "GRAPHITE_CONNECT_TIMEOUT": (int, float),
-    "GRAPHITE_READ_TIMEOUT": (int, float),
-}
-
-# Settings that are durations, counts or sizes and must be positive integers.
-_POSITIVE_INTS = (
-    "FULL_DURATION",
-    "MINI_DURATION",
-    "STALE_PERIOD",
-    "ANALYZER_PROCESSES",
-    "ANALYZER_OPTIMUM_RUN_DURATION",
-    "MAX_ANALYZER_PROCESS_RUNTIME",
-    "MIN_TOLERABLE_LENGTH",
-    "MAX_TOLERABLE_BOREDOM",
-    "BOREDOM_SET_SIZE",
-    "CONSENSUS",
-    "CARBON_PORT",
-    "WORKER_PROCESSES",
-    "CHUNK_SIZE",
-    "MAX_QUEUE_SIZE",
-    "ROOMBA_PROCESSES",
-    "ROOMBA_TIMEOUT",
-    "MAX_RESOLUTION",
-    "IONOSPHERE_KEEP_TRAINING_TIMESERIES_FOR",
-    "ALERT_CONCURRENCY",
-    "SMTP_PORT",
-    "PICKLE_PORT",
-    "UDP_PORT",
-    "PLAINTEXT_PORT",
-    "MAX_PICKLE_FRAME_BYTES",
-)
-
-# Timeouts and intervals in seconds: positive, fractions allowed.
-_POSITIVE_NUMBERS = ("GRAPHITE_CONNECT_TIMEOUT", "GRAPHITE_READ_TIMEOUT", "ALERT_TIMEOUT", "CHUNK_FLUSH_INTERVAL")
-
-
-def _type_name(types: tuple[type, ...]) -> str:
-    return " or ".join("None" if t is type(None) else t.__name__ for t in types)
-
-
-def _allowed_types(name: str, default: Any) -> tuple[type, ...]:
-    if name in _ALLOWED_TYPES:
-        return _ALLOWED_TYPES[name]
-    if isinstance(default, bool):
-        return (bool,)
-    if isinstance(default, int):
-        return (int,)
-    if isinstance(default, float):
-        return (int, float)
-    if isinstance(default, (list, tuple)):
-        return (list, tuple)
-    return (type(default),)
-
-
-def _type_problems(settings: Settings) -> list[str]:
-    problems = []
-    for name, default in DEFAULTS.items():
-        value = settings[name]
-        allowed = _allowed_types(name, default)
-        # bool is an int subclass; True is not a valid duration.
-        wrong_bool = isinstance(value, bool) and bool not in allowed
-        if wrong_bool or not isinstance(value, allowed):
-            problems.append(f"{name} must be {_type_name(allowed)}, got {type(value).__name__} {value!r}")
-    return problems
-
-
-def _alert_problems(settings: Settings) -> list[str]:
-    problems = []
-    for index, alert in enumerate(settings.ALERTS):
-        shape_ok = (
-            isinstance(alert, (list, tuple))
-            and len(alert) in (3, 4)
-            and isinstance(alert[0], str)
-            and isinstance(alert[1], str)
-            and all(isinstance(x, int) and not isinstance(x, bool) for x in alert[2:])
-        )
-        if not shape_ok:
-            problems.append(
-                f"ALERTS[{index}] must be (pattern, alerter, EXPIRATION_TIME[, SECOND_ORDER_RESOLUTION_HOURS])"
-                f" with int times, got {alert!r}"
-            )
-            continue
-    if settings.SLACK_ENABLED:
-        alerters = [a[1] for a in settings.ALERTS if isinstance(a, (list, tuple)) and len(a) > 1]
-        first_smtp = alerters.index("smtp") if "smtp" in alerters else None
-        for index, alerter in enumerate(alerters):
-            if alerter == "slack" and (first_smtp is None or index < first_smtp):
-                problems.append(f"ALERTS[{index}]: slack tuples must come after the smtp tuples")
-            if alerter == "smtp" and "slack" in alerters[:index]:
-                problems.append(f"ALERTS[{index}]: an smtp tuple must not follow a slack tuple")
-    return problems
-
-
-def validate(settings: Settings) -> list[str]:
+def validate(settings: Mapping[str, Any]) -> list[str]:
     """Every problem with ``settings``, one message each naming the setting; empty when valid."""
-    from skyline_analyzer.detection.algorithms import DETECTORS
-    from skyline_analyzer.detection.engine import ENGINES
+    return [text for _, text in schema.check(settings)]
 
-    problems = _type_problems(settings)
-    bad_types = {p.split(" ", 1)[0] for p in problems}
-    for name in (*_POSITIVE_INTS, *_POSITIVE_NUMBERS):
-        if name not in bad_types and settings[name] <= 0:
-            problems.append(f"{name} must be positive, got {settings[name]!r}")
-    if "ALGORITHMS" not in bad_types:
-        algorithms = list(settings.ALGORITHMS)
-        for name in algorithms:
-            if name not in DETECTORS:
-                problems.append(
-                    f"ALGORITHMS: {name!r} is not a Skyline algorithm (known: {', '.join(sorted(DETECTORS))})"
-                )
-        if not algorithms:
-            problems.append("ALGORITHMS must name at least one algorithm")
-        if len(set(algorithms)) != len(algorithms):
-            problems.append("ALGORITHMS names an algorithm more than once")
-        if "CONSENSUS" not in bad_types and len(algorithms) < settings.CONSENSUS:
-            problems.append(
-                f"CONSENSUS = {settings.CONSENSUS} is more than the {len(algorithms)} ALGORITHMS:"
-                " nothing could ever be anomalous"
-            )
-    threshold = settings.LUMINOL_CROSS_CORRELATION_THRESHOLD
-    if "LUMINOL_CROSS_CORRELATION_THRESHOLD" not in bad_types and (threshold <= 0.0 or threshold >= 1.0):
-        problems.append(f"LUMINOL_CROSS_CORRELATION_THRESHOLD must be between 0 and 1, got {threshold!r}")
-    if "ANALYZER_ENGINE" not in bad_types and settings.ANALYZER_ENGINE not in ENGINES:
-        problems.append(f"ANALYZER_ENGINE must be one of {', '.join(map(repr, ENGINES))},"
-                        f" got {settings.ANALYZER_ENGINE!r}")
-    if "ALERTS" not in bad_types:
-        problems.extend(_alert_problems(settings))
-    return problems
+
+def _unknown_names(file: SettingsFile) -> Iterator[tuple[int | None, str]]:
+    unknown = sorted(name for name in file.values if name not in DEFAULTS and name not in file.imported)
+    for name in unknown[:UNKNOWN_REPORTED]:
+        shown = name if name.isidentifier() and len(name) <= 80 else describe(name)
+        hint = nearest(name, DEFAULTS)
+        why = f"did you mean {hint}?" if hint else "not a skyline-analyzer setting; helper names must be lowercase"
+        yield file.lines.get(name), f"unknown setting {shown} ({why})"
+    if len(unknown) > UNKNOWN_REPORTED:
+        yield None, f"{len(unknown) - UNKNOWN_REPORTED} more unknown settings not shown"
+
+
+def _decode(data: bytes, where: str) -> str:
+    """The file's text, in its declared encoding (UTF-8 unless a coding line says otherwise)."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
+        return data.decode(encoding)
+    except (SyntaxError, LookupError, UnicodeDecodeError) as exc:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            line = data.count(b"\n", 0, bad.start) + 1
+            raise SettingsError([f"{where}:{line}: {_setting_on(data, line)}not UTF-8 text "
+                                 f"(byte 0x{data[bad.start]:02x})"]) from None
+        raise SettingsError([f"{where}: {_describe_exception(exc)}"]) from None
+
+
+def _setting_on(data: bytes, line: int | None) -> str:
+    """``'NAME: '`` when line ``line`` of the raw file starts by assigning NAME, else ''."""
+    if not line:
+        return ""
+    lines = data.split(b"\n", line)
+    text = lines[line - 1] if len(lines) >= line else b""
+    match = _ASSIGNED_AT_LINE_START.match(text[:200])
+    return f"{match.group(1).decode()}: " if match else ""
+
+
+def _describe_exception(exc: BaseException) -> str:
+    """``Type: message``, bounded and escaped, built from the arguments (never the object's own ``str``)."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {escape(str(exc.msg))}"
+    if not exc.args:
+        return type(exc).__name__
+    first = exc.args[0]
+    return f"{type(exc).__name__}: {escape(first) if isinstance(first, str) else describe(first)}"
+
+
+def _failing_line(trace: TracebackType | None, filename: str) -> int | None:
+    """The line of the file's top-level code the exception went through (the statement that failed)."""
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == filename:
+            return trace.tb_lineno
+        trace = trace.tb_next
+    return None
+
+
+def _targets(node: ast.AST) -> Iterator[str]:
+    targets = node.targets if isinstance(node, ast.Assign) else [getattr(node, "target", None)]
+    for target in targets:
+        for found in ast.walk(target) if target is not None else ():
+            if isinstance(found, ast.Name):
+                yield found.id
+
+
+def _assignment_lines(tree: ast.Module) -> dict[str, int]:
+    lines: dict[str, int] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            for name in _targets(node):
+                lines[name] = max(lines.get(name, 0), node.lineno)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                name = alias.asname or alias.name.split(".")[0]
+                lines[name] = max(lines.get(name, 0), node.lineno)
+    return lines
+
+
+def _names_set_on(tree: ast.Module, line: int | None) -> list[str]:
+    """The names assigned by the top-level statement spanning ``line``."""
+    for node in tree.body:
+        if line is not None and node.lineno <= line <= (node.end_lineno or node.lineno):
+            if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+                return list(_targets(node))
+            return []
+    return []
+
+
+def _imported_names(tree: ast.Module) -> frozenset[str]:
+    """Names bound by import statements: not settings, whatever their case (``import *`` included)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name != "*":
+                    names.add(alias.asname or alias.name.split(".")[0])
+                elif isinstance(node, ast.ImportFrom) and node.module in sys.modules:
+                    module = sys.modules[node.module]
+                    names.update(getattr(module, "__all__", [n for n in vars(module) if not n.startswith("_")]))
+    return frozenset(names)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Validate the settings, then print ``NAME=<shell-quoted value>`` for each name asked for.
+
+    Exit status 1 when the settings are invalid (the messages go to stderr), 2 for a name that is not a
+    setting or is a secret. Whatever the settings file itself prints goes to stderr, not into the output.
+    """
+    names = sys.argv[1:] if argv is None else argv
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            settings = load()
+    except SettingsError as exc:
+        print(f"error :: {exc}", file=sys.stderr)
+        return 1
+    for name in names:
+        if name not in settings or schema.is_secret(name):
+            print(f"error :: {escape(name)} is not a setting that can be printed", file=sys.stderr)
+            return 2
+        print(f"{name}={shlex.quote(str(settings[name]))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

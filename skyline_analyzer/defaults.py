@@ -1,13 +1,47 @@
-"""Every setting's default: the one place defaults live.
+"""Every setting's default, and the names settings may refer to: plain data, the one place they live.
 
 Values are Skyline v1.2.8's unless a comment says otherwise (docs/departures.md#settings). The operator's
-``settings.py`` repeats each one with an explanation; ``tests/test_config.py`` keeps the two in step.
-A setting missing from the operator's file falls back to the value here.
+``settings.py`` repeats each one with an explanation; ``tests/test_config.py`` keeps the two in step. A setting missing
+from the operator's file falls back to the value here. How each setting is checked is in
+:mod:`skyline_analyzer.schema` (docs/settings.md).
+
+This module imports nothing, so that loading and validating settings never imports the numerical stack.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+#: The nine algorithms by the names ``ALGORITHMS`` uses, in v1.2.8's order: cheap ones that rarely vote
+#: True first, so that the early exit skips the costly ones (docs/analyzer-optimizations.md).
+ALGORITHM_NAMES = (
+    "histogram_bins",
+    "first_hour_average",
+    "stddev_from_average",
+    "grubbs",
+    "ks_test",
+    "mean_subtraction_cumulation",
+    "median_absolute_deviation",
+    "stddev_from_moving_average",
+    "least_squares",
+)
+
+#: The values ``ANALYZER_ENGINE`` accepts: 'fast' (batched) and 'reference' (per series, the oracle).
+ENGINES = ("fast", "reference")
+
+#: The alerter names an ALERTS tuple may use, each a module of ``skyline_analyzer.alerters``, with the
+#: setting that switches it on (None: always on). An e-mail address is also accepted: the legacy form of smtp.
+ALERTER_NAMES: dict[str, str | None] = {
+    "smtp": None,
+    "syslog": "SYSLOG_ENABLED",
+    "slack": "SLACK_ENABLED",
+    "pagerduty": "PAGERDUTY_ENABLED",
+    "webhook": "WEBHOOK_ENABLED",
+}
+
+#: v1.2.8 alerter names with no module any more. Accepted in ALERTS so that v1.2.8 settings files still
+#: load; a matching alert is logged as having no alerter (docs/alerts.md).
+RETIRED_ALERTERS = ("hipchat",)
 
 DEFAULTS: dict[str, Any] = {
     # --- Redis -----------------------------------------------------------------------------------
@@ -58,17 +92,7 @@ DEFAULTS: dict[str, Any] = {
     "MAX_TOLERABLE_BOREDOM": 100,
     "BOREDOM_SET_SIZE": 1,
     "CANARY_METRIC": "statsd.numStats",
-    "ALGORITHMS": [
-        "histogram_bins",
-        "first_hour_average",
-        "stddev_from_average",
-        "grubbs",
-        "ks_test",
-        "mean_subtraction_cumulation",
-        "median_absolute_deviation",
-        "stddev_from_moving_average",
-        "least_squares",
-    ],
+    "ALGORITHMS": list(ALGORITHM_NAMES),
     "CONSENSUS": 6,
     "RUN_OPTIMIZED_WORKFLOW": True,
     "ENABLE_ALGORITHM_RUN_METRICS": True,
@@ -118,6 +142,8 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_USER": "",
     "SMTP_PASSWORD": "",
     "SMTP_STARTTLS": False,
+    # v1.2.8 read it only when defined: the sender of the legacy e-mail-address alerter (None: SMTP_OPTS').
+    "ALERT_SENDER": None,
     # Beyond v1.2.8: seconds any network alerter may block (v1.2.8 gave the smtp child 15 s), and how many
     # alerts of one run are sent at once.
     "ALERT_TIMEOUT": 15.0,
@@ -187,7 +213,3 @@ DEFAULTS: dict[str, Any] = {
         "skyline.analyzer.total_anomalies",
     ],
 }
-
-#: The alerter names an ALERTS entry may use besides an e-mail address (the smtp alerter); the registry in
-#: skyline_analyzer.alerting.alerters serves exactly these.
-ALERTER_NAMES: tuple[str, ...] = ("smtp", "syslog", "slack", "pagerduty", "webhook")

@@ -157,7 +157,7 @@ def test_webhook_posts_the_document_to_each_url(load, receiver, redis_conn):
 
 def test_webhook_default_urls_and_a_single_string(load, receiver, redis_conn):
     settings = load(receiver.url, [("stats.req", "webhook", 60)],
-                    WEBHOOK_OPTS={"urls": {"other": "x"}, "default_urls": f"{receiver.url}/default"})
+                    WEBHOOK_OPTS={"urls": {"other": f"{receiver.url}/x"}, "default_urls": f"{receiver.url}/default"})
     alerts.send_alerts(redis_conn, settings, [ANOMALY], NOW)
     assert [r.path for r in receiver.requests] == ["/default"]
 

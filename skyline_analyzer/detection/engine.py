@@ -18,13 +18,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from skyline_analyzer.config import Settings
+from skyline_analyzer.defaults import ENGINES
 from skyline_analyzer.detection import batch
 from skyline_analyzer.detection.reference import Recorder, Verdict, consensus, run_selected_algorithm
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import ExceptionKind, SeriesException, SettingsError
-
-#: The values ``ANALYZER_ENGINE`` accepts.
-ENGINES = ("fast", "reference")
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ def analyse(
         return _analyse_reference(series, names, settings, now, recorder)
     if engine == "fast":
         return _analyse_fast(series, names, settings, now, recorder, deferred)
-    raise SettingsError([f"ANALYZER_ENGINE must be 'fast' or 'reference', got {engine!r:.40}"])
+    raise SettingsError([f"ANALYZER_ENGINE must be one of {ENGINES}, got {engine!r:.40}"])
 
 
 def _analyse_reference(
