@@ -47,7 +47,7 @@ def metric(namespace: str, base_name: str) -> str:
 
 def base_name(namespace: str, full_key: str) -> str:
     """The base name of a full key (the namespace prefix removed once, if present)."""
-    return full_key[len(namespace) :] if full_key.startswith(namespace) else full_key
+    return full_key.removeprefix(namespace)
 
 
 def last_alert(alerter: str, base: str) -> str:
