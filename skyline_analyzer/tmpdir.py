@@ -37,7 +37,7 @@ def ensure_private(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
+        if path.is_symlink():
             raise UnsafeDirectoryError(f"SKYLINE_TMP_DIR {path} is a symbolic link: name the directory") from None
         if exc.errno == errno.ENOTDIR:
             raise UnsafeDirectoryError(f"SKYLINE_TMP_DIR {path} is not a directory") from None
