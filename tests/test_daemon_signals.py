@@ -22,6 +22,7 @@ from skyline_analyzer.cli.demo import seed_redis
 from tests.carbon_server import free_port
 from tests.test_horizon_listen import free_udp_port
 
+REPO = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).parent / "skyline-analyzer"
 QUIET = {"ENABLE_ALERTS": False, "ALERT_ON_STALE_METRICS": False}
 
@@ -276,3 +277,9 @@ def test_horizon_second_sigint_kills_the_children_at_once(make_settings, redis_c
         assert time.monotonic() - sent < 5
     assert not any(alive(pid) for pid in forked)
     assert "horizon :: interrupted twice: stopped immediately" in log.read_text()
+
+
+def test_the_units_reload_with_sighup():
+    for name in ("analyzer", "horizon"):
+        unit = (REPO / "etc" / "systemd" / f"{name}.service").read_text()
+        assert "\nExecReload=/bin/kill -HUP $MAINPID\n" in unit
