@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+#: Seconds between looks at the stop flag while waiting without a wake-up pipe.
+STOP_POLL = 0.2
+
 #: The daemon whose handlers are installed in this process (one per process: signals are process-wide).
 _installed: Daemon | None = None
 
@@ -122,12 +125,16 @@ class Daemon:
     # --- waiting and the watchdog -------------------------------------------------------------
 
     def wait(self, timeout: float) -> None:
-        """Wait ``timeout`` seconds or until a signal arrives, then :meth:`handle_signals`."""
-        if timeout > 0:
-            if self._wakeup is None:
-                time.sleep(timeout)
-            else:
-                select.select([self._wakeup[0]], [], [], timeout)
+        """Wait ``timeout`` seconds or until a signal arrives or a stop is requested, then :meth:`handle_signals`.
+
+        Without installed handlers (a daemon driven in-process) the stop flag is polled instead.
+        """
+        if self._wakeup is not None:
+            select.select([self._wakeup[0]], [], [], max(0.0, timeout))
+        else:
+            deadline = time.monotonic() + timeout
+            while not self.stop_requested and (remaining := deadline - time.monotonic()) > 0:
+                time.sleep(min(remaining, STOP_POLL))
         self.handle_signals()
 
     def checkpoint(self) -> None:
