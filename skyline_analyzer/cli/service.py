@@ -51,7 +51,7 @@ def start_logging(settings: Settings, app: str, level: int = logging.DEBUG) -> l
 
 
 def tmp_dir_private(settings: Settings) -> bool:
-    """``SKYLINE_TMP_DIR`` is created 0700, or must already be private to this user (:mod:`..tmpdir`)."""
+    """``SKYLINE_TMP_DIR`` is created 0700, or must already be private to this user (:mod:`skyline_analyzer.tmpdir`)."""
     try:
         tmpdir.ensure_private(Path(settings.SKYLINE_TMP_DIR))
     except UnsafeDirectoryError as exc:
