@@ -28,8 +28,8 @@ REDIS_PORT = 6379
 LOG_PATH = '/var/log/skyline'
 # Directory for <app>.pid (an absolute path; must exist).
 PID_PATH = '/var/run/skyline'
-# Scratch directory: algorithm timing files, algorithm error files, alert images.
-SKYLINE_TMP_DIR = '/tmp/skyline'
+# Private scratch directory (algorithm timing and error files): created 0700, owned by the daemon's user.
+SKYLINE_TMP_DIR = '/var/lib/skyline/tmp'
 # Prefix of every series key in Redis: metrics.<name>.
 FULL_NAMESPACE = 'metrics.'
 # Prefix of the short-retention mirror (written only when OCULUS_HOST is set).

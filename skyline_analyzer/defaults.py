@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     # --- Paths -----------------------------------------------------------------------------------
     "LOG_PATH": "/var/log/skyline",
     "PID_PATH": "/var/run/skyline",
-    "SKYLINE_TMP_DIR": "/tmp/skyline",
+    "SKYLINE_TMP_DIR": "/var/lib/skyline/tmp",  # private to the daemon, never a shared /tmp (docs/analyzer.md)
     "FULL_NAMESPACE": "metrics.",
     "MINI_NAMESPACE": "mini.",
     "FULL_DURATION": 86400,

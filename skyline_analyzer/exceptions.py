@@ -61,3 +61,7 @@ class SettingsError(Exception):
 
 class SeriesFormatError(ValueError):
     """A series could not be decoded or is not analysable; the message names the series and position."""
+
+
+class UnsafeDirectoryError(Exception):
+    """``SKYLINE_TMP_DIR`` is not private to the daemon's user, or cannot be made so; the message says why."""

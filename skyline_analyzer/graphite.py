@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds allowed to connect to carbon and to send a batch (the original's connect timeout).
 TIMEOUT = 10.0
+#: The longest a batch can take: resolving GRAPHITE_HOST (the C resolver's default retries stay within
+#: 30 s), then the connect and the whole send, each within TIMEOUT.
+LONGEST_SEND = 30 + 2 * TIMEOUT
 
 Metric = tuple[str, object]
 

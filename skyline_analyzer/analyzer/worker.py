@@ -178,10 +178,7 @@ def spin_process(
                 break
             results.send(ChunkDone(summary.processed, anomalies))
         summary.elapsed = time.monotonic() - started
-        try:
-            recorder.flush()
-        except OSError as exc:
-            log.error("error :: could not write the algorithm timing files: %s", exc)
+        recorder.flush()
         log.info("spin_process took %.2f seconds", summary.elapsed)
         results.send(WorkerDone(summary))
     finally:
