@@ -189,6 +189,10 @@ class Analyzer:
         self._stale_digest(conn, now)
         report.run_time = time.time() - now
         outputs.log_summary(report)
+        try:
+            outputs.write_run_report(self.settings, report, now)
+        except OSError as exc:
+            log.error("error :: could not write %s: %s", outputs.run_report_path(self.settings), exc)
         outputs.summary_metrics(batch, report, mirage_metrics, sent_to_mirage)
         self._canary(conn, batch, now)
         batch.flush(self.settings)
