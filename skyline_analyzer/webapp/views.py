@@ -10,7 +10,6 @@ import time
 from typing import Any
 
 import numpy as np
-
 from starlette.exceptions import HTTPException
 
 from skyline_analyzer.config import Settings
