@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -186,3 +187,22 @@ def test_prefix_search_over_100000_names(redis_conn: redis.Redis) -> None:
     calls = redis_conn.info("commandstats")["cmdstat_smembers"]["calls"]
     index.search("host1", 10)
     assert redis_conn.info("commandstats")["cmdstat_smembers"]["calls"] == calls, "the sorted names are reused"
+
+
+def test_the_unit_starts_the_command_that_tells_systemd_ready(make_settings: Callable[..., Path],
+                                                              redis_conn: redis.Redis, tmp_path: Path) -> None:
+    unit = (support.REPO / "etc" / "systemd" / "webapp.service").read_text()
+    assert "Type=notify" in unit and "skyline-analyzer webapp" in unit
+    settings_path = make_settings(WEBAPP_PORT=support.free_port())
+    with support.NotifySocket(tmp_path / "notify.sock") as notify:
+        process = subprocess.Popen([str(support.SCRIPT), "webapp"],
+                                   env=support.settings_env(settings_path, NOTIFY_SOCKET=notify.path),
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            assert notify.receive(30) == "READY=1"
+        finally:
+            support.stop_process(process, 10)
+        assert process.returncode == 0
+        assert notify.rest() == ["STOPPING=1"]
+    log = (tmp_path / "log" / "webapp.log").read_text()
+    assert "listening on http://127.0.0.1:" in log and "webapp stopped" in log

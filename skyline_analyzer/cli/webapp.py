@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -63,6 +64,10 @@ def run(args: argparse.Namespace) -> int:
         proxy_headers=False, server_header=False, timeout_keep_alive=KEEP_ALIVE,
         limit_concurrency=MAX_CONNECTIONS, lifespan="off",
     ))
+    # The server handles SIGTERM and SIGINT itself, then raises the signal again against the handlers it
+    # found: these make that a quiet, successful exit instead of death by signal.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: None)
     notifier = Notifier()
     started = asyncio.run(_serve(server, notifier))
     notifier.stopping()
