@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -206,3 +207,10 @@ def test_the_unit_starts_the_command_that_tells_systemd_ready(make_settings: Cal
         assert notify.rest() == ["STOPPING=1"]
     log = (tmp_path / "log" / "webapp.log").read_text()
     assert "listening on http://127.0.0.1:" in log and "webapp stopped" in log
+
+
+def test_other_commands_do_not_import_the_web_stack() -> None:
+    probe = ("import sys; from skyline_analyzer.cli import build_parser; build_parser(); "
+             "print(sorted(m for m in ('starlette', 'uvicorn', 'jinja2', 'playwright') if m in sys.modules))")
+    completed = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert completed.stdout.strip() == "[]"
