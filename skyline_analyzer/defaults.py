@@ -186,6 +186,20 @@ DEFAULTS: dict[str, Any] = {
         "default_urls": [],
         "headers": {},
     },
+    # --- Webapp (beyond v1.2.8's Flask app: read-only, docs/webapp.md) ----------------------------
+    "WEBAPP_IP": "127.0.0.1",
+    "WEBAPP_PORT": 1500,
+    "WEBAPP_AUTH_ENABLED": False,
+    "WEBAPP_AUTH_USER": "admin",
+    "WEBAPP_AUTH_USER_PASSWORD": "",
+    # Clients allowed to connect (addresses or networks); an empty list allows every client.
+    "WEBAPP_ALLOWED_IPS": ["127.0.0.1", "::1"],
+    "WEBAPP_MAX_QUERY_BYTES": 2048,
+    "WEBAPP_MAX_SEARCH_RESULTS": 100,
+    "WEBAPP_METRICS_CACHE_SECONDS": 10,
+    "WEBAPP_MAX_SERIES_BYTES": 33554432,
+    "WEBAPP_MAX_DUMP_BYTES": 16777216,
+    "WEBAPP_MAX_ANOMALIES_SHOWN": 5000,
     # --- Horizon ---------------------------------------------------------------------------------
     "WORKER_PROCESSES": 2,
     "HORIZON_IP": "YOUR_SKYLINE_INTSANCE_IP_ADDRESS",
