@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := redis-server graphite-carbon python3-whisper
+APT_PACKAGES := redis-server graphite-carbon python3-whisper chromium fonts-dejavu-core
 
 .PHONY: demo test deps system-deps lint bench
 

@@ -28,8 +28,8 @@ REDIS_PORT = 6379
 LOG_PATH = '/var/log/skyline'
 # Directory for <app>.pid (an absolute path; must exist).
 PID_PATH = '/var/run/skyline'
-# Scratch directory: algorithm timing files, algorithm error files, alert images.
-SKYLINE_TMP_DIR = '/tmp/skyline'
+# Private scratch directory (algorithm timing and error files): created 0700, owned by the daemon's user.
+SKYLINE_TMP_DIR = '/var/lib/skyline/tmp'
 # Prefix of every series key in Redis: metrics.<name>.
 FULL_NAMESPACE = 'metrics.'
 # Prefix of the short-retention mirror (written only when OCULUS_HOST is set).
@@ -243,6 +243,35 @@ WEBHOOK_ENABLED = False
 WEBHOOK_OPTS = {'urls': {'skyline': ['https://hooks.example.com/skyline']},
                 'default_urls': [],
                 'headers': {}}
+
+# ----------------------------------------------------------------------------------------------------
+# Webapp (skyline-analyzer webapp: read-only pages and a JSON API, docs/webapp.md)
+# ----------------------------------------------------------------------------------------------------
+
+# Address the web app listens on; '0.0.0.0' for every interface.
+WEBAPP_IP = '127.0.0.1'
+# Port the web app listens on.
+WEBAPP_PORT = 1500
+# Ask for HTTP basic auth (use it behind TLS: the password crosses the wire in clear otherwise).
+WEBAPP_AUTH_ENABLED = False
+# The basic-auth user name.
+WEBAPP_AUTH_USER = 'admin'
+# The basic-auth password (required when WEBAPP_AUTH_ENABLED is True).
+WEBAPP_AUTH_USER_PASSWORD = ''
+# Client addresses or networks allowed to connect; [] allows every client.
+WEBAPP_ALLOWED_IPS = ['127.0.0.1', '::1']
+# Longest query string accepted, in bytes; a longer one is answered 414.
+WEBAPP_MAX_QUERY_BYTES = 2048
+# Most metric names one prefix search returns.
+WEBAPP_MAX_SEARCH_RESULTS = 100
+# Seconds the sorted list of metric names is reused before unique_metrics is read again.
+WEBAPP_METRICS_CACHE_SECONDS = 10
+# Largest Redis value of a series the web app decodes, in bytes.
+WEBAPP_MAX_SERIES_BYTES = 33554432
+# Largest anomaly dump (and run report) the web app reads, in bytes.
+WEBAPP_MAX_DUMP_BYTES = 16777216
+# Most anomalies listed on the Now page (the API lists every one).
+WEBAPP_MAX_ANOMALIES_SHOWN = 5000
 
 # ----------------------------------------------------------------------------------------------------
 # Horizon

@@ -36,7 +36,7 @@ from skyline_analyzer.detection import engine  # noqa: E402
 from skyline_analyzer.detection.series import Series  # noqa: E402
 from skyline_analyzer.synthetic import KINDS, make_values  # noqa: E402
 
-VECTORS = REPO.parent / "shared" / "vectors"
+VECTORS = REPO / "tests" / "data" / "vectors"
 NOW = 1_700_000_000
 CHUNK = 1000
 #: Rows the fast engine left to the reference detector, per algorithm, over every timed fast pass.
@@ -143,7 +143,7 @@ def algorithm_profile(settings: config.Settings, count: int) -> dict:
     return {"algorithms": profile, "orders": order_costs(votes, profile, settings)}
 
 
-#: v1.2.8's default order and the Etsy original's (SPEC.md 3.3).
+#: v1.2.8's default order and the Etsy original's (docs/analyzer-optimizations.md#the-default-algorithms-order).
 ETSY_ORDER = ["first_hour_average", "mean_subtraction_cumulation", "stddev_from_average",
               "stddev_from_moving_average", "least_squares", "grubbs", "histogram_bins",
               "median_absolute_deviation", "ks_test"]

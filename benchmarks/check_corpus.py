@@ -29,7 +29,7 @@ from skyline_analyzer.cli.series_file import read_series_file  # noqa: E402
 from skyline_analyzer.detection.reference import run_selected_algorithm  # noqa: E402
 from skyline_analyzer.exceptions import SeriesException  # noqa: E402
 
-CORPUS = REPO.parent / "shared" / "vectors" / "corpus_60s.input.json.gz"
+CORPUS = REPO / "tests" / "data" / "vectors" / "corpus_60s.input.json.gz"
 NOW = 1_700_000_000
 
 

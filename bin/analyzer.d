@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Service script for a skyline-analyzer daemon: {start|stop|restart|status|run} (SPEC.md section 6).
+# Service script for a skyline-analyzer daemon: {start|stop|restart|status|run} (docs/analyzer.md#service-script).
 #
 # The service name is this file's name up to the first dot, so bin/horizon.d can be a copy or a symlink:
 # the "analyzer" service runs `skyline-analyzer run`, any other service `skyline-analyzer <service>`.
-# Exit codes: status 0 running, 1 dead with a pid file (or a bad pid file), 3 not running; start/stop 0 on
-# success, 1 on failure (start returns the daemon's own code when it fails during start-up); usage 2.
+# Exit codes: status 0 running, 1 a stale pid file (no process of this program behind it), 3 not running;
+# start/stop 0 on success, 1 on failure (start returns the daemon's own code when it fails during
+# start-up); usage 2. start and stop remove a stale pid file (saying so) and go on.
 # Settings come from $SKYLINE_SETTINGS (else the repository's settings.py), read by the Python loader.
 
 SERVICE_NAME=$(basename "$0")
@@ -80,7 +81,6 @@ for dir_name in LOG_PATH PID_PATH; do
         exit 1
     fi
 done
-mkdir -p "$SKYLINE_TMP_DIR" || exit 1
 
 PID_FILE="$PID_PATH/$SERVICE_NAME.pid"
 LOG_FILE="$LOG_PATH/$SERVICE_NAME.log"
@@ -91,16 +91,16 @@ log_line() {
     echo "$(date '+%Y-%m-%d %H:%M:%S') :: $$ :: $SERVICE_NAME.d :: $*" >> "$LOG_FILE"
 }
 
-# Sets PID, PID_VALID (an integer > 1) and ALIVE from the pid file; returns 1 when there is none.
+# Sets PID from the pid file and OURS=1 when that pid is a live process of this program; returns 1 when
+# there is no pid file. A pid file naming anything else (a dead pid, a pid recycled by another program,
+# garbage) is stale: it cannot stand for a running daemon.
 read_state() {
     PID=""
-    PID_VALID=0
-    ALIVE=0
+    OURS=0
     [ -f "$PID_FILE" ] || return 1
-    PID=$(head -n 1 "$PID_FILE")
-    if [[ "$PID" =~ ^[0-9]+$ ]] && [ "$PID" -gt 1 ]; then
-        PID_VALID=1
-        is_alive "$PID" && ALIVE=1
+    PID=$(head -c 32 "$PID_FILE" | head -n 1)
+    if [[ "$PID" =~ ^[0-9]+$ ]] && [ "$PID" -gt 1 ] && is_alive "$PID" && is_ours "$PID"; then
+        OURS=1
     fi
     return 0
 }
@@ -110,9 +110,40 @@ is_alive() {
     [ -f "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
 }
 
-# True when the pid is one of ours (guards against a recycled pid).
+# True when the process runs this program with this service's subcommand: an argument naming the
+# skyline-analyzer console script (or the skyline_analyzer module after -m) followed by $SUBCOMMAND.
 is_ours() {
-    [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' < "/proc/$1/cmdline" | grep -q -- "skyline.* $SUBCOMMAND"
+    local -a argv=()
+    local i
+    mapfile -d '' -t argv < "/proc/$1/cmdline" 2>/dev/null || return 1
+    for ((i = 0; i + 1 < ${#argv[@]}; i++)); do
+        case "${argv[i]}" in
+            skyline-analyzer|*/skyline-analyzer|skyline_analyzer)
+                [ "${argv[i + 1]}" = "$SUBCOMMAND" ] && return 0
+                ;;
+        esac
+    done
+    return 1
+}
+
+# Why the pid file is stale, for the messages.
+stale_reason() {
+    if ! [[ "$PID" =~ ^[0-9]+$ ]] || [ "$PID" -le 1 ]; then
+        echo "it holds no valid pid"
+    elif ! is_alive "$PID"; then
+        echo "pid $PID is not running"
+    else
+        echo "pid $PID is another program"
+    fi
+}
+
+# Removes a stale pid file, saying so.
+clear_stale() {
+    local reason
+    reason=$(stale_reason)
+    rm -f "$PID_FILE"
+    log_line "removed the stale pid file $PID_FILE: $reason"
+    echo "$SERVICE_NAME: removed the stale pid file $PID_FILE ($reason)"
 }
 
 do_status() {
@@ -120,27 +151,21 @@ do_status() {
         echo "$SERVICE_NAME is not running"
         return 3
     fi
-    [ "$PID_VALID" = 1 ] || return 1
-    if [ "$ALIVE" = 1 ]; then
+    if [ "$OURS" = 1 ]; then
         echo "$SERVICE_NAME is running with pid $PID"
         return 0
     fi
-    echo "$SERVICE_NAME is dead and pid file exists - $PID_FILE"
+    echo "$SERVICE_NAME is dead and pid file exists - $PID_FILE ($(stale_reason))"
     return 1
 }
 
 do_start() {
     if read_state; then
-        if [ "$PID_VALID" != 1 ]; then
-            echo "error: A pid file exists at $PID_FILE without a valid pid"
-            return 1
-        fi
-        if [ "$ALIVE" = 1 ]; then
+        if [ "$OURS" = 1 ]; then
             echo "$SERVICE_NAME is already running with pid $PID"
             return 0
         fi
-        echo "$SERVICE_NAME is dead and pid file exists - $PID_FILE"
-        return 1
+        clear_stale
     fi
     [ -f "$LOG_FILE" ] && cp "$LOG_FILE" "$LOG_FILE.last"
     touch "$LOG_FILE.lock" "$LOG_FILE.wait"
@@ -181,17 +206,10 @@ do_stop() {
         echo "$SERVICE_NAME is not running"
         return 0
     fi
-    if [ "$PID_VALID" != 1 ]; then
-        echo "error: A pid file exists at $PID_FILE without a valid pid"
-        return 1
-    fi
-    if [ "$ALIVE" != 1 ]; then
-        echo "$SERVICE_NAME is dead and pid file exists - $PID_FILE"
-        return 1
-    fi
-    if ! is_ours "$PID"; then
-        echo "error: pid $PID in $PID_FILE is not a $SERVICE_NAME process"
-        return 1
+    if [ "$OURS" != 1 ]; then
+        clear_stale
+        echo "$SERVICE_NAME is not running"
+        return 0
     fi
     log_line "stopping $SERVICE_NAME with SIGTERM to pid $PID"
     kill -TERM "$PID"

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from skyline_analyzer import excerpt
+
 #: Longest quoted value or escaped text in a message, in characters.
 QUOTE_LIMIT = 80
 #: Largest whole number a count, size or duration may be (they reach C ints and Redis TTLs).
@@ -63,58 +65,16 @@ class Rule:
 
 
 def describe(value: Any, limit: int = QUOTE_LIMIT) -> str:
-    """``repr(value)`` cut to ``limit`` characters, built without formatting more than that.
-
-    Strings are cut before ``repr`` escapes them; huge ints, deep or long containers and objects of other
-    types are summarised, so the cost does not grow with the value. A URL with credentials is not shown.
-    """
-    text = _bounded(value, limit + 1, 0)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """A bounded ``repr``-like rendering of ``value`` (:func:`skyline_analyzer.excerpt.describe`); a URL with
+    credentials is not shown."""
+    if isinstance(value, str) and _URL_WITH_CREDENTIALS.match(value[:2048]):
+        return "<a URL with credentials>"
+    return excerpt.describe(value, limit)
 
 
 def escape(text: str, limit: int = QUOTE_LIMIT) -> str:
     """``text`` with control characters escaped, cut to ``limit`` characters (no quotes added)."""
-    cut = str.__getitem__(text, slice(None, limit))
-    return repr(cut)[1:-1] + ("..." if len(text) > limit else "")
-
-
-def _bounded(value: Any, budget: int, depth: int) -> str:
-    if value is None or isinstance(value, bool):
-        return repr(bool(value)) if value is not None else "None"
-    if isinstance(value, float):
-        return repr(float(value))
-    if isinstance(value, int):
-        bits = value.bit_length()
-        return repr(int(value)) if bits <= 256 else f"<int of {bits} bits>"
-    if isinstance(value, str):
-        head = str.__getitem__(value, slice(None, max(budget, 2048)))
-        return "<a URL with credentials>" if _URL_WITH_CREDENTIALS.match(head) else repr(head[:budget])
-    if isinstance(value, bytes):
-        return repr(bytes(value[:budget]))
-    brackets = {list: "[]", tuple: "()", set: "{}", frozenset: "{}", dict: "{}"}
-    kind = next((k for k in brackets if isinstance(value, k)), None)
-    if kind is None:
-        return f"<{type(value).__name__}>"
-    if depth >= 3:
-        return f"<{kind.__name__} of {len(value)}>"
-    if not value and kind in (set, frozenset):
-        return f"{kind.__name__}()"
-    entries = value.items() if kind is dict else value
-    parts: list[str] = []
-    used = 2
-    for entry in entries:
-        if used >= budget:
-            parts.append("...")
-            break
-        if kind is dict:
-            key = _bounded(entry[0], budget - used, depth + 1)
-            part = f"{key}: {_bounded(entry[1], budget - used - len(key), depth + 1)}"
-        else:
-            part = _bounded(entry, budget - used, depth + 1)
-        parts.append(part)
-        used += len(part) + 2
-    trailing = "," if kind is tuple and len(parts) == 1 else ""
-    return brackets[kind][0] + ", ".join(parts) + trailing + brackets[kind][1]
+    return excerpt.escape(text, limit)
 
 
 def nearest(word: Any, choices: Iterable[str]) -> str | None:

@@ -1,4 +1,4 @@
-"""The Horizon value format of ``metrics.<name>`` (SPEC.md 1.2).
+"""The Horizon value format of ``metrics.<name>`` (docs/formats.md#the-series-value).
 
 A value is a concatenation of independent msgpack arrays ``[timestamp, value]``: no outer array, count
 or delimiter. Horizon workers APPEND ``packb((ts, value))``; Roomba rewrites the whole value by packing

@@ -1,4 +1,4 @@
-"""Redis connections built from the settings, with PING and reconnection (SPEC.md 1.1).
+"""Redis connections built from the settings, with PING and reconnection (docs/redis-keys.md#connection).
 
 Every long-running loop starts an iteration with :meth:`RedisLink.ping`. When it fails, the loop logs,
 waits :meth:`RedisLink.backoff` seconds and calls :meth:`RedisLink.reconnect` before trying again. The

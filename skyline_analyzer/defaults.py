@@ -1,8 +1,8 @@
 """Every setting's default, and the names settings may refer to: plain data, the one place they live.
 
-Values are Skyline v1.2.8's unless a comment says otherwise. The operator's ``settings.py`` repeats each
-one with an explanation; ``tests/test_config.py`` keeps the two in step. A setting missing from the
-operator's file falls back to the value here. How each setting is checked is in
+Values are Skyline v1.2.8's unless a comment says otherwise (docs/departures.md#settings). The operator's
+``settings.py`` repeats each one with an explanation; ``tests/test_config.py`` keeps the two in step. A setting missing
+from the operator's file falls back to the value here. How each setting is checked is in
 :mod:`skyline_analyzer.schema` (docs/settings.md).
 
 This module imports nothing, so that loading and validating settings never imports the numerical stack.
@@ -53,7 +53,7 @@ DEFAULTS: dict[str, Any] = {
     # --- Paths -----------------------------------------------------------------------------------
     "LOG_PATH": "/var/log/skyline",
     "PID_PATH": "/var/run/skyline",
-    "SKYLINE_TMP_DIR": "/tmp/skyline",
+    "SKYLINE_TMP_DIR": "/var/lib/skyline/tmp",  # private to the daemon, never a shared /tmp (docs/analyzer.md)
     "FULL_NAMESPACE": "metrics.",
     "MINI_NAMESPACE": "mini.",
     "FULL_DURATION": 86400,
@@ -186,6 +186,20 @@ DEFAULTS: dict[str, Any] = {
         "default_urls": [],
         "headers": {},
     },
+    # --- Webapp (beyond v1.2.8's Flask app: read-only, docs/webapp.md) ----------------------------
+    "WEBAPP_IP": "127.0.0.1",
+    "WEBAPP_PORT": 1500,
+    "WEBAPP_AUTH_ENABLED": False,
+    "WEBAPP_AUTH_USER": "admin",
+    "WEBAPP_AUTH_USER_PASSWORD": "",
+    # Clients allowed to connect (addresses or networks); an empty list allows every client.
+    "WEBAPP_ALLOWED_IPS": ["127.0.0.1", "::1"],
+    "WEBAPP_MAX_QUERY_BYTES": 2048,
+    "WEBAPP_MAX_SEARCH_RESULTS": 100,
+    "WEBAPP_METRICS_CACHE_SECONDS": 10,
+    "WEBAPP_MAX_SERIES_BYTES": 33554432,
+    "WEBAPP_MAX_DUMP_BYTES": 16777216,
+    "WEBAPP_MAX_ANOMALIES_SHOWN": 5000,
     # --- Horizon ---------------------------------------------------------------------------------
     "WORKER_PROCESSES": 2,
     "HORIZON_IP": "YOUR_SKYLINE_INTSANCE_IP_ADDRESS",

@@ -116,3 +116,7 @@ class BadInput(ValueError):
 
 class UnsafePickleError(pickle.UnpicklingError):
     """A pickle asked for a global or a persistent object: refused before it was resolved."""
+
+
+class UnsafeDirectoryError(Exception):
+    """``SKYLINE_TMP_DIR`` is not private to the daemon's user, or cannot be made so; the message says why."""

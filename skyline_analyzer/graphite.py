@@ -1,4 +1,4 @@
-"""Sending the daemons' own metrics to carbon over the plaintext protocol (SPEC.md 4.9).
+"""Sending the daemons' own metrics to carbon over the plaintext protocol (docs/formats.md#carbon-plaintext-lines).
 
 Each line is ``"<name> <value> <timestamp>\\n"``. The original opened one TCP connection per metric; a run
 here collects its metrics and sends them all over **one** connection, with a timeout on connect and send.
@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 #: Seconds allowed to connect to carbon and to send a batch (the original's connect timeout).
 TIMEOUT = 10.0
+#: The longest a batch can take: resolving GRAPHITE_HOST (the C resolver's default retries stay within
+#: 30 s), then the connect and the whole send, each within TIMEOUT.
+LONGEST_SEND = 30 + 2 * TIMEOUT
 
 Metric = tuple[str, object]
 

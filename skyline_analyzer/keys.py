@@ -1,4 +1,4 @@
-"""Every Redis key name the analyzer and Horizon read or write, built in one place (SPEC.md 1.3, 1.8)."""
+"""Every Redis key name the analyzer and Horizon read or write, built in one place (docs/redis-keys.md)."""
 
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ def metric(namespace: str, base_name: str) -> str:
 
 def base_name(namespace: str, full_key: str) -> str:
     """The base name of a full key (the namespace prefix removed once, if present)."""
-    return full_key[len(namespace) :] if full_key.startswith(namespace) else full_key
+    return full_key.removeprefix(namespace)
 
 
 def last_alert(alerter: str, base: str) -> str:

@@ -1,4 +1,4 @@
-"""Logging for the daemons: ``LOG_PATH/<app>.log``, rotated at midnight, five backups (SPEC.md 4.2, 4.12).
+"""Logging for the daemons: ``LOG_PATH/<app>.log``, rotated at midnight, five backups (docs/formats.md#log-files).
 
 Every record is ``"<YYYY-mm-dd HH:MM:SS> :: <pid> :: <message>"``. The parent process owns rotation;
 forked workers switch to a handler that only follows the parent's renames (:func:`worker_logging`), so
@@ -10,9 +10,11 @@ from __future__ import annotations
 import copy
 import logging
 import logging.handlers
+import os
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from skyline_analyzer import excerpt
 
@@ -82,6 +84,53 @@ def setup(log_path: str | Path, app: str, *, level: int = logging.DEBUG) -> logg
     return handler
 
 
+def reopen() -> list[Path]:
+    """Reopen every log file of the package's logger at its path; return the paths reopened.
+
+    After logrotate renamed ``<app>.log`` (SIGHUP, docs/analyzer.md#signals-and-service), records go to a
+    new file at the configured path. The process's stdout and stderr follow when they were appended to the
+    old file (``bin/<app>.d`` sends them there), so a last traceback lands in the new file too. A file that
+    cannot be opened keeps the old one (logged).
+    """
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    reopened = []
+    for handler in list(logger.handlers):
+        if not isinstance(handler, logging.FileHandler):
+            continue
+        try:
+            stream = open(handler.baseFilename, handler.mode,  # noqa: SIM115 (the handler owns it from here)
+                          encoding=handler.encoding, errors=handler.errors)
+        except OSError as exc:
+            logger.error("error :: cannot reopen the log file %s: %s", handler.baseFilename, exc)
+            continue
+        with handler.lock:
+            old = handler.stream
+            handler.stream = stream
+        if old is not None:
+            _follow_with_std_streams(old, stream)
+            old.close()
+        reopened.append(Path(handler.baseFilename))
+    return reopened
+
+
+def _follow_with_std_streams(old: IO[str], new: IO[str]) -> None:
+    """Point descriptors 1 and 2 at ``new`` when they are the file ``old`` has open."""
+    try:
+        old_stat = os.fstat(old.fileno())
+        new_fd = new.fileno()
+    except (OSError, ValueError):
+        return
+    for fd, stream in ((1, sys.stdout), (2, sys.stderr)):
+        try:
+            current = os.fstat(fd)
+        except OSError:
+            continue
+        if (current.st_dev, current.st_ino) == (old_stat.st_dev, old_stat.st_ino):
+            if stream is not None:
+                stream.flush()
+            os.dup2(new_fd, fd)
+
+
 def worker_logging() -> None:
     """In a forked worker: replace the inherited rotating handlers with ones that never rotate.
 
@@ -100,7 +149,7 @@ def worker_logging() -> None:
 
 
 def log_handoff(log_path: str | Path, app: str) -> None:
-    """Take part in ``bin/<app>.d``'s log hand-off (SPEC.md 4.3, 6).
+    """Take part in ``bin/<app>.d``'s log hand-off (docs/formats.md#log-files).
 
     Deleting ``<app>.log.wait`` tells the script "started"; the process then waits at most
     :data:`LOG_LOCK_WAIT` for the script to remove ``<app>.log.lock`` (it prepends the previous log

@@ -1,5 +1,5 @@
 """Skyline's metric-list matching rule (SKIP_LIST, DO_NOT_SKIP_LIST, NON_DERIVATIVE_MONOTONIC_METRICS,
-DO_NOT_ALERT_ON_STALE_METRICS; SPEC.md 1.5)."""
+DO_NOT_ALERT_ON_STALE_METRICS; docs/horizon.md#name-lists)."""
 
 from __future__ import annotations
 

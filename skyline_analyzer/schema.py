@@ -8,6 +8,7 @@ messages look, are in docs/settings.md. A new setting is one row in :data:`SCHEM
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 import warnings
@@ -71,6 +72,14 @@ def syslog_address(value: Any) -> Iterator[Problem]:
     else:
         yield from (replace(p, where="[0]") for p in text(empty=False, spaces=False)(value[0]))
         yield from (replace(p, where="[1]") for p in PORT(value[1]))
+
+
+def ip_network(value: Any) -> Iterator[Problem]:
+    """An IPv4 or IPv6 address or network ('10.0.0.0/8')."""
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        yield Problem("an IP address or network (e.g. '10.0.0.0/8')", value)
 
 
 def algorithm_names(value: Any) -> Iterator[Problem]:
@@ -266,6 +275,19 @@ SCHEMA: dict[str, Rule] = {
         "default_urls": Rule((str, list, tuple), one_or_more(URL), secret=True),
         "headers": Rule(DICT, mapping(text(empty=False), "a header name"), secret=True),
     }), secret=True),
+    # --- Webapp
+    "WEBAPP_IP": Rule(STR, bind_address),
+    "WEBAPP_PORT": Rule(INT, PORT),
+    "WEBAPP_AUTH_ENABLED": Rule(BOOL),
+    "WEBAPP_AUTH_USER": Rule(STR, text(spaces=False)),
+    "WEBAPP_AUTH_USER_PASSWORD": Rule(STR, secret=True),
+    "WEBAPP_ALLOWED_IPS": Rule(LIST, items(ip_network)),
+    "WEBAPP_MAX_QUERY_BYTES": Rule(INT, between(64, 1 << 20, rule="64 to 1048576 bytes")),
+    "WEBAPP_MAX_SEARCH_RESULTS": Rule(INT, between(1, 10000, rule="1 to 10000")),
+    "WEBAPP_METRICS_CACHE_SECONDS": Rule(NUMBER, seconds),
+    "WEBAPP_MAX_SERIES_BYTES": Rule(INT, POSITIVE),
+    "WEBAPP_MAX_DUMP_BYTES": Rule(INT, POSITIVE),
+    "WEBAPP_MAX_ANOMALIES_SHOWN": Rule(INT, POSITIVE),
     # --- Horizon
     "WORKER_PROCESSES": Rule(INT, PROCESSES),
     "HORIZON_IP": Rule(STR, bind_address),
@@ -313,7 +335,11 @@ def _slack_after_smtp(settings: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
             yield "ALERTS", f"ALERTS[{index}]: an smtp tuple must not follow a slack tuple"
 
 
-#: Checks that involve several settings, each run only when those settings passed their own rules.
+def _webapp_password(settings: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    if settings["WEBAPP_AUTH_ENABLED"] and not settings["WEBAPP_AUTH_USER_PASSWORD"]:
+        yield "WEBAPP_AUTH_USER_PASSWORD", "WEBAPP_AUTH_USER_PASSWORD: must be set when WEBAPP_AUTH_ENABLED is True"
+
+
 def _buffer_holds_a_frame(settings: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     # A listener that cannot hold one whole pickle frame would close every connection sending one.
     buffered, frame = settings["HORIZON_MAX_BUFFERED_BYTES"], settings["MAX_PICKLE_FRAME_BYTES"]
@@ -322,10 +348,12 @@ def _buffer_holds_a_frame(settings: Mapping[str, Any]) -> Iterator[tuple[str, st
                                              f"frame: MAX_PICKLE_FRAME_BYTES + 4 = {frame + 4}")
 
 
+#: Checks that involve several settings, each run only when those settings passed their own rules.
 CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[Mapping[str, Any]], Iterator[tuple[str, str]]]], ...] = (
     (("CONSENSUS", "ALGORITHMS"), _consensus),
     (("SLACK_ENABLED", "ALERTS"), _slack_after_smtp),
     (("HORIZON_MAX_BUFFERED_BYTES", "MAX_PICKLE_FRAME_BYTES"), _buffer_holds_a_frame),
+    (("WEBAPP_AUTH_ENABLED", "WEBAPP_AUTH_USER_PASSWORD"), _webapp_password),
 )
 
 

@@ -12,7 +12,7 @@ T = TypeVar("T")
 def assigned_slice(items: Sequence[T], i: int, processes: int) -> Sequence[T]:
     """Process ``i``'s (1-based) share: ``ceil(len/processes)`` items each, the last taking the remainder.
 
-    v1.2.8's slicing (SPEC.md 4.4, 1.6; the Etsy PR #94 fix): ``lo = (i-1)*per``, ``hi = min(len, i*per)``
+    v1.2.8's slicing (docs/run.md#step-10-spawn-the-workers): ``lo = (i-1)*per``, ``hi = min(len, i*per)``
     except for the last process. Every item is assigned once; trailing processes may get nothing.
     """
     count = len(items)

@@ -31,13 +31,14 @@ class Notifier:
         return bool(self.address)
 
     def notify(self, message: str) -> bool:
-        """Send one state message; False (logged) when it could not be delivered."""
+        """Send one state message; False (logged) when it could not be delivered at once."""
         if not self.address:
             return False
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
                 sock.connect(self.address)
-                sock.sendall(message.encode())
+                # Never block the daemon: a manager too busy to read its queue loses this message instead.
+                sock.send(message.encode(), socket.MSG_DONTWAIT)
         except OSError as exc:
             log.error("error :: cannot notify systemd at %s: %s", self.address.lstrip("\0"), exc)
             return False

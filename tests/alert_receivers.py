@@ -5,7 +5,6 @@ Every receiver is a context manager that stops what it started.
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import socket
@@ -48,49 +47,6 @@ class SyslogReceiver:
             except (TimeoutError, BlockingIOError):
                 return received
             self.sock.settimeout(0.05)
-
-
-class NotifyReceiver:
-    """A real ``$NOTIFY_SOCKET``: a bound unix datagram socket whose messages a thread timestamps on arrival."""
-
-    def __enter__(self) -> NotifyReceiver:
-        self.directory = tempfile.mkdtemp(prefix="sknotify")
-        self.address = str(Path(self.directory) / "notify.sock")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.address)
-        self.sock.settimeout(0.05)
-        self.received: list[tuple[float, str]] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._receive, daemon=True)
-        self.thread.start()
-        return self
-
-    def _receive(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                message = self.sock.recv(4096).decode()
-            except (TimeoutError, OSError):
-                continue
-            self.received.append((time.monotonic(), message))
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping.set()
-        self.thread.join()
-        self.sock.close()
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-    def environ(self, watchdog_usec: int) -> dict[str, str]:
-        """What systemd sets for a unit with ``WatchdogSec=`` of ``watchdog_usec`` microseconds."""
-        return {"NOTIFY_SOCKET": self.address, "WATCHDOG_USEC": str(watchdog_usec)}
-
-    def pings(self) -> list[float]:
-        """Arrival times of the WATCHDOG=1 messages so far."""
-        return [when for when, message in list(self.received) if message == "WATCHDOG=1"]
-
-    def longest_silence(self, start: float, end: float) -> float:
-        """The longest time between ``start`` and ``end`` (monotonic) without a watchdog ping."""
-        marks = sorted([start, *(when for when in self.pings() if start <= when <= end), end])
-        return max(later - earlier for earlier, later in itertools.pairwise(marks))
 
 
 @dataclass

@@ -5,8 +5,8 @@ Fixtures built on these (a private Redis, settings pointing at it, carbon) are i
 
 from __future__ import annotations
 
-import contextlib
 import gzip
+import itertools
 import json
 import os
 import pickle
@@ -15,6 +15,8 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,7 +24,7 @@ from pathlib import Path
 from skyline_analyzer import config
 
 REPO = Path(__file__).resolve().parent.parent
-VECTORS = REPO.parent / "shared" / "vectors"
+VECTORS = REPO / "tests" / "data" / "vectors"
 CORPORA = ("corpus_60s", "corpus_10s")
 #: The command line as an operator runs it, in this interpreter.
 CLI = [sys.executable, "-m", "skyline_analyzer"]
@@ -149,32 +151,62 @@ def children(pid: int) -> list[int]:
         return []
 
 
-class NotifySocket:
-    """The ``$NOTIFY_SOCKET`` datagram socket systemd binds for a ``Type=notify`` service."""
+class NotifyReceiver:
+    """A real ``$NOTIFY_SOCKET`` (the datagram socket systemd binds for a ``Type=notify`` service): a thread
+    reads and timestamps every message as it arrives, because the kernel queues only a few unread datagrams
+    and the daemons drop a notification rather than block on a full queue."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
+    def __enter__(self) -> NotifyReceiver:
+        self.directory = tempfile.mkdtemp(prefix="sknotify")
+        self.path = str(Path(self.directory) / "notify.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
-
-    def __enter__(self) -> NotifySocket:
+        self.sock.settimeout(0.05)
+        self.received: list[tuple[float, str]] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
         return self
 
+    def _receive(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                message = self.sock.recv(4096).decode()
+            except (TimeoutError, OSError):
+                continue
+            self.received.append((time.monotonic(), message))
+
     def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join()
         self.sock.close()
+        shutil.rmtree(self.directory, ignore_errors=True)
 
-    def receive(self, timeout: float = 30.0) -> str:
-        """The next notification; raises TimeoutError if none comes within ``timeout`` seconds."""
-        self.sock.settimeout(timeout)
-        return self.sock.recv(4096).decode()
+    def environ(self, watchdog_usec: int) -> dict[str, str]:
+        """What systemd sets for a unit with ``WatchdogSec=`` of ``watchdog_usec`` microseconds."""
+        return {"NOTIFY_SOCKET": self.path, "WATCHDOG_USEC": str(watchdog_usec)}
 
-    def rest(self, quiet: float = 0.5) -> list[str]:
-        """Every notification until none has come for ``quiet`` seconds."""
-        messages = []
-        with contextlib.suppress(TimeoutError):
-            while True:
-                messages.append(self.receive(quiet))
-        return messages
+    def messages(self) -> list[str]:
+        return [message for _, message in list(self.received)]
+
+    def wait_for(self, message: str, count: int = 1, timeout: float = 30.0) -> bool:
+        """True once ``message`` has arrived ``count`` times."""
+        return wait_until(lambda: self.messages().count(message) >= count, timeout)
+
+    def pings(self) -> list[float]:
+        """Arrival times of the WATCHDOG=1 messages so far."""
+        return [when for when, message in list(self.received) if message == "WATCHDOG=1"]
+
+    def longest_silence(self, start: float | None = None, end: float | None = None) -> float:
+        """The longest time between ``start`` and ``end`` (monotonic; by default READY=1 and STOPPING=1)
+        without a watchdog ping."""
+        received = list(self.received)
+        if start is None:
+            start = next(when for when, message in received if message == "READY=1")
+        if end is None:
+            end = next(when for when, message in received if message == "STOPPING=1")
+        marks = sorted([start, *(when for when in self.pings() if start <= when <= end), end])
+        return max(later - earlier for earlier, later in itertools.pairwise(marks))
 
 
 def pickle_frame(datapoints: list, protocol: int = 2) -> bytes:

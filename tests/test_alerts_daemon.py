@@ -10,7 +10,8 @@ from skyline_analyzer import synthetic
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.harness import seed_redis
 from skyline_analyzer.systemd import Notifier
-from tests.alert_receivers import HangingServer, NotifyReceiver, SmtpReceiver
+from tests.alert_receivers import HangingServer, SmtpReceiver
+from tests.support import NotifyReceiver
 
 SPIKING = "shop.checkout.latency"
 

@@ -16,7 +16,7 @@ from tests.alert_receivers import HangingServer, HttpReceiver
 from tests.support import free_port
 
 NOW = 1_700_000_000
-# Settings validation (SPEC.md 5.5) wants slack tuples after an smtp tuple when SLACK_ENABLED.
+# Settings validation wants slack tuples after an smtp tuple when SLACK_ENABLED (docs/alerts.md#alerters).
 SMTP_FIRST = ("never.matches.this", "smtp", 60)
 ANOMALY = Anomaly(500.0, "stats.requests", NOW, ("grubbs", "ks_test"))
 

@@ -13,8 +13,8 @@ from skyline_analyzer.alerting import dispatch as alerts
 from skyline_analyzer.alerting import stale
 from skyline_analyzer.detection.anomaly import Anomaly
 from skyline_analyzer.systemd import Notifier
-from tests.alert_receivers import HangingServer, HttpReceiver, NotifyReceiver, SmtpReceiver
-from tests.support import free_port
+from tests.alert_receivers import HangingServer, HttpReceiver, SmtpReceiver
+from tests.support import NotifyReceiver, free_port
 
 NOW = 1_700_000_000
 BASE = "stats.requests"

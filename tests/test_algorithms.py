@@ -1,4 +1,4 @@
-"""The original Skyline test suite (SPEC.md 8), the golden vectors of SPEC.md 2.13 and the edge cases of 2.x."""
+"""The original Skyline test suite, the small vectors and the edge cases of docs/algorithms.md#test-vectors."""
 
 from __future__ import annotations
 

@@ -24,7 +24,6 @@ from tests.support import (
     NO_ALERTS,
     REPO,
     SCRIPT,
-    NotifySocket,
     children,
     kill_process,
     settings_env,
@@ -147,12 +146,83 @@ def test_usage_and_stale_pid_file(service):
     assert bad.returncode == 2 and bad.stdout.startswith("Usage:")
     svc.pid_file.write_text("999999999\n")
     status = svc("status")
-    assert status.returncode == 1 and "is dead and pid file exists" in status.stdout
-    assert svc("start").returncode == 1
+    assert status.returncode == 1
+    assert "is dead and pid file exists" in status.stdout and "pid 999999999 is not running" in status.stdout
+    stopped = svc("stop")
+    assert stopped.returncode == 0 and "removed the stale pid file" in stopped.stdout
+    assert not svc.pid_file.exists()
     svc.pid_file.write_text("garbage\n")
-    assert svc("status").returncode == 1
-    svc.pid_file.unlink()
+    status = svc("status")
+    assert status.returncode == 1 and "it holds no valid pid" in status.stdout
+    started = svc("start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "removed the stale pid file" in started.stdout and "analyzer started with pid" in started.stdout
+    assert svc("status").returncode == 0
     assert svc("stop").returncode == 0
+    assert "removed the stale pid file" in svc.log_text()
+
+
+def wait_gone(pid: int, timeout: float = 10) -> None:
+    """Until ``pid`` has exited (a zombie counts as gone: nothing may reap it)."""
+    deadline = time.monotonic() + timeout
+    status = Path(f"/proc/{pid}/status")
+    while status.exists() and "State:\tZ" not in status.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"pid {pid} still running"
+        time.sleep(0.05)
+
+
+def test_start_and_restart_after_kill_9(service):
+    svc = service()
+    assert svc("start").returncode == 0
+    first = int(svc.pid_file.read_text())
+    os.kill(first, signal.SIGKILL)
+    wait_gone(first)
+    status = svc("status")
+    assert status.returncode == 1 and f"pid {first} is not running" in status.stdout
+    restarted = svc("restart")
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    assert "removed the stale pid file" in restarted.stdout
+    second = int(svc.pid_file.read_text())
+    assert second != first and svc("status").stdout.strip() == f"analyzer is running with pid {second}"
+    os.kill(second, signal.SIGKILL)
+    wait_gone(second)
+    started = svc("start")
+    assert started.returncode == 0 and "removed the stale pid file" in started.stdout
+    third = int(svc.pid_file.read_text())
+    assert third not in (first, second)
+    assert svc("stop").returncode == 0 and not svc.pid_file.exists()
+
+
+def test_a_recycled_pid_is_never_taken_for_the_daemon_nor_signalled(service):
+    """A pid file naming a live unrelated process (a ``sleep``; the Analyzer for bin/horizon.d) is stale."""
+    svc = service()
+    horizon_d = [str(REPO / "bin" / "horizon.d")]
+    sleeper = subprocess.Popen(["sleep", "300"])
+    try:
+        svc.pid_file.write_text(f"{sleeper.pid}\n")
+        status = svc("status")
+        assert status.returncode == 1 and f"pid {sleeper.pid} is another program" in status.stdout
+        stopped = svc("stop")
+        assert stopped.returncode == 0 and "removed the stale pid file" in stopped.stdout
+        assert sleeper.poll() is None
+        svc.pid_file.write_text(f"{sleeper.pid}\n")
+        started = svc("start")
+        assert started.returncode == 0 and "already running" not in started.stdout
+        daemon = int(svc.pid_file.read_text())
+        assert daemon != sleeper.pid and sleeper.poll() is None
+
+        # The Analyzer is "another program" for Horizon's script: status says so, stop leaves it running.
+        horizon_pid = svc.pid_file.parent / "horizon.pid"
+        horizon_pid.write_text(f"{daemon}\n")
+        run = functools.partial(subprocess.run, env=svc.env, capture_output=True, text=True, timeout=60)
+        assert run([*horizon_d, "status"]).returncode == 1
+        assert run([*horizon_d, "stop"]).returncode == 0
+        assert not horizon_pid.exists() and svc("status").returncode == 0
+        assert svc("stop").returncode == 0
+        assert sleeper.poll() is None
+    finally:
+        sleeper.kill()
+        sleeper.wait()
 
 
 def test_wrong_redis_password_fails_at_start_up(service, own_redis):
@@ -260,21 +330,6 @@ def test_a_second_ctrl_c_stops_at_once_and_kills_the_workers(make_settings, redi
     text = log.read_text()
     assert "interrupted twice: stopped immediately" in text
     assert "total metrics      ::" not in text
-
-
-def test_systemd_notify_ready_watchdog_stopping(make_settings, redis_conn, tmp_path):
-    """READY=1, WATCHDOG=1 and STOPPING=1 arrive on a real $NOTIFY_SOCKET datagram socket."""
-    seed_many(redis_conn, 20)
-    path = make_settings(**NO_ALERTS, ANALYZER_OPTIMUM_RUN_DURATION=1)
-    with NotifySocket(tmp_path / "notify.sock") as notify:
-        env = settings_env(path, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="1000000")
-        done = subprocess.run([str(SCRIPT), "run", "--max-runs", "2"], env=env, capture_output=True, text=True,
-                              timeout=60)
-        assert done.returncode == 0, done.stderr
-        messages = notify.rest()
-    assert messages[0] == "READY=1"
-    assert messages[-1] == "STOPPING=1"
-    assert messages.count("WATCHDOG=1") >= 2
 
 
 def test_service_unit_is_type_notify_with_a_watchdog():

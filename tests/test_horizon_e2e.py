@@ -22,7 +22,7 @@ from tests.horizon_process import HorizonProcess, horizon_settings
 from tests.support import (
     CLI,
     REPO,
-    NotifySocket,
+    NotifyReceiver,
     Touch,
     children,
     kill_process,
@@ -252,17 +252,16 @@ def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None
 def test_systemd_notify_ready_watchdog_stopping(make_settings, redis_conn, tmp_path) -> None:
     """Under systemd (Type=notify) Horizon says READY once serving, pings the watchdog, says STOPPING."""
     settings_path = horizon_settings(make_settings)
-    with NotifySocket(tmp_path / "notify.sock") as notify:
-        env = settings_env(settings_path, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="2000000")
+    with NotifyReceiver() as notify:
+        env = settings_env(settings_path, **notify.environ(2_000_000))
         process = subprocess.Popen([*CLI, "horizon"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL)
         try:
-            messages = [notify.receive()]
-            while messages.count("WATCHDOG=1") < 2:
-                messages.append(notify.receive())
+            assert notify.wait_for("WATCHDOG=1", count=2)
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=30) == 0
-            messages += notify.rest()
+            assert notify.wait_for("STOPPING=1")
+            messages = notify.messages()
         finally:
             kill_process(process)
     assert messages[0] == "READY=1"

@@ -1,4 +1,4 @@
-"""The golden vectors of ../shared/vectors: every series, through the `skyline-analyzer check` command."""
+"""The golden vectors of tests/data/vectors: every series, through the `skyline-analyzer check` command."""
 
 from __future__ import annotations
 

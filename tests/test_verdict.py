@@ -63,7 +63,7 @@ class TestFilters:
 
     def test_boring_is_an_equality_test(self) -> None:
         two_sizes = DEFAULTS.replace(BOREDOM_SET_SIZE=2)
-        # A constant series is not Boring when BOREDOM_SET_SIZE is 2 (SPEC 9.1 A9).
+        # A constant series is not Boring when BOREDOM_SET_SIZE is 2 (docs/departures.md#a9).
         run_selected_algorithm(minutes([7] * 200), "metrics.x", two_sizes, now=NOW)
         with pytest.raises(Boring):
             run_selected_algorithm(minutes([7, 8] * 100), "metrics.x", two_sizes, now=NOW)

@@ -28,8 +28,9 @@ from skyline_analyzer.alerting.rules import alert_rules
 from skyline_analyzer.analyzer import outputs, pool, run_metrics, worker
 from skyline_analyzer.analyzer.outputs import RunReport
 from skyline_analyzer.config import Settings
+from skyline_analyzer.daemon import Daemon
 from skyline_analyzer.detection.anomaly import Anomaly
-from skyline_analyzer.exceptions import ExceptionKind, SeriesFormatError
+from skyline_analyzer.exceptions import ExceptionKind, SeriesFormatError, UnsafeDirectoryError
 from skyline_analyzer.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,6 @@ log = logging.getLogger(__name__)
 IDLE_WAIT = 10.0
 #: Undecodable set members logged one by one per run; beyond, one line gives the count.
 LOGGED_UNDECODABLE = 5
-#: Seconds between checks of the stop flag while sleeping.
-STOP_POLL = 0.2
 
 
 def decode_members(members: Iterable[bytes | str]) -> tuple[list[str], int]:
@@ -72,38 +71,24 @@ def smtp_alerter_metrics(settings: Settings, base_names: Iterable[str]) -> list[
     return [name for name in base_names if any(rule.match(name, exact=False) is not None for rule in rules)]
 
 
-class Analyzer:
-    """The daemon: :meth:`run_forever` until :meth:`request_stop`, or one :meth:`run_once` at a time."""
+class Analyzer(Daemon):
+    """The daemon: :meth:`run_forever` until a stop is requested, or one :meth:`run_once` at a time.
+
+    Signals, waits and watchdog pings come from :class:`skyline_analyzer.daemon.Daemon`: a SIGTERM during a
+    run lets the run finish its bookkeeping, and no new run starts.
+    """
+
+    app = "analyzer"
+    stop_note = "stopping after the current run's bookkeeping"
 
     def __init__(self, settings: Settings, notifier: Notifier | None = None) -> None:
+        super().__init__(notifier if notifier is not None else Notifier())
         self.settings = settings
-        self.notifier = notifier if notifier is not None else Notifier()
         self.link = connections.RedisLink(settings)
         self.namespace = settings.graphite_namespace("analyzer")
         self.tmp_dir = Path(settings.SKYLINE_TMP_DIR)
         self.timed_algorithms = list(settings.ALGORITHMS) if settings.ENABLE_ALGORITHM_RUN_METRICS else []
-        # A plain flag rather than an Event: it is set from signal handlers, where taking a lock could deadlock.
-        self._stop = False
         self._context = multiprocessing.get_context("fork")
-
-    # --- control ------------------------------------------------------------------------------
-
-    def request_stop(self) -> None:
-        """Finish the current run's bookkeeping, then leave :meth:`run_forever` (no new run starts)."""
-        self._stop = True
-
-    def sleep(self, seconds: float) -> None:
-        """Wait ``seconds`` or until a stop is requested, pinging the systemd watchdog meanwhile."""
-        deadline = time.monotonic() + seconds
-        next_ping = time.monotonic()
-        while not self._stop:
-            now = time.monotonic()
-            if now >= deadline:
-                return
-            if self.notifier.watchdog_interval is not None and now >= next_ping:
-                self.notifier.watchdog()
-                next_ping = now + self.notifier.watchdog_interval
-            time.sleep(min(deadline - now, STOP_POLL))
 
     def run_forever(
         self, max_runs: int | None = None, on_report: Callable[[RunReport], None] | None = None
@@ -112,13 +97,9 @@ class Analyzer:
 
         ``on_report`` is called with every completed run's report (the demo prints them).
         """
-        try:
-            self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            log.error("error :: cannot create SKYLINE_TMP_DIR %s: %s", self.tmp_dir, exc)
         completed = 0
-        while not self._stop and (max_runs is None or completed < max_runs):
-            self.notifier.watchdog()
+        while not self.stop_requested and (max_runs is None or completed < max_runs):
+            self.checkpoint()
             started = time.time()
             try:
                 report = self.run_once(started)
@@ -134,10 +115,11 @@ class Analyzer:
             if max_runs is not None and completed >= max_runs:
                 break
             elapsed = time.time() - started
-            if elapsed < self.settings.ANALYZER_OPTIMUM_RUN_DURATION and not self._stop:
+            if elapsed < self.settings.ANALYZER_OPTIMUM_RUN_DURATION and not self.stop_requested:
                 pause = self.settings.ANALYZER_OPTIMUM_RUN_DURATION - elapsed
                 log.info("sleeping for %.2f seconds due to low run time...", pause)
                 self.sleep(pause)
+        self.handle_signals()
         self.link.close()
 
     # --- one run ------------------------------------------------------------------------------
@@ -168,30 +150,40 @@ class Analyzer:
         self._refresh_exception_sets(conn, now)
         self._publish_smtp_alerter_metrics(conn, unique_metrics)
         self._prepare_tmp_dir()
+        self.checkpoint()
 
         workers = pool.spawn(self._context, self.settings, unique_metrics, now)
         try:
-            late = pool.supervise(workers, time.monotonic(), self.settings.MAX_ANALYZER_PROCESS_RUNTIME,
-                                  self.notifier)
+            late = pool.supervise(workers, time.monotonic(), self.settings.MAX_ANALYZER_PROCESS_RUNTIME, self)
         finally:
-            pool.reap(workers)
+            pool.reap(workers, self.notifier)
+        self.checkpoint()
         self._report_algorithm_errors([w.pid for w in workers])
         report = pool.collate(workers, late, len(members), now, {ExceptionKind.UNDECODABLE_NAME: undecodable})
         self._mark_exception_sets(conn, workers)
+        self.checkpoint()
 
         sent_to_mirage = self._alert(conn, report.anomalies, now)
+        self.checkpoint()
         try:
             outputs.write_anomaly_dump(self.settings, report.anomalies)
         except OSError as exc:
             log.error("error :: could not write %s: %s", outputs.anomaly_dump_path(self.settings), exc)
+        self.checkpoint()
         batch = graphite.MetricBatch(self.namespace)
         outputs.timing_metrics(batch, self.tmp_dir, self.timed_algorithms)
         self._stale_digest(conn, now)
+        self.checkpoint()
         report.run_time = time.time() - now
         outputs.log_summary(report)
+        try:
+            outputs.write_run_report(self.settings, report, now)
+        except OSError as exc:
+            log.error("error :: could not write %s: %s", outputs.run_report_path(self.settings), exc)
         outputs.summary_metrics(batch, report, mirage_metrics, sent_to_mirage)
         self._canary(conn, batch, now)
-        batch.flush(self.settings)
+        # Carbon's connect and send timeouts bound the send; the watchdog is pinged while it waits.
+        self.keep_alive(lambda: batch.flush(self.settings), graphite.LONGEST_SEND)
         return report
 
     def _manage_mirage(self, conn: Any, unique_metrics: list[str], now: float) -> set[str] | None:
@@ -233,7 +225,7 @@ class Analyzer:
         try:
             run_metrics.reset_run_metrics(self.tmp_dir, self.timed_algorithms)
             run_metrics.clean_algorithm_errors(self.tmp_dir)
-        except OSError as exc:
+        except (OSError, UnsafeDirectoryError) as exc:
             log.error("error :: could not prepare %s: %s", self.tmp_dir, exc)
 
     def _report_algorithm_errors(self, pids: list[int]) -> None:

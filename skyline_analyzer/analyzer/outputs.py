@@ -62,18 +62,51 @@ def anomaly_dump_text(settings: Settings, anomalies: Iterable[Anomaly]) -> str:
 
 def write_anomaly_dump(settings: Settings, anomalies: Iterable[Anomaly]) -> Path:
     """Replace ``ANOMALY_DUMP`` atomically (a reader never sees half a file); mode 0644, dirs 0755."""
-    path = anomaly_dump_path(settings)
+    return _replace(anomaly_dump_path(settings), anomaly_dump_text(settings, anomalies))
+
+
+def _replace(path: Path, text: str) -> Path:
     path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     handle, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(handle, "w") as out:
-            out.write(anomaly_dump_text(settings, anomalies))
+            out.write(text)
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+#: The run report's file name, beside ANOMALY_DUMP (docs/webapp.md).
+RUN_REPORT_NAME = "analyzer_run.json"
+
+
+def run_report_path(settings: Settings) -> Path:
+    """``analyzer_run.json`` in the directory of ``ANOMALY_DUMP``."""
+    return anomaly_dump_path(settings).parent / RUN_REPORT_NAME
+
+
+def run_report_text(report: RunReport, started: float) -> str:
+    """The last run's figures and its anomalies with the algorithms that triggered, as JSON."""
+    return json.dumps({
+        "started": started,
+        "run_time": round(report.run_time, 3),
+        "total_metrics": report.total_metrics,
+        "total_analyzed": report.total_analyzed,
+        "total_anomalies": report.total_anomalies,
+        "unprocessed": report.unprocessed,
+        "exceptions": report.exceptions,
+        "anomaly_breakdown": report.anomaly_breakdown,
+        "anomalies": [{"metric": a.base_name, "value": a.value, "timestamp": a.timestamp,
+                       "triggered": list(a.triggered)} for a in report.anomalies],
+    })
+
+
+def write_run_report(settings: Settings, report: RunReport, started: float) -> Path:
+    """Replace the run report atomically, as the dump: the web app's Now page reads both."""
+    return _replace(run_report_path(settings), run_report_text(report, started))
 
 
 def canary_figures(raw: bytes | None, run_seconds: float, name: str) -> tuple[float, float | None] | None:

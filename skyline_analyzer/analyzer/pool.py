@@ -20,6 +20,7 @@ from skyline_analyzer.analyzer import worker
 from skyline_analyzer.analyzer.messages import ChunkDone, WorkerDone, WorkerSummary
 from skyline_analyzer.analyzer.outputs import RunReport
 from skyline_analyzer.config import Settings
+from skyline_analyzer.daemon import Daemon
 from skyline_analyzer.detection.anomaly import Anomaly
 from skyline_analyzer.slices import assigned_slice
 from skyline_analyzer.systemd import Notifier
@@ -67,17 +68,30 @@ def spawn(context: multiprocessing.context.BaseContext, settings: Settings, uniq
     return workers
 
 
-def supervise(workers: list[WorkerHandle], started: float, limit: float, notifier: Notifier) -> list[WorkerHandle]:
-    """Read messages until every worker is done or ``limit`` seconds have passed; return the late ones."""
+def supervise(workers: list[WorkerHandle], started: float, limit: float, daemon: Daemon) -> list[WorkerHandle]:
+    """Read messages until every worker is done or ``limit`` seconds have passed; return the late ones.
+
+    The wait also ends when a signal arrives (``daemon.wakeup_fd``), so a stop or a log reopen is acted on
+    at once; the workers keep running. The watchdog is pinged at its interval meanwhile.
+    """
     deadline = started + limit
     pending = {w.reader: w for w in workers}
+    wakeup = daemon.wakeup_fd
+    interval = daemon.notifier.watchdog_interval
+    next_ping = time.monotonic()
     while pending:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
+        now = time.monotonic()
+        if now >= deadline:
             break
-        ready = wait(list(pending), timeout=min(remaining, notifier.watchdog_interval or remaining))
-        notifier.watchdog()
+        if interval is not None and now >= next_ping:
+            daemon.notifier.watchdog()
+            next_ping = now + interval
+        watched: list[Connection | int] = [*pending, *([] if wakeup is None else [wakeup])]
+        ready = wait(watched, timeout=min(deadline, next_ping if interval is not None else deadline) - now)
+        daemon.handle_signals()
         for reader in ready:
+            if not isinstance(reader, Connection):
+                continue
             handle = pending[reader]
             try:
                 message = reader.recv()
@@ -100,21 +114,33 @@ def supervise(workers: list[WorkerHandle], started: float, limit: float, notifie
     return late
 
 
-def reap(workers: list[WorkerHandle]) -> None:
-    """Join every worker; one still alive gets SIGTERM, then SIGKILL after KILL_GRACE seconds."""
-    for handle in workers:
-        process = handle.process
-        if handle.summary is not None:
-            # It has sent its final report and is exiting.
-            process.join(timeout=KILL_GRACE)
-        if process.is_alive():
-            process.terminate()
-            process.join(timeout=KILL_GRACE)
+def reap(workers: list[WorkerHandle], notifier: Notifier) -> None:
+    """Join every worker; those still alive get SIGTERM, then SIGKILL after KILL_GRACE seconds.
+
+    Each stage waits for all the workers together, so reaping takes at most about 2 * KILL_GRACE however
+    many workers are late; the watchdog is pinged before each.
+    """
+    notifier.watchdog()
+    finishing = [h.process for h in workers if h.summary is not None]
+    _join_all(finishing, KILL_GRACE)
+    alive = [h.process for h in workers if h.process.is_alive()]
+    for process in alive:
+        process.terminate()
+    notifier.watchdog()
+    _join_all(alive, KILL_GRACE)
+    for process in alive:
         if process.is_alive():
             process.kill()
             process.join()
+    for handle in workers:
         handle.reader.close()
-        process.close()
+        handle.process.close()
+
+
+def _join_all(processes: list[multiprocessing.process.BaseProcess], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        process.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def collate(workers: list[WorkerHandle], late: list[WorkerHandle], total: int, now: float,

@@ -1,9 +1,12 @@
-"""The files algorithms leave in ``SKYLINE_TMP_DIR``: run metrics (SPEC.md 3.5) and error reports (2.0).
+"""Files algorithms leave in ``SKYLINE_TMP_DIR``: timings and error reports (docs/formats.md#algorithm-timing-files).
 
 Run metrics: for each algorithm actually run, ``"1\\n"`` is appended to ``analyzer.<alg>.count`` and the
 elapsed seconds as ``"%.6f\\n"`` to ``analyzer.<alg>.timings``. Several worker processes append at once,
 so each flush is a single ``write`` on an ``O_APPEND`` descriptor: the kernel places every such write at
 the current end of file in one piece, and lines from different processes never interleave.
+
+Every file is opened through :mod:`skyline_analyzer.tmpdir`: never through a symbolic link. A link or other
+non-regular entry found where a run-metric file belongs is removed (and logged) when a run resets the files.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ import statistics
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
+
+from skyline_analyzer import tmpdir
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +40,13 @@ def error_path(tmp_dir: Path, pid: int, algorithm: str) -> Path:
     return tmp_dir / f"analyzer.{pid}.{algorithm}.algorithm.error"
 
 
-def _append(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, text.encode())
-    finally:
-        os.close(fd)
-
-
 class RunMetricsRecorder:
     """Buffers per-algorithm timings in a worker and appends them to the shared files on :meth:`flush`."""
 
     def __init__(self, tmp_dir: str | Path) -> None:
         self.tmp_dir = Path(tmp_dir)
         self._pending: dict[str, list[float]] = {}
+        self._write_failed = False
 
     def record(self, algorithm: str, seconds: float, runs: int = 1) -> None:
         """``runs`` runs of ``algorithm`` that took ``seconds`` each."""
@@ -64,13 +62,19 @@ class RunMetricsRecorder:
                   algorithm, metric_name, exc_info=error)
 
     def flush(self) -> None:
-        """Append everything buffered; a missing ``SKYLINE_TMP_DIR`` raises, as in the original."""
+        """Append everything buffered; a file that cannot be written loses these records (logged once)."""
         pending, self._pending = self._pending, {}
         for algorithm, timings in pending.items():
             if not timings:
                 continue
-            _append(count_path(self.tmp_dir, algorithm), "1\n" * len(timings))
-            _append(timings_path(self.tmp_dir, algorithm), "".join(f"{t:.6f}\n" for t in timings))
+            try:
+                tmpdir.write(count_path(self.tmp_dir, algorithm), b"1\n" * len(timings), append=True)
+                tmpdir.write(timings_path(self.tmp_dir, algorithm),
+                             "".join(f"{t:.6f}\n" for t in timings).encode(), append=True)
+            except OSError as exc:
+                if not self._write_failed:
+                    self._write_failed = True
+                    log.error("error :: could not write the algorithm timing files in %s: %s", self.tmp_dir, exc)
 
 
 @dataclass(frozen=True)
@@ -83,15 +87,21 @@ class AlgorithmTiming:
 
 
 def reset_run_metrics(tmp_dir: Path, algorithms: list[str]) -> None:
-    """Truncate (or create) both files of every algorithm at the start of a run."""
-    tmp_dir.mkdir(parents=True, exist_ok=True)
+    """Make ``tmp_dir`` private, then truncate (or create) both files of every algorithm for a new run.
+
+    Raises :class:`skyline_analyzer.exceptions.UnsafeDirectoryError` when the directory is not private.
+    """
+    tmpdir.ensure_private(tmp_dir)
     for algorithm in algorithms:
         for path in (count_path(tmp_dir, algorithm), timings_path(tmp_dir, algorithm)):
-            path.write_bytes(b"")
+            if tmpdir.is_foreign(path):
+                log.error("error :: %s is not a regular file (a symbolic link?): removing it, not its target", path)
+                path.unlink()
+            tmpdir.write(path, b"")
 
 
 def _read_floats(path: Path) -> list[float]:
-    return [float(line.replace("'", "")) for line in path.read_text().splitlines() if line.strip()]
+    return [float(line.replace("'", "")) for line in tmpdir.read_text(path).splitlines() if line.strip()]
 
 
 def collect_run_metrics(tmp_dir: Path, algorithms: list[str]) -> dict[str, AlgorithmTiming]:
@@ -116,7 +126,7 @@ def collect_run_metrics(tmp_dir: Path, algorithms: list[str]) -> dict[str, Algor
 def record_algorithm_error(tmp_dir: Path, algorithm: str, traceback_text: str) -> bool:
     """Overwrite this process's error file for ``algorithm``; False when it cannot be written."""
     try:
-        error_path(tmp_dir, os.getpid(), algorithm).write_text(traceback_text)
+        tmpdir.write(error_path(tmp_dir, os.getpid(), algorithm), traceback_text.encode())
     except OSError:
         return False
     return True
@@ -138,7 +148,7 @@ def take_algorithm_errors(tmp_dir: Path, pids: list[int], algorithms: list[str])
         for algorithm in algorithms:
             path = error_path(tmp_dir, pid, algorithm)
             try:
-                text = path.read_text()
+                text = tmpdir.read_text(path)
             except OSError:
                 continue
             path.unlink(missing_ok=True)

@@ -1,4 +1,4 @@
-"""The worker ("spin process") of one Analyzer run (docs/run.md).
+"""The worker ("spin process") of one Analyzer run (docs/run.md#the-worker).
 
 A worker takes its slice of ``metrics.unique_metrics``, fetches the values with MGET in chunks of
 ``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics), decodes them and
@@ -178,10 +178,7 @@ def spin_process(
                 break
             results.send(ChunkDone(summary.processed, anomalies))
         summary.elapsed = time.monotonic() - started
-        try:
-            recorder.flush()
-        except OSError as exc:
-            log.error("error :: could not write the algorithm timing files: %s", exc)
+        recorder.flush()
         log.info("spin_process took %.2f seconds", summary.elapsed)
         results.send(WorkerDone(summary))
     finally:

@@ -10,7 +10,7 @@ from skyline_analyzer import __version__
 from skyline_analyzer.exceptions import SettingsError
 
 #: Sub-command modules under ``skyline_analyzer.cli``, in the order ``--help`` lists them.
-COMMANDS = ("check", "run", "horizon", "demo", "seed", "alert_test")
+COMMANDS = ("check", "run", "horizon", "webapp", "demo", "seed", "alert_test")
 
 
 def build_parser() -> argparse.ArgumentParser:

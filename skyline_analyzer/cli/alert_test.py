@@ -1,7 +1,7 @@
 """``skyline-analyzer alert-test METRIC``: send a test alert through every alerter whose tuple matches.
 
-The counterpart of v1.2.8's ``utils/verify_alerts.py --trigger True --metric METRIC`` (SPEC.md 5.7):
-every ALERTS tuple that matches the name (SPEC.md 4.7 rules) is triggered once, ignoring and leaving
+Like v1.2.8's ``utils/verify_alerts.py --trigger True --metric METRIC`` (docs/alerts.md#testing-the-alerters):
+every ALERTS tuple that matches the name (docs/alerts.md#matching) is triggered once, ignoring and leaving
 alone the ``last_alert`` rate-limit keys, and a syslog line is added when SYSLOG_ENABLED and no tuple
 already sends one. The alerts are sent with the settings in force, bounded by ALERT_TIMEOUT.
 """

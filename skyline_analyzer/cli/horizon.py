@@ -4,17 +4,16 @@ Start-up, in order: validate the settings (Horizon's own included), check that `
 exist, log to ``LOG_PATH/horizon.log``, check the Redis credentials, bind the three listeners, take part in
 the log hand-off with ``bin/horizon.d`` (delete ``horizon.log.wait``), tell systemd READY, then supervise
 (a systemd watchdog ping each second) until SIGTERM or Ctrl-C. On stop the listeners queue what they hold,
-the workers write everything queued, the counters are reported a last time, and the exit code is 0. Any
-start-up failure prints a clear message and exits 1.
+the workers write everything queued, the counters are reported a last time, and the exit code is 0. A
+second Ctrl-C kills the children at once (exit 130); SIGHUP reopens the log file (:mod:`skyline_analyzer.daemon`).
+Any start-up failure prints a clear message and exits 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
-from types import FrameType
 
 from skyline_analyzer import config, logs
 from skyline_analyzer.cli import service
@@ -44,33 +43,25 @@ def run(args: argparse.Namespace) -> int:
     problems = validate(settings)
     if problems:
         raise SettingsError(problems)
-    if not service.directories_exist(settings):
+    if not service.pid_path_exists(settings):
         return 1
-    file_handler = logs.setup(settings.LOG_PATH, APP, level=logging.INFO)
+    file_handler = service.start_logging(settings, APP, level=logging.INFO)
+    if file_handler is None:
+        return 1
     if args.stderr:
         to_stderr = logging.StreamHandler()
         to_stderr.setFormatter(file_handler.formatter)
         logging.getLogger(logs.PACKAGE_LOGGER).addHandler(to_stderr)
     if not service.redis_credentials_accepted(settings):
         return 1
-    notifier = Notifier()
-    horizon = Horizon(settings, notifier=notifier)
+    horizon = Horizon(settings, notifier=Notifier())
+    # Before the children are forked: they start with the handlers reset (skyline_analyzer.daemon).
+    horizon.install_signal_handlers()
     try:
         horizon.start()
     except OSError as exc:
         print(f"error :: {exc.strerror or exc}", file=sys.stderr)
         log.error("error :: %s - cannot start", exc.strerror or exc)
         return 1
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        log.info("horizon :: received %s: stopping", signal.Signals(signum).name)
-        horizon.stop_requested.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     logs.log_handoff(settings.LOG_PATH, APP)
-    notifier.ready()
-    horizon.run()
-    notifier.stopping()
-    horizon.shutdown()
-    return 0
+    return horizon.serve(horizon.run, horizon.shutdown)

@@ -1,22 +1,21 @@
-"""``skyline-analyzer run``: the Analyzer daemon in the foreground (SPEC.md 4.2, 4.3).
+"""``skyline-analyzer run``: the Analyzer daemon in the foreground (docs/run.md).
 
-Start-up, in order: validate the settings, check that ``PID_PATH`` and ``LOG_PATH`` exist, log to
-``LOG_PATH/analyzer.log``, run the algorithm self-test, check the Redis credentials, take part in the log
-hand-off with ``bin/analyzer.d`` (delete ``analyzer.log.wait``: "started"), tell systemd READY, then loop.
-Any start-up failure prints a clear message and exits 1.
+Start-up, in order: validate the settings, check ``PID_PATH``, log to ``LOG_PATH/analyzer.log`` (a bad
+``LOG_PATH`` is one message naming it), make ``SKYLINE_TMP_DIR`` private, run the algorithm self-test, check
+the Redis credentials, take part in the log hand-off with ``bin/analyzer.d`` (delete ``analyzer.log.wait``:
+"started"), tell systemd READY, then loop. Any start-up failure prints a clear message and exits 1.
 
-Signals: SIGTERM, or a first Ctrl-C, finishes the current run's bookkeeping and exits 0 (a run lasts at
-most about ``MAX_ANALYZER_PROCESS_RUNTIME``); a second Ctrl-C stops at once, killing the workers (exit 130).
+Signals (:mod:`skyline_analyzer.daemon`): SIGTERM, or a first Ctrl-C, finishes the current run's bookkeeping
+and exits 0 (a run lasts at most about ``MAX_ANALYZER_PROCESS_RUNTIME``); a second Ctrl-C stops at once,
+killing the workers (exit 130); SIGHUP reopens the log file.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 import traceback
-from types import FrameType
 
 from skyline_analyzer import config, logs
 from skyline_analyzer.analyzer.daemon import Analyzer
@@ -39,30 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run)
 
 
-def install_signal_handlers(analyzer: Analyzer) -> None:
-    interrupts = 0
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        log.info("received SIGTERM: stopping after the current run's bookkeeping")
-        analyzer.request_stop()
-
-    def on_interrupt(signum: int, frame: FrameType | None) -> None:
-        nonlocal interrupts
-        interrupts += 1
-        if interrupts > 1:
-            raise KeyboardInterrupt
-        log.info("received SIGINT: stopping after the current run (Ctrl-C again to stop now)")
-        analyzer.request_stop()
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, on_interrupt)
-
-
 def run(args: argparse.Namespace) -> int:
     settings = config.load()
-    if not service.directories_exist(settings):
+    if not service.pid_path_exists(settings) or service.start_logging(settings, APP) is None:
         return 1
-    logs.setup(settings.LOG_PATH, APP)
+    if not service.tmp_dir_private(settings):
+        return 1
     try:
         algorithm_self_test(settings)
     except Exception:
@@ -72,17 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     if not service.redis_credentials_accepted(settings):
         return 1
+    analyzer = Analyzer(settings, Notifier())
+    analyzer.install_signal_handlers()
     logs.log_handoff(settings.LOG_PATH, APP)
-    notifier = Notifier()
-    analyzer = Analyzer(settings, notifier)
-    install_signal_handlers(analyzer)
-    notifier.ready()
-    try:
-        analyzer.run_forever(args.max_runs)
-    except KeyboardInterrupt:
-        log.info("interrupted twice: stopped immediately")
-        return 130
-    finally:
-        notifier.stopping()
-    log.info("%s stopped", APP)
-    return 0
+    return analyzer.serve(lambda: analyzer.run_forever(args.max_runs), lambda: log.info("%s stopped", APP))

@@ -1,23 +1,62 @@
-"""Start-up checks shared by the daemon commands (``run``, ``horizon``)."""
+"""Start-up checks shared by the daemon commands (``run``, ``horizon``): each failure is one message on
+stderr naming the setting and the path, and the command exits 1 (docs/run.md#start-up)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
-from skyline_analyzer import connections
+from skyline_analyzer import connections, logs, tmpdir
 from skyline_analyzer.config import Settings
+from skyline_analyzer.exceptions import UnsafeDirectoryError
 
 log = logging.getLogger(__name__)
 
 
-def directories_exist(settings: Settings) -> bool:
-    """``PID_PATH`` and ``LOG_PATH`` must be directories; say which is missing, as the original did."""
-    for label, path in (("pid", settings.PID_PATH), ("log", settings.LOG_PATH)):
-        if not Path(path).is_dir():
-            print(f"{label} directory does not exist at {path}", file=sys.stderr)
-            return False
+def fail(message: str) -> bool:
+    print(f"error :: {message}", file=sys.stderr)
+    return False
+
+
+def pid_path_exists(settings: Settings) -> bool:
+    """``PID_PATH`` must be a directory (the original's message)."""
+    if not Path(settings.PID_PATH).is_dir():
+        return fail(f"pid directory does not exist at {settings.PID_PATH} (PID_PATH)")
+    return True
+
+
+def start_logging(settings: Settings, app: str, level: int = logging.DEBUG) -> logging.Handler | None:
+    """Log to ``LOG_PATH/<app>.log``; None (after one message) when ``LOG_PATH`` cannot hold the log.
+
+    ``LOG_PATH`` must be an existing directory this process can write: the midnight rotation creates and
+    renames files there.
+    """
+    path = Path(settings.LOG_PATH)
+    if not path.exists():
+        fail(f"LOG_PATH {path} does not exist: create the log directory")
+        return None
+    if not path.is_dir():
+        fail(f"LOG_PATH {path} is not a directory")
+        return None
+    if not os.access(path, os.W_OK | os.X_OK):
+        fail(f"LOG_PATH {path} is not writable by this user: {app}.log cannot be created or rotated there")
+        return None
+    try:
+        return logs.setup(path, app, level=level)
+    except OSError as exc:
+        fail(f"LOG_PATH {path}: cannot open {logs.log_file(path, app)}: {exc.strerror or exc}")
+        return None
+
+
+def tmp_dir_private(settings: Settings) -> bool:
+    """``SKYLINE_TMP_DIR`` is created 0700, or must already be private to this user (:mod:`skyline_analyzer.tmpdir`)."""
+    try:
+        tmpdir.ensure_private(Path(settings.SKYLINE_TMP_DIR))
+    except UnsafeDirectoryError as exc:
+        log.error("error :: %s - cannot start", exc)
+        return fail(str(exc))
     return True
 
 
@@ -26,7 +65,6 @@ def redis_credentials_accepted(settings: Settings) -> bool:
     try:
         connections.check_credentials(settings)
     except connections.RedisAuthError as exc:
-        print(f"error :: {exc}", file=sys.stderr)
         log.error("error :: %s - cannot start", exc)
-        return False
+        return fail(str(exc))
     return True

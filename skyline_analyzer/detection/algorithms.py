@@ -10,7 +10,7 @@ clock; here the caller passes it. ``full_duration`` is ``settings.FULL_DURATION`
 Python ``bool``; it may raise, and the verdict (:mod:`skyline_analyzer.detection.reference`) then records ``None``
 for it, as v1.2.8's per-algorithm ``try/except`` did.
 
-Conventions (SPEC.md 2.0): *pop-std* is ``ddof=0``, *sample-std* is ``ddof=1`` (NaN below two values);
+Conventions (docs/algorithms.md#conventions): *pop-std* is ``ddof=0``, *sample-std* ``ddof=1`` (NaN below two values);
 every comparison with NaN is False.
 """
 
@@ -218,7 +218,7 @@ SECOND_ORDER_REPEAT_WINDOW = 300
 
 
 def interval_is_anomalous(trigger_times: list[float]) -> bool:
-    """The second-order test on a metric's trigger history (SPEC.md 2.11).
+    """The second-order test on a metric's trigger history (docs/algorithms.md#second-order).
 
     ``I`` are the gaps between consecutive trigger times; anomalous when
     ``|I[-1] - mean(I)| > 3 * sample-std(I)``. One interval gives a NaN std: False. A single value can

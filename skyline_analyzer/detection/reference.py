@@ -1,11 +1,11 @@
-"""The consensus verdict: ``run_selected_algorithm`` of Skyline v1.2.8 (SPEC.md section 3).
+"""The consensus verdict: ``run_selected_algorithm`` of Skyline v1.2.8 (docs/algorithms.md#the-verdict).
 
 The filters run in order (TooShort, Stale, Boring); then the ``ALGORITHMS`` run
 in the configured order, each result recorded in the ensemble as True, False or None (the algorithm
 raised). With ``RUN_OPTIMIZED_WORKFLOW`` the loop stops running algorithms once ``N - CONSENSUS + 1``
 Falses make consensus impossible; the skipped ones are recorded as False, so the verdict never changes.
 A series is anomalous when ``ensemble.count(False) <= N - CONSENSUS``: a None is *not* a False, so an
-erroring algorithm votes "anomalous" (SPEC.md 9.1 A1, preserved and logged).
+erroring algorithm votes "anomalous" (docs/departures.md#a1: preserved and logged).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ SELF_TEST_POINTS = 86401
 def algorithm_self_test(settings: Settings, now: float | None = None) -> None:
     """Run every configured algorithm on a flat day of data; raise if any of them raises.
 
-    This is the agent's start-up check (SPEC.md 4.2 step 4): a series of 86401 points ``[t, 1]``
+    This is the agent's start-up check (docs/algorithms.md#start-up-self-test): a series of 86401 points ``[t, 1]``
     ending at ``int(now)``. Unknown names are caught earlier by settings validation.
     """
     end = int(time.time() if now is None else now)

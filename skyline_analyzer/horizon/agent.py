@@ -1,4 +1,4 @@
-"""The Horizon agent: starts and supervises the listeners, workers and Roomba (docs/horizon.md).
+"""The Horizon agent: starts and supervises listeners, workers, Roomba (docs/horizon.md#process-model-signals-log).
 
 Process model, as the original: one process per listener (pickle, UDP and, beyond it, plaintext),
 ``WORKER_PROCESSES`` worker processes, bounded queues of ``MAX_QUEUE_SIZE`` chunks in all between them, and
@@ -29,6 +29,7 @@ from typing import Any
 
 from skyline_analyzer import graphite
 from skyline_analyzer.config import Settings
+from skyline_analyzer.daemon import Daemon
 from skyline_analyzer.horizon import listener, roomba, worker
 from skyline_analyzer.horizon.counters import PROTOCOLS, Counters, report_metrics
 from skyline_analyzer.horizon.stop_flag import Flag, child_main
@@ -56,8 +57,11 @@ def validate(settings: Settings) -> list[str]:
     return problems
 
 
-class Horizon:
+class Horizon(Daemon):
     """One Horizon instance: :meth:`start`, then :meth:`run` until a stop, then :meth:`shutdown`.
+
+    Signals come from :class:`skyline_analyzer.daemon.Daemon`: SIGTERM or a first Ctrl-C ends :meth:`run`;
+    :meth:`abort` kills the children after a second Ctrl-C.
 
     Parameters
     ----------
@@ -67,10 +71,13 @@ class Horizon:
         Seconds between counter reports and between Roomba passes.
     """
 
+    app = "horizon"
+    stop_note = "stopping: the listeners queue what they hold, the workers write everything queued"
+
     def __init__(self, settings: Settings, *, report_interval: float = REPORT_INTERVAL,
                  roomba_interval: float = roomba.PASS_INTERVAL, notifier: Notifier | None = None) -> None:
+        super().__init__(notifier if notifier is not None else Notifier({}))
         self.settings = settings
-        self.notifier = notifier if notifier is not None else Notifier({})
         self.report_interval = report_interval
         self.roomba_interval = roomba_interval
         self.context = multiprocessing.get_context("fork")
@@ -78,7 +85,6 @@ class Horizon:
         self.children: dict[str, Any] = {}
         self.queues: list[Any] = []
         self.queue_sizes: list[int] = []
-        self.stop_requested = threading.Event()
         self.roomba_stop = threading.Event()
         self.roomba_thread: threading.Thread | None = None
         # One row per worker and per listener, and the agent's own, last.
@@ -160,9 +166,12 @@ class Horizon:
         return dict(metrics)
 
     def run(self) -> None:
-        """Supervise and report until :attr:`stop_requested` is set."""
+        """Supervise and report until a stop is requested (:attr:`stop_requested`)."""
         next_report = time.monotonic() + self.report_interval
-        while not self.stop_requested.wait(SUPERVISE_SECONDS):
+        while not self.stop_requested:
+            self.wait(SUPERVISE_SECONDS)
+            if self.stop_requested:
+                break
             self.supervise()
             # Supervising is what keeps Horizon serving, so a stuck supervisor must stop the pings.
             self.notifier.watchdog()
@@ -184,6 +193,17 @@ class Horizon:
         self._close_sockets()
         log.info("horizon :: stopped")
         return final
+
+    def abort(self) -> None:
+        """Stop at once (a second Ctrl-C): kill every child, release the sockets; what is queued is lost."""
+        self.roomba_stop.set()
+        for name, process in self.children.items():
+            if process.is_alive():
+                log.error("horizon :: killing %s (pid %s)", name, process.pid)
+                process.kill()
+            process.join()
+        self.children.clear()
+        self._close_sockets()
 
     def _stop_children(self) -> None:
         """The listeners first (they queue what they hold), then the workers (they write what is queued)."""

@@ -1,4 +1,4 @@
-"""Roomba: keeps every series to its window, sorted, one value per timestamp (docs/horizon.md, "Roomba").
+"""Roomba: keeps every series to its window, sorted, one value per timestamp (docs/horizon.md#roomba).
 
 Each pass, for every key in ``<namespace>unique_metrics`` (split between ``ROOMBA_PROCESSES`` processes):
 read the value, decode it, sort the datapoints (by timestamp, then value), keep those newer than
@@ -80,7 +80,7 @@ return 1 + appended
 
 @dataclass
 class VacuumResult:
-    """The counts one vacuum logs: keys seen, rewritten, deleted, retried, and kept."""
+    """The counts one vacuum logs (docs/horizon.md#roomba): keys seen, rewritten, deleted, retried, and kept."""
 
     keys: int = 0
     trimmed: int = 0

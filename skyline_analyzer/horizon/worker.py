@@ -1,4 +1,4 @@
-"""Horizon workers: take chunks off the queue and APPEND their datapoints to Redis (docs/horizon.md).
+"""Horizon workers: APPEND the queued datapoints to Redis (docs/horizon.md#chunks-queues-and-workers).
 
 For every datapoint: skip it if ``SKIP_LIST`` matches its name and ``DO_NOT_SKIP_LIST`` does not; ignore it
 if its timestamp is more than ``MAX_RESOLUTION`` seconds before now (future timestamps are kept); otherwise

@@ -1,6 +1,6 @@
 """What several alerters derive from an anomaly: the Graphite render link and the derivative status.
 
-docs/alerts.md, "Alerters".
+docs/alerts.md#graphite-links-and-derivative-graphs.
 """
 
 from __future__ import annotations

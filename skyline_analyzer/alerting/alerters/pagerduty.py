@@ -1,4 +1,4 @@
-"""The ``pagerduty`` alerter (docs/alerts.md, "Alerters"): a trigger event through the PagerDuty Events API v2.
+"""The ``pagerduty`` alerter (docs/departures.md#r8): a trigger event through the PagerDuty Events API v2.
 
 v1.2.8 used pygerduty and the retired integration API; the summary keeps its text,
 ``'<context> alert - <value> - <metric>'``. PAGERDUTY_OPTS gives ``routing_key`` (the integration key;

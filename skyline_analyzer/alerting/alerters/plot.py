@@ -1,4 +1,4 @@
-"""The Redis data plot attached to smtp alerts (docs/alerts.md, "Alerters"): a PNG of the series with its statistics.
+"""The Redis data plot attached to smtp alerts (docs/alerts.md#alerters): a PNG of the series with its statistics.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot state), so alerts rendered in several
 threads do not share a figure; a lock serialises the drawing itself, which matplotlib does not promise to

@@ -1,4 +1,4 @@
-"""The ``slack`` alerter (docs/alerts.md, "Alerters"): a message with the Graphite link to each channel of the pattern.
+"""The ``slack`` alerter (docs/alerts.md#alerters): a message with the Graphite link to each channel of the pattern.
 
 Two ways in, chosen by SLACK_OPTS: ``webhook_url`` (an incoming webhook; its channel is fixed by Slack)
 or the bot token with ``chat.postMessage`` to every channel in ``channels[pattern]``, at

@@ -1,4 +1,4 @@
-"""The ``smtp`` alerter (docs/alerts.md, "Alerters"): one HTML mail per alert, with a plot of the metric's Redis data.
+"""The ``smtp`` alerter (docs/alerts.md#alerters): one HTML mail per alert, with a plot of the metric's Redis data.
 
 Also used for a legacy ALERTS alerter that is an e-mail address. Departures from v1.2.8:
 

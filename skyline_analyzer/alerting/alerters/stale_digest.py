@@ -1,4 +1,4 @@
-"""The stale digest alerter: one mail listing the metrics that stopped sending data (docs/alerts.md).
+"""The ``stale_digest`` alerter (docs/alerts.md#the-stale-digest): one mail listing the metrics gone stale.
 
 Sent to the first ``SMTP_OPTS['default_recipient']`` only, through the smtp alerter's transport.
 """

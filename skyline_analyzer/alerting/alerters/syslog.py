@@ -1,4 +1,4 @@
-"""The ``syslog`` alerter (docs/alerts.md, "Alerters"): one LOG_LOCAL4 warning line per anomalous metric.
+"""The ``syslog`` alerter (docs/alerts.md#alerters): one LOG_LOCAL4 warning line per anomalous metric.
 
 The line is written straight to the syslog socket (``SYSLOG_OPTS['address']``, default ``/dev/log``;
 a ``[host, port]`` pair sends over UDP) in the BSD format that ``openlog(ident, LOG_PID, LOG_LOCAL4)``
