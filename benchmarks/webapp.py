@@ -32,8 +32,8 @@ from playwright.sync_api import Page, sync_playwright  # noqa: E402
 from skyline_analyzer import config, connections  # noqa: E402
 from skyline_analyzer.analyzer import outputs  # noqa: E402
 from skyline_analyzer.analyzer.outputs import RunReport  # noqa: E402
-from skyline_analyzer.cli.demo import private_redis  # noqa: E402
 from skyline_analyzer.detection.anomaly import Anomaly  # noqa: E402
+from skyline_analyzer.harness import private_redis  # noqa: E402
 from tests import support  # noqa: E402
 from tests.webapp_server import WebappServer, spike_series, store_series  # noqa: E402
 

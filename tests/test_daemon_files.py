@@ -21,9 +21,9 @@ from skyline_analyzer.analyzer.run_metrics import (
     take_algorithm_errors,
     timings_path,
 )
-from skyline_analyzer.cli.demo import seed_redis
 from skyline_analyzer.defaults import DEFAULTS
 from skyline_analyzer.exceptions import UnsafeDirectoryError
+from skyline_analyzer.harness import seed_redis
 from tests.support import NO_ALERTS, REPO, SCRIPT, free_port, free_udp_port, settings_env
 
 #: Root without the capabilities that let it write anywhere: a read-only directory is read-only for it too.

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from skyline_analyzer import synthetic
-from skyline_analyzer.cli.demo import seed_redis
+from skyline_analyzer.harness import seed_redis
 from tests.support import (
     NO_ALERTS,
     REPO,
