@@ -240,7 +240,8 @@ class SmtpReceiver:
     def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
         known = (isinstance(data, LoginPassword) and self.users is not None
                  and self.users.get(data.login.decode()) == data.password.decode())
-        return AuthResult(success=known, auth_data=data.login.decode() if known else None)
+        # handled=False: aiosmtpd then answers 535 itself (handled=True would leave the client waiting).
+        return AuthResult(success=known, handled=False, auth_data=data.login.decode() if known else None)
 
     def __enter__(self) -> SmtpReceiver:
         self.mails: list[Mail] = []
