@@ -16,6 +16,7 @@ from PIL import Image
 from skyline_analyzer import codec
 from skyline_analyzer.alerting import dispatch as alerts
 from skyline_analyzer.alerting import stale
+from skyline_analyzer.alerting.alerters import smtp as smtp_alerter
 from skyline_analyzer.detection.anomaly import Anomaly
 from skyline_analyzer.systemd import Notifier
 from tests.alert_receivers import HangingServer, HttpReceiver, NotifyReceiver, SmtpReceiver
@@ -227,10 +228,13 @@ def test_graphite_image_is_fetched_and_embedded(load, smtp, redis_conn):
 GRAPHITE_LINK_START = "http://127.0.0.1:"
 
 
-@pytest.mark.parametrize("answer", ["500", "not a png", "closed port"])
+TOO_LARGE = b"\x89PNG\r\n\x1a\n" + bytes(smtp_alerter.GRAPHITE_IMAGE_LIMIT)
+
+
+@pytest.mark.parametrize("answer", ["500", "not a png", "closed port", "too large"])
 def test_a_graphite_image_that_could_not_be_fetched_is_linked_not_shown(load, smtp, redis_conn, caplog, answer):
-    with HttpReceiver(status=500 if answer == "500" else 200, reply=b"<html>oops</html>",
-                      content_type="text/html") as graphite:
+    reply = TOO_LARGE if answer == "too large" else b"<html>oops</html>"
+    with HttpReceiver(status=500 if answer == "500" else 200, reply=reply, content_type="text/html") as graphite:
         port = free_port() if answer == "closed port" else int(graphite.url.rsplit(":", 1)[1])
         settings = load(smtp.port, GRAPHITE_HOST="127.0.0.1", GRAPHITE_PORT=str(port))
         alerts.send_alerts(redis_conn, settings, [seed(redis_conn)], NOW)
