@@ -200,6 +200,8 @@ SMTP_USER = ''
 SMTP_PASSWORD = ''
 # Upgrade the SMTP connection with STARTTLS before sending.
 SMTP_STARTTLS = False
+# Connect with TLS from the start (SMTPS, usually SMTP_PORT = 465); SMTP_STARTTLS then has no effect.
+SMTP_SSL = False
 # Sender of the legacy e-mail-address alerter (an ALERTS tuple naming an address); None uses SMTP_OPTS' sender.
 ALERT_SENDER = None
 # Seconds any network alerter may block; a slower receiver is abandoned, logged and retried next run.

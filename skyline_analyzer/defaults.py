@@ -142,6 +142,7 @@ DEFAULTS: dict[str, Any] = {
     "SMTP_USER": "",
     "SMTP_PASSWORD": "",
     "SMTP_STARTTLS": False,
+    "SMTP_SSL": False,
     # v1.2.8 read it only when defined: the sender of the legacy e-mail-address alerter (None: SMTP_OPTS').
     "ALERT_SENDER": None,
     # Beyond v1.2.8: seconds any network alerter may block (v1.2.8 gave the smtp child 15 s), and how many

@@ -239,6 +239,7 @@ SCHEMA: dict[str, Rule] = {
     "SMTP_USER": Rule(STR, PRINTABLE),
     "SMTP_PASSWORD": Rule(STR, secret=True),
     "SMTP_STARTTLS": Rule(BOOL),
+    "SMTP_SSL": Rule(BOOL),
     "ALERT_SENDER": Rule(STR_OR_NONE, ADDRESS),
     "ALERT_TIMEOUT": Rule(NUMBER, seconds),
     "ALERT_CONCURRENCY": Rule(INT, PROCESSES),

@@ -8,17 +8,20 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+import ssl
+import subprocess
 import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from email import message_from_bytes
-from email.message import Message
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support import free_port
 
@@ -136,11 +139,31 @@ class HangingServer:
         self.sock.close()
 
 
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """``(certificate, key)`` for 127.0.0.1, made in ``directory`` by the ``openssl`` command."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+def server_tls_context(cert: Path, key: Path) -> ssl.SSLContext:
+    """What a mail server presents: the certificate and its key."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
 @dataclass
 class Mail:
     sender: str
     recipients: list[str]
-    message: Message
+    message: EmailMessage
+    #: The TLS version the mail came over (SMTPS or STARTTLS), None over plain text.
+    tls: str | None = None
+    #: The user name the client authenticated as, None without AUTH.
+    login: str | None = None
 
 
 class _Collect:
@@ -148,16 +171,44 @@ class _Collect:
         self.mails = mails
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), message_from_bytes(envelope.content)))
+        tls = server.transport.get_extra_info("ssl_object")
+        message = message_from_bytes(envelope.content, policy=policy.default)
+        login = session.auth_data if session.authenticated else None
+        self.mails.append(Mail(envelope.mail_from, list(envelope.rcpt_tos), message,
+                               tls.version() if tls else None, login))
         return "250 Message accepted for delivery"
 
 
 class SmtpReceiver:
-    """An aiosmtpd server on a free loopback port collecting every mail."""
+    """An aiosmtpd server on a free loopback port collecting every mail (parsed with the modern policy).
+
+    ``ssl_context``: SMTPS, TLS from the first byte. ``tls_context``: STARTTLS offered, and required before
+    MAIL when ``require_starttls``. ``users``: AUTH PLAIN/LOGIN against these user names and passwords.
+    """
+
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None, tls_context: ssl.SSLContext | None = None,
+                 require_starttls: bool = False, users: dict[str, str] | None = None) -> None:
+        self.ssl_context = ssl_context
+        self.tls_context = tls_context
+        self.require_starttls = require_starttls
+        self.users = users
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        known = (isinstance(data, LoginPassword) and self.users is not None
+                 and self.users.get(data.login.decode()) == data.password.decode())
+        # handled=False: aiosmtpd then answers 535 itself (handled=True would leave the client waiting).
+        return AuthResult(success=known, handled=False, auth_data=data.login.decode() if known else None)
 
     def __enter__(self) -> SmtpReceiver:
         self.mails: list[Mail] = []
-        self.controller = Controller(_Collect(self.mails), hostname="127.0.0.1", port=free_port())
+        smtp_options: dict[str, Any] = {}
+        if self.tls_context is not None:
+            smtp_options |= {"tls_context": self.tls_context, "require_starttls": self.require_starttls}
+        if self.users is not None:
+            # aiosmtpd offers AUTH only after its own STARTTLS; a SMTPS connection is encrypted already.
+            smtp_options |= {"authenticator": self._authenticate, "auth_require_tls": self.ssl_context is None}
+        self.controller = Controller(_Collect(self.mails), hostname="127.0.0.1", port=free_port(),
+                                     ssl_context=self.ssl_context, **smtp_options)
         self.controller.start()
         self.port = self.controller.port
         return self

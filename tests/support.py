@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -149,6 +150,19 @@ def children(pid: int) -> list[int]:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except FileNotFoundError:
         return []
+
+
+def freeze_first_worker(process: subprocess.Popen, timeout: float = 60) -> int:
+    """SIGSTOP the daemon's first worker as soon as it is forked, so that the run cannot end by itself."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline and process.poll() is None, "no worker was forked"
+        found = children(process.pid)
+        if found:
+            os.kill(found[0], signal.SIGSTOP)
+            return found[0]
+        time.sleep(0.002)
+
 
 
 class NotifyReceiver:

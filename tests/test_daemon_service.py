@@ -24,7 +24,7 @@ from tests.support import (
     NO_ALERTS,
     REPO,
     SCRIPT,
-    children,
+    freeze_first_worker,
     kill_process,
     settings_env,
     wait_for_log,
@@ -248,18 +248,6 @@ def seed_many(redis_conn, count: int) -> dict:
     metrics = many_metrics(count)
     seed_redis(redis_conn, metrics, "metrics.")
     return metrics
-
-
-def freeze_first_worker(process: subprocess.Popen, timeout: float = 60) -> int:
-    """SIGSTOP the daemon's first worker as soon as it is forked, so that the run cannot end by itself."""
-    deadline = time.monotonic() + timeout
-    while True:
-        assert time.monotonic() < deadline and process.poll() is None, "no worker was forked"
-        found = children(process.pid)
-        if found:
-            os.kill(found[0], signal.SIGSTOP)
-            return found[0]
-        time.sleep(0.002)
 
 
 def start_daemon(path: Path, *args: str) -> subprocess.Popen:

@@ -23,6 +23,7 @@ from tests.support import (
     children,
     free_port,
     free_udp_port,
+    freeze_first_worker,
     settings_env,
     wait_for_log,
 )
@@ -33,18 +34,6 @@ def alive(pid: int) -> bool:
         return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
     except FileNotFoundError:
         return False
-
-
-def first_worker(process: subprocess.Popen, timeout: float = 60) -> int:
-    """SIGSTOP the daemon's first worker as soon as it is forked, so that the run cannot end by itself."""
-    deadline = time.monotonic() + timeout
-    while True:
-        assert time.monotonic() < deadline and process.poll() is None, "no worker was forked"
-        found = children(process.pid)
-        if found:
-            os.kill(found[0], signal.SIGSTOP)
-            return found[0]
-        time.sleep(0.002)
 
 
 @contextmanager
@@ -79,7 +68,7 @@ def test_analyzer_sighup_mid_run_reopens_the_log_and_the_run_goes_on(make_settin
                          ANALYZER_OPTIMUM_RUN_DURATION=1)
     log = tmp_path / "log" / "analyzer.log"
     with daemon(path, "run", log=log) as process:
-        worker = first_worker(process)
+        worker = freeze_first_worker(process)
         wait_for_log(log, "bin/analyzer.d log management")
         log.rename(tmp_path / "log" / "analyzer.log.1")
         process.send_signal(signal.SIGHUP)
@@ -162,7 +151,7 @@ def test_watchdog_pings_through_slow_steps(make_settings, redis_conn, tmp_path):
         path = make_settings(**NO_ALERTS, ANALYZER_PROCESSES=1, MAX_ANALYZER_PROCESS_RUNTIME=3,
                              ANALYZER_OPTIMUM_RUN_DURATION=1, GRAPHITE_HOST="127.0.0.1", CARBON_PORT=port)
         with daemon(path, "run", "--max-runs", "2", env=receiver.environ(2_000_000)) as process:
-            first_worker(process)
+            freeze_first_worker(process)
             assert process.wait(timeout=120) == 0
         time.sleep(0.2)
     text = (tmp_path / "log" / "analyzer.log").read_text()

@@ -31,8 +31,14 @@ def post_json(url: str, payload: Any, timeout: float, headers: dict[str, str] | 
         return response.read()
 
 
-def get_bytes(url: str, timeout: float) -> bytes:
-    """GET a URL's body within ``timeout`` seconds per socket operation (FIX R4: v1.2.8 had no timeout)."""
+def get_bytes(url: str, timeout: float, limit: int) -> bytes:
+    """GET a URL's body within ``timeout`` seconds per socket operation (FIX R4: v1.2.8 had no timeout).
+
+    At most ``limit`` bytes are read: a longer body raises :class:`ValueError`.
+    """
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.read()
+        body = response.read(limit + 1)
+    if len(body) > limit:
+        raise ValueError(f"the answer is longer than {limit} bytes")
+    return body

@@ -1,8 +1,9 @@
-"""The Redis data plot attached to smtp alerts (docs/alerts.md#alerters): a PNG of the series with its statistics.
+"""The Redis data plot attached to smtp alerts (docs/alerts.md#the-alert-mail): a PNG of the series.
 
 Drawn with matplotlib's object API on the Agg canvas (no pyplot state), so alerts rendered in several
 threads do not share a figure; a lock serialises the drawing itself, which matplotlib does not promise to
-be thread-safe.
+be thread-safe. The title states the window the data really covers (a metric with 16 minutes of data is
+not "24 hours"), and the time axis is labelled with its timezone, UTC like the rest of the mail.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ from skyline_analyzer.config import Settings
 
 log = logging.getLogger(__name__)
 
-_DRAWING = threading.Lock()
+#: Re-entrant: :func:`render` holds it across :func:`draw` and the PNG encoding.
+_DRAWING = threading.RLock()
+#: Characters of a metric name kept in a plot title (escaped; longer names end with ...).
+NAME_LIMIT = 200
+#: The plot's timezone: the mail states every time in UTC.
+TIMEZONE = UTC
+#: The units a window is told in, largest first.
+_UNITS = ((86400, "day"), (3600, "hour"), (60, "minute"), (1, "second"))
 
 
 @dataclass(frozen=True)
@@ -90,16 +98,56 @@ def stats(values: Sequence[float]) -> SeriesStats:
     return SeriesStats(float(np.median(array)), float(array.max()), float(array.min()), float(array.mean()), std)
 
 
-def render(pairs: Sequence[Sequence[Any]], title: str, anomaly: tuple[Any, Any] | None) -> tuple[bytes, SeriesStats]:
-    """The 8x4 in PNG and the statistics; ``anomaly`` ``(timestamp, value)`` is marked with a red ring.
+def duration(seconds: float) -> str:
+    """A span in words, in its largest unit and the next one down: ``16 minutes``, ``23 hours 59 minutes``.
+
+    A part that is 0 is left out (``2 days``); the smaller part is truncated, so the words never claim more
+    data than there is. Under a second is ``0 seconds``.
+    """
+    left = max(int(seconds), 0)
+    # The units that fit form a tail of _UNITS: its first two are the largest that fits and the next one.
+    fitting = [(size, unit) for size, unit in _UNITS if left >= size][:2]
+    if not fitting:
+        return "0 seconds"
+    words = []
+    for size, unit in fitting:
+        count, left = divmod(left, size)
+        if count:
+            words.append(f"{count} {unit}" if count == 1 else f"{count} {unit}s")
+    return " ".join(words)
+
+
+def window(first: float, last: float) -> str:
+    """What the plotted data covers: ``16 minutes to 2023-11-14 22:13:20 UTC``, or one datapoint's time."""
+    end = datetime.fromtimestamp(float(last), TIMEZONE).strftime("%Y-%m-%d %H:%M:%S %Z")
+    if last <= first:
+        return f"1 datapoint at {end}"
+    return f"{duration(float(last) - float(first))} to {end}"
+
+
+def title(context: str, base: str, value: Any, first: float, last: float, derivative: bool) -> str:
+    """The plot's two-line title: what the data covers, then the metric (escaped, bounded) and its value."""
+    graph = " (derivative graph)" if derivative else ""
+    return (f"Skyline {context} - ALERT - Redis data{graph}, {window(first, last)}\n"
+            f"{excerpt.escape(base, NAME_LIMIT)} - anomalous value: {value}")
+
+
+def axis_labels(derivative: bool) -> tuple[str, str]:
+    """The x and y labels: the time axis names its timezone, the y axis says when it is a derivative."""
+    return f"time ({TIMEZONE.tzname(None)})", "non-negative derivative of the value" if derivative else "value"
+
+
+def draw(pairs: Sequence[Sequence[Any]], heading: str, anomaly: tuple[Any, Any] | None,
+         derivative: bool) -> tuple[Figure, SeriesStats]:
+    """The 8x4 in figure and the statistics; ``anomaly`` ``(timestamp, value)`` is marked with a red ring.
 
     Colours as v1.2.8: orange series on black, magenta max, blue min, green mean, red 3-sigma bounds (the
-    lower one only when positive), legend below, UTC time axis ``%a %H:%M``.
+    lower one only when positive), legend below, time axis ``%a %H:%M`` in :data:`TIMEZONE`.
     """
     timestamps = np.array([float(p[0]) for p in pairs])
     values = np.array([float(p[1]) for p in pairs])
     figures = stats(values)
-    when = [datetime.fromtimestamp(t, UTC) for t in timestamps]
+    when = [datetime.fromtimestamp(t, TIMEZONE) for t in timestamps]
     with _DRAWING:
         figure = Figure(figsize=(8, 4), dpi=100)
         FigureCanvasAgg(figure)
@@ -117,15 +165,28 @@ def render(pairs: Sequence[Sequence[Any]], title: str, anomaly: tuple[Any, Any] 
         for level, colour, style, width, label in lines:
             axes.axhline(level, color=colour, linestyle=style, lw=width, label=label)
         if anomaly is not None:
-            axes.plot([datetime.fromtimestamp(float(anomaly[0]), UTC)], [float(anomaly[1])], "o", ms=9,
+            axes.plot([datetime.fromtimestamp(float(anomaly[0]), TIMEZONE)], [float(anomaly[1])], "o", ms=9,
                       markerfacecolor="none", markeredgecolor="red", markeredgewidth=1.5, zorder=4,
                       label=f"anomalous - {anomaly[1]}")
         # parse_math off: a '$' in a metric name is text, not the start of a formula.
-        axes.set_title(title, fontsize=9, parse_math=False)
-        axes.xaxis.set_major_formatter(DateFormatter("%a %H:%M", tz=UTC))
+        axes.set_title(heading, fontsize=9, parse_math=False)
+        x_label, y_label = axis_labels(derivative)
+        axes.set_xlabel(x_label, fontsize=8)
+        axes.set_ylabel(y_label, fontsize=8)
+        axes.xaxis.set_major_formatter(DateFormatter("%a %H:%M", tz=TIMEZONE))
+        axes.tick_params(labelsize=7)
         axes.grid(color="lightgray", lw=0.4)
-        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=4, fontsize=7, frameon=False)
+        axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=4, fontsize=7, frameon=False)
         figure.tight_layout()
+    return figure, figures
+
+
+def render(pairs: Sequence[Sequence[Any]], heading: str, anomaly: tuple[Any, Any] | None,
+           derivative: bool = False) -> tuple[bytes, SeriesStats]:
+    """The PNG of :func:`draw` and the statistics; the title is also the PNG's ``Title`` text chunk."""
+    with _DRAWING:
+        figure, figures = draw(pairs, heading, anomaly, derivative)
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png")
+        # A PNG text chunk is Latin-1: the title qualifies, its metric name being escaped to printable ASCII.
+        figure.savefig(buffer, format="png", metadata={"Title": heading})
     return buffer.getvalue(), figures

@@ -1,15 +1,19 @@
-"""The ``smtp`` alerter (docs/alerts.md#alerters): one HTML mail per alert, with a plot of the metric's Redis data.
+"""The ``smtp`` alerter (docs/alerts.md#the-alert-mail): one mail per alert, with a plot of the metric's Redis data.
 
 Also used for a legacy ALERTS alerter that is an e-mail address. Departures from v1.2.8:
 
-* The mail goes through ``SMTP_HOST:SMTP_PORT`` (v1.2.8: always ``127.0.0.1:25``) with optional STARTTLS
-  and AUTH, every socket operation bounded by ``ALERT_TIMEOUT``.
+* The mail goes through ``SMTP_HOST:SMTP_PORT`` (v1.2.8: always ``127.0.0.1:25``), over SMTPS
+  (``SMTP_SSL``) or STARTTLS (``SMTP_STARTTLS``) with the server's certificate verified, and with AUTH when
+  ``SMTP_USER`` is set; every socket operation is bounded by ``ALERT_TIMEOUT``.
+* The mail is built with the ``email`` package's modern API: Date and Message-ID headers, a text/plain
+  part and its HTML alternative, the images inline in the HTML part (v1.2.8: two HTML parts, no Date).
 * Every recipient is its own envelope address (FIX R3); To is the first, Cc the others.
 * The mail is sent whatever ``IONOSPHERE_ENABLED`` says (FIX R2); Ionosphere training files and links are
   out of scope and not produced.
 * The legacy e-mail-address alerter works, with ``ALERT_SENDER`` or else ``SMTP_OPTS['sender']`` (FIX R1).
-* The plot is made in memory, never written to SKYLINE_TMP_DIR; it marks the anomalous datapoint and the
-  mail lists the algorithms that triggered.
+* The plot is made in memory, never written to SKYLINE_TMP_DIR; it is titled with the window the data
+  covers, marks the anomalous datapoint, and the mail lists the algorithms that triggered.
+* The Graphite image is embedded only when it was fetched and is a PNG; otherwise the mail has a link.
 """
 
 from __future__ import annotations
@@ -18,13 +22,12 @@ import html
 import logging
 import re
 import smtplib
+import socket
 import ssl
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from email.charset import QP, Charset
-from email.mime.base import MIMEBase
-from email.mime.image import MIMEImage
-from email.mime.multipart import MIMEMultipart
-from email.mime.nonmultipart import MIMENonMultipart
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
 from typing import Any
 
 from skyline_analyzer import __version__, excerpt
@@ -38,8 +41,12 @@ log = logging.getLogger(__name__)
 
 #: The red-and-blue "Skyline" of the mail headings.
 SKYLINE_HEADING = '<font color="#dd3023">Sky</font><font color="#6698FF">line</font>'
-#: Characters of a metric name kept in a Subject or a plot title (escaped; longer names end with ...).
-NAME_LIMIT = 200
+#: Characters of a metric name kept in a Subject or the text part (escaped; longer names end with ...).
+NAME_LIMIT = plot.NAME_LIMIT
+#: Bytes of a Graphite render image read at most: a render is tens of kB, and the whole mail must stay
+#: under a mail server's size limit (commonly 10 MB or more).
+GRAPHITE_IMAGE_LIMIT = 4 * 1024 * 1024
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _NOT_HEADER_SAFE = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -64,86 +71,120 @@ def recipients(settings: Settings, rule: AlertRule) -> tuple[str, list[str]]:
     return opts["sender"], list(dict.fromkeys(found))
 
 
-def html_part(text: str) -> MIMENonMultipart:
-    """An HTML body part, UTF-8, quoted-printable (as v1.2.8 sent it)."""
-    charset = Charset("utf-8")
-    charset.body_encoding = QP
-    part = MIMENonMultipart("text", "html")
-    part.set_payload(text, charset)
-    return part
+def header_safe(base: str) -> str:
+    """The name as it may stand in a Content-ID, a file name or a Message-ID domain.
+
+    Only ASCII letters, digits, ``.``, ``_`` and ``-`` are kept: ordinary metric names pass unchanged;
+    anything else (a newline, ``>``, a quote) could end the header.
+    """
+    return _NOT_HEADER_SAFE.sub("", base)
 
 
-def addressed(message: MIMEMultipart, subject: str, sender: str, to: list[str]) -> MIMEMultipart:
-    """Set Subject, From, To (the first recipient) and Cc (the others)."""
+def compose(subject: str, sender: str, to: Sequence[str], text: str, markup: str) -> EmailMessage:
+    """A ``multipart/alternative`` mail: ``text`` as text/plain, ``markup`` as its text/html alternative.
+
+    From, To (the first recipient), Cc (the others), Subject, Date (now, UTC) and a Message-ID in the
+    sender's domain. Both parts are quoted-printable UTF-8, which keeps every line under SMTP's limit.
+    ``subject`` must already be escaped: a header value cannot hold a line break.
+    """
+    message = EmailMessage()
     message["Subject"] = subject
     message["From"] = sender
     message["To"] = to[0]
     if len(to) > 1:
         message["Cc"] = ", ".join(to[1:])
+    message["Date"] = format_datetime(datetime.now(UTC))
+    # Given a domain, make_msgid does no DNS lookup (its default, socket.getfqdn(), can block).
+    domain = header_safe(parseaddr(sender)[1].rpartition("@")[2]) or header_safe(socket.gethostname()) or "localhost"
+    message["Message-ID"] = make_msgid("skyline", domain=domain)
+    message.set_content(text, cte="quoted-printable")
+    message.add_alternative(markup, subtype="html", cte="quoted-printable")
     return message
 
 
-def send_mail(settings: Settings, sender: str, to: list[str], message: MIMEBase) -> None:
-    """Deliver through SMTP_HOST:SMTP_PORT: STARTTLS and AUTH when configured, one envelope rcpt each."""
+def send_mail(settings: Settings, sender: str, to: list[str], message: EmailMessage) -> None:
+    """Deliver through SMTP_HOST:SMTP_PORT, one envelope recipient each.
+
+    SMTPS when ``SMTP_SSL``, else STARTTLS when ``SMTP_STARTTLS``; the server's certificate and host name
+    are verified against the system's CA store. AUTH when ``SMTP_USER`` is set.
+    """
     timeout = float(settings.ALERT_TIMEOUT)
-    with smtplib.SMTP(settings.SMTP_HOST, int(settings.SMTP_PORT), timeout=timeout) as smtp:
-        if settings.SMTP_STARTTLS:
-            smtp.starttls(context=ssl.create_default_context())
+    context = ssl.create_default_context()
+    host, port = settings.SMTP_HOST, int(settings.SMTP_PORT)
+    if settings.SMTP_SSL:
+        connection: smtplib.SMTP = smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+    else:
+        connection = smtplib.SMTP(host, port, timeout=timeout)
+    with connection as smtp:
+        if settings.SMTP_STARTTLS and not settings.SMTP_SSL:
+            smtp.starttls(context=context)
         if settings.SMTP_USER:
             smtp.login(settings.SMTP_USER, settings.SMTP_PASSWORD)
-        refused = smtp.sendmail(sender, to, message.as_string())
+        refused = smtp.send_message(message, sender, to)
     if refused:
         log.warning("smtp alerter :: the server refused %s", ", ".join(sorted(refused)))
 
 
-def _image(data: bytes, content_id: str, filename: str) -> MIMEImage:
-    part = MIMEImage(data, "png")
-    part.add_header("Content-ID", f"<{content_id}>")
-    part.add_header("Content-Disposition", "inline", filename=filename)
-    return part
-
-
-def header_safe(base: str) -> str:
-    """The name as it may stand in a Content-ID or a file name: ASCII letters, digits, ``.``, ``_``, ``-``.
-
-    Ordinary metric names pass unchanged; anything else (a newline, ``>``, a quote) could end the header.
-    """
-    return _NOT_HEADER_SAFE.sub("", base)
-
-
 def _graphite_image(settings: Settings, link: str | None, base: str) -> bytes | None:
+    """The Graphite render PNG, or None (logged) when it cannot be fetched or is not a PNG."""
     if link is None:
         return None
+    timeout = min(float(settings.ALERT_TIMEOUT),
+                  float(settings.GRAPHITE_CONNECT_TIMEOUT + settings.GRAPHITE_READ_TIMEOUT))
     try:
-        return get_bytes(link, min(float(settings.ALERT_TIMEOUT),
-                                   float(settings.GRAPHITE_CONNECT_TIMEOUT + settings.GRAPHITE_READ_TIMEOUT)))
+        data = get_bytes(link, timeout, GRAPHITE_IMAGE_LIMIT)
     except Exception as exc:
         log.warning("smtp alerter :: no Graphite image for %s: %s", excerpt.escape(base), excerpt.escape(str(exc)))
         return None
+    if not data.startswith(PNG_SIGNATURE):
+        log.warning("smtp alerter :: no Graphite image for %s: the answer is not a PNG (%s)",
+                    excerpt.escape(base), excerpt.describe(data[:16]))
+        return None
+    return data
 
 
 def _plot(redis: Any, settings: Settings, anomaly: Anomaly, base: str, context: str,
-          derivative: bool) -> tuple[bytes, plot.SeriesStats] | None:
-    """The Redis data plot, or None (logged) when there is no data or it cannot be drawn: the mail goes anyway."""
+          derivative: bool) -> tuple[bytes, plot.SeriesStats, str] | None:
+    """``(PNG, statistics, window)`` of the Redis data, or None (logged) when there is no data or it cannot
+    be drawn: the mail goes anyway."""
     pairs = plot.redis_series(redis, settings, base, derivative)
     if not pairs:
         return None
-    graph = " (derivative graph)" if derivative else ""
-    title = (f"Skyline {context} - ALERT - at {links.hours(settings)} hours - Redis data{graph}\n"
-             f"{excerpt.escape(base, NAME_LIMIT)} - anomalous value: {anomaly.value}")
+    first, last = float(pairs[0][0]), float(pairs[-1][0])
+    title = plot.title(context, base, anomaly.value, first, last, derivative)
     try:
-        return plot.render(pairs, title, (anomaly.timestamp, anomaly.value))
+        png, figures = plot.render(pairs, title, (anomaly.timestamp, anomaly.value), derivative)
     except Exception:
         log.exception("error :: smtp alerter :: cannot plot %s", excerpt.escape(base))
         return None
+    return png, figures, plot.window(first, last)
+
+
+def _graphite_section(link: str, cid: str, fetched: bool, embed: bool) -> tuple[list[str], list[str]]:
+    """The Graphite graph's lines in the text and the HTML part.
+
+    An ``<img>`` only of an image that is in the mail (``fetched``), or, with embed-images off, of the
+    render link itself (the mail client loads it, as v1.2.8 had it); a fetch that failed leaves a link.
+    """
+    href = html.escape(link)
+    if fetched:
+        return [f"Graphite graph: {link}"], [
+            "<h3><b>Graphite data at FULL_DURATION (may be aggregated)</b></h3>",
+            f'<a href="{href}"><img src="cid:{cid}" alt="Graphite graph"/></a><br>']
+    if embed:
+        return [f"Graphite graph (the image could not be fetched): {link}"], [
+            "<h3><b>Graphite data at FULL_DURATION</b></h3>",
+            f'The Graphite image could not be fetched: <a href="{href}">open the graph in Graphite</a><br>']
+    return [f"Graphite graph: {link}"], [
+        "<h3><b>Graphite data at FULL_DURATION</b></h3>", f'<a href="{href}"><img src="{href}"/></a><br>']
 
 
 def build_message(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings, redis: Any,
-                  sender: str, to: list[str]) -> MIMEMultipart:
-    """The alert mail: two HTML parts (kept apart for SMTP's line-length limit) and the inline images.
+                  sender: str, to: list[str]) -> EmailMessage:
+    """The alert mail: the facts as text and as HTML, the plot and the Graphite image inline in the HTML.
 
-    The metric name is HTML-escaped in the body, escaped and bounded in the Subject, and reduced to
-    :func:`header_safe` in the images' Content-ID and file names.
+    The metric name is HTML-escaped in the HTML part, escaped and bounded in the Subject and the text part,
+    and reduced to :func:`header_safe` in the images' Content-ID and file names.
     """
     base = links.base_name(settings, anomaly.base_name)
     hours_shown = links.hours(settings)
@@ -154,48 +195,50 @@ def build_message(rule: AlertRule, anomaly: Anomaly, context: str, settings: Set
     graphite_png = _graphite_image(settings, link, base) if embed else None
     redis_plot = _plot(redis, settings, anomaly, base, context, derivative) if embed and settings.PLOT_REDIS_DATA \
         else None
-    name = html.escape(base)
     cid = header_safe(base)
     at = datetime.fromtimestamp(int(anomaly.timestamp), UTC).strftime("%Y-%m-%d %H:%M:%S")
-    triggered = ", ".join(anomaly.triggered) if anomaly.triggered else "none reported"
-    body = (
-        f"<h3>{SKYLINE_HEADING} {html.escape(context)} alert</h3><br>"
-        f"metric: <b>{name}</b><br>"
-        f"Anomalous value: {anomaly.value}<br>"
-        f"Anomaly timestamp: {int(anomaly.timestamp)}<br>"
-        f"Anomalous at: {at} UTC<br>"
-        f"At hours: {hours_shown}<br>"
-        f"Next alert in: {rule.expiration} seconds<br>"
-        f"Triggered algorithms: {html.escape(triggered)}<br>"
-    )
+    facts = [
+        ("Anomalous value", f"{anomaly.value}"),
+        ("Anomaly timestamp", f"{int(anomaly.timestamp)}"),
+        ("Anomalous at", f"{at} UTC"),
+        ("At hours", f"{hours_shown}"),
+        ("Next alert in", f"{rule.expiration} seconds"),
+        ("Triggered algorithms", ", ".join(anomaly.triggered) if anomaly.triggered else "none reported"),
+    ]
     if derivative:
-        body += "Derivative graph: True<br>"
-    more = ""
+        facts.append(("Derivative graph", "True"))
+    text = [f"Skyline {context} alert", "", f"metric: {excerpt.escape(base, NAME_LIMIT)}"]
+    text += [f"{label}: {value}" for label, value in facts]
+    markup = [f"<h3>{SKYLINE_HEADING} {html.escape(context)} alert</h3>", f"metric: <b>{html.escape(base)}</b><br>"]
+    markup += [f"{label}: {html.escape(value)}<br>" for label, value in facts]
     if redis_plot is not None:
-        figures = redis_plot[1]
-        more += (
-            f"<br>min: {figures.minimum:.2f} | max: {figures.maximum:.2f} | mean: {figures.mean:.2f}<br>"
-            f"3-sigma: {figures.three_sigma:.2f}<br>"
-            f"3-sigma upper bound: {figures.upper:.2f} | 3-sigma lower bound: {figures.lower:.2f}<br>"
-            f"<h3><b>Redis data at FULL_DURATION</b></h3><br>"
-            f'<img src="cid:redis.{cid}"/><br>'
-        )
-    if graphite_png is not None:
-        more += (f"<h3><b>Graphite data at FULL_DURATION (may be aggregated)</b></h3>"
-                 f'<a href="{html.escape(link)}"><img src="cid:{cid}"/></a><br>')
-    elif link is not None:
-        more += f'<h3><b>Graphite data at FULL_DURATION</b></h3><img src="{html.escape(link)}"/><br>'
+        figures, window = redis_plot[1], redis_plot[2]
+        summary = [f"min: {figures.minimum:.2f} | max: {figures.maximum:.2f} | mean: {figures.mean:.2f}",
+                   f"3-sigma: {figures.three_sigma:.2f}",
+                   f"3-sigma upper bound: {figures.upper:.2f} | 3-sigma lower bound: {figures.lower:.2f}"]
+        text += ["", *summary, f"Redis data plot (in the HTML part): {window}"]
+        markup += ["<br>", *(f"{line}<br>" for line in summary), f"<h3><b>Redis data, {html.escape(window)}</b></h3>",
+                   f'<img src="cid:redis.{cid}" alt="Redis data plot"/><br>']
+    text.append("")
+    if link is not None:
+        more_text, more_markup = _graphite_section(link, cid, graphite_png is not None, embed)
+        text += more_text
+        markup += more_markup
     if embed and not settings.PLOT_REDIS_DATA:
-        more += "<br>Set PLOT_REDIS_DATA = True to attach a plot of the Redis data.<br>"
-    more += f'<p align="right"><font size="1">Skyline version :: {__version__}</font></p>'
+        text.append("Set PLOT_REDIS_DATA = True to attach a plot of the Redis data.")
+        markup.append("<br>Set PLOT_REDIS_DATA = True to attach a plot of the Redis data.<br>")
+    text.append(f"Skyline version :: {__version__}")
+    markup.append(f'<p align="right"><font size="1">Skyline version :: {__version__}</font></p>')
     subject = f"[Skyline alert] - {context} ALERT - {excerpt.escape(base, NAME_LIMIT)}"
-    message = addressed(MIMEMultipart(), subject, sender, to)
-    message.attach(html_part(body))
-    message.attach(html_part(more))
+    message = compose(subject, sender, to, "\n".join(text) + "\n",
+                      "<html><body>\n" + "\n".join(markup) + "\n</body></html>\n")
+    body = message.get_body(("html",))
     if redis_plot is not None:
-        message.attach(_image(redis_plot[0], f"redis.{cid}", f"{cid}.redis.plot.{hours_shown}h.png"))
+        body.add_related(redis_plot[0], "image", "png", cid=f"<redis.{cid}>", disposition="inline",
+                         filename=f"{cid}.redis.plot.png")
     if graphite_png is not None:
-        message.attach(_image(graphite_png, cid, f"{cid}.graphite.{hours_shown}h.png"))
+        body.add_related(graphite_png, "image", "png", cid=f"<{cid}>", disposition="inline",
+                         filename=f"{cid}.graphite.{hours_shown}h.png")
     return message
 
 

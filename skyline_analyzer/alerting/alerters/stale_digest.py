@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from email.mime.multipart import MIMEMultipart
+from email.message import EmailMessage
 from typing import Any
 
-from skyline_analyzer.alerting.alerters.smtp import SKYLINE_HEADING, addressed, html_part, send_mail
+from skyline_analyzer import excerpt
+from skyline_analyzer.alerting.alerters.smtp import NAME_LIMIT, SKYLINE_HEADING, compose, send_mail
 from skyline_analyzer.alerting.rules import AlertRule
 from skyline_analyzer.config import Settings
 
@@ -23,17 +24,21 @@ class StaleMetrics:
     timestamp: int
 
 
-def build_message(stale: StaleMetrics, context: str, settings: Settings, sender: str, to: str) -> MIMEMultipart:
-    """Subject ``[Skyline alert] - <context> ALERT - <n> stale metrics`` and one HTML-escaped line per metric."""
+def build_message(stale: StaleMetrics, context: str, settings: Settings, sender: str, to: str) -> EmailMessage:
+    """Subject ``[Skyline alert] - <context> ALERT - <n> stale metrics`` and one line per metric.
+
+    Names are HTML-escaped in the HTML part, escaped and bounded in the text part.
+    """
     count = len(stale.base_names)
-    body = (
-        f"<h3>{SKYLINE_HEADING} {html.escape(context)} alert</h3><br>"
-        f"Stale metrics (no data sent for ~{settings.ALERT_ON_STALE_PERIOD} seconds):<br>"
-        + "".join(f"{html.escape(name)}<br>" for name in stale.base_names)
+    heading = f"Stale metrics (no data sent for ~{settings.ALERT_ON_STALE_PERIOD} seconds):"
+    text = (f"Skyline {context} alert\n\n{heading}\n"
+            + "".join(f"{excerpt.escape(name, NAME_LIMIT)}\n" for name in stale.base_names))
+    markup = (
+        f"<html><body>\n<h3>{SKYLINE_HEADING} {html.escape(context)} alert</h3><br>\n{heading}<br>"
+        + "".join(f"{html.escape(name)}<br>\n" for name in stale.base_names)
+        + "</body></html>\n"
     )
-    message = addressed(MIMEMultipart(), f"[Skyline alert] - {context} ALERT - {count} stale metrics", sender, [to])
-    message.attach(html_part(body))
-    return message
+    return compose(f"[Skyline alert] - {context} ALERT - {count} stale metrics", sender, [to], text, markup)
 
 
 def alert(rule: AlertRule, stale: StaleMetrics, context: str, settings: Settings, redis: Any) -> None:
