@@ -123,9 +123,7 @@ def test_links_between_documents_resolve(markdown: Path) -> None:
     assert broken == []
 
 
-# README.md is left out until its layout table is rewritten for the sub-package layout.
-@pytest.mark.parametrize("markdown", [p for p in markdown_files() if p.name != "README.md" or p.parent != REPO],
-                         ids=lambda p: str(p.relative_to(REPO)))
+@pytest.mark.parametrize("markdown", markdown_files(), ids=lambda p: str(p.relative_to(REPO)))
 def test_paths_named_in_documents_exist(markdown: Path) -> None:
     """A module or file a document names in backticks exists (documents follow the code when it moves)."""
     missing = sorted({path for path in REPOSITORY_PATH.findall(markdown.read_text())
@@ -138,3 +136,14 @@ def test_every_document_is_in_the_index() -> None:
     listed = set(re.findall(r"\]\(([\w.-]+\.md)\)", index))
     documents = {path.name for path in (REPO / "docs").glob("*.md")} - {"README.md"}
     assert documents - listed == set()
+
+
+def test_the_readme_layout_table_has_a_line_for_every_module() -> None:
+    """Every module and sub-package of the package has its own row (by its path below skyline_analyzer/)."""
+    rows = re.findall(r"^\| `([^`]+)` \|", (REPO / "README.md").read_text(), re.MULTILINE)
+    named = {row.removeprefix("skyline_analyzer/").rstrip("/") for row in rows}
+    package = REPO / "skyline_analyzer"
+    modules = [path.relative_to(package) for path in package.rglob("*.py") if path.name != "__main__.py"]
+    expected = {str(path.parent if path.name == "__init__.py" else path) for path in modules} - {"."}
+    assert sorted(expected - named) == []
+    assert len(rows) == len(set(rows)), "one line each"
