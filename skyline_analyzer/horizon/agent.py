@@ -156,7 +156,9 @@ class Horizon(Daemon):
         """Log and send the counters gathered since the last report; returns what was reported."""
         metrics = report_metrics(self.counters.take(), self.queue_sizes)
         self.queue_sizes = []
-        log.info("horizon :: %s", ", ".join(f"{name} {value}" for name, value in metrics))
+        summary = ", ".join(f"{name} {value}" for name, value in metrics)
+        log.info("horizon :: %s", summary)
+        self.notifier.status(f"last report: {summary}")
         batch = graphite.MetricBatch(self.settings.graphite_namespace("horizon"))
         for name, value in metrics:
             batch.add(name, value)
