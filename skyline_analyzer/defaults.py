@@ -123,7 +123,6 @@ DEFAULTS: dict[str, Any] = {
     "ALERTS": [
         ("skyline", "smtp", 1800),
         ("skyline_test.alerters.test", "smtp", 1800),
-        ("skyline_test.alerters.test", "hipchat", 1800),
         ("skyline_test.alerters.test", "pagerduty", 1800),
     ],
     "PLOT_REDIS_DATA": True,

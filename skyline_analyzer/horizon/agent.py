@@ -156,9 +156,7 @@ class Horizon(Daemon):
         """Log and send the counters gathered since the last report; returns what was reported."""
         metrics = report_metrics(self.counters.take(), self.queue_sizes)
         self.queue_sizes = []
-        summary = ", ".join(f"{name} {value}" for name, value in metrics)
-        log.info("horizon :: %s", summary)
-        self.notifier.status(f"last report: {summary}")
+        log.info("horizon :: %s", ", ".join(f"{name} {value}" for name, value in metrics))
         batch = graphite.MetricBatch(self.settings.graphite_namespace("horizon"))
         for name, value in metrics:
             batch.add(name, value)
@@ -179,7 +177,9 @@ class Horizon(Daemon):
             if size is not None:
                 self.queue_sizes.append(size)
             if time.monotonic() >= next_report:
-                self.report()
+                reported = self.report()
+                # Only from the loop: the last report, at stop, comes after STOPPING=1.
+                self.notifier.status("last report: " + ", ".join(f"{name} {value}" for name, value in reported.items()))
                 next_report += self.report_interval
 
     def shutdown(self) -> dict[str, int | float]:
