@@ -2,8 +2,8 @@
 
 Every setting the analyzer and Horizon read, with its default (Skyline v1.2.8's, except the deployment
 paths: docs/install.md). Write a copy with ``skyline-analyzer settings init PATH``, edit it, and name it
-with ``--settings PATH`` or SKYLINE_SETTINGS (in a source checkout, bin/<app>.d use the repository's
-settings.py, a link to this template). Settings are validated at start-up: a bad value, or an
+with ``--settings PATH`` or SKYLINE_SETTINGS (in a source checkout, bin/<app>.d use this file, which the package
+ships as its template). Settings are validated at start-up: a bad value, or an
 UPPER_CASE name that is not a setting (a typo), stops the process with a message naming the setting.
 Helper variables must be lowercase or start with '_'. The rules are in docs/settings.md.
 """

@@ -1,7 +1,7 @@
 """``skyline-analyzer settings init PATH``: write the commented settings template (docs/install.md).
 
-The template is the package's ``data/settings.py``: every setting with its default and a comment (the
-repository's ``settings.py`` is a link to it). The copy is the operator's to edit; the package reads
+The template is the package's ``data/settings.py``: every setting with its default and a comment (in the
+repository, a link to the root ``settings.py``; a wheel holds the file itself). The copy is the operator's to edit; the package reads
 settings only from the file ``--settings`` or ``SKYLINE_SETTINGS`` names, never from its own directory.
 """
 
