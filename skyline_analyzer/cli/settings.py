@@ -1,8 +1,9 @@
 """``skyline-analyzer settings init PATH``: write the commented settings template (docs/install.md).
 
 The template is the package's ``data/settings.py``: every setting with its default and a comment (in the
-repository, a link to the root ``settings.py``; a wheel holds the file itself). The copy is the operator's to edit; the package reads
-settings only from the file ``--settings`` or ``SKYLINE_SETTINGS`` names, never from its own directory.
+repository, a link to the root ``settings.py``; a wheel holds the file itself). The copy is the operator's
+to edit; the package reads settings only from the file ``--settings`` or ``SKYLINE_SETTINGS`` names, never
+from its own directory.
 """
 
 from __future__ import annotations
