@@ -1,7 +1,9 @@
 """Skyline analyzer settings: the operator's file.
 
-Every setting the analyzer and Horizon read, with the Skyline v1.2.8 default. Edit values here, or point
-SKYLINE_SETTINGS at a copy of this file. Settings are validated at start-up: a bad value, or an
+Every setting the analyzer and Horizon read, with its default (Skyline v1.2.8's, except the deployment
+paths: docs/install.md). Write a copy with ``skyline-analyzer settings init PATH``, edit it, and name it
+with ``--settings PATH`` or SKYLINE_SETTINGS (in a source checkout, bin/<app>.d use this file, which the package
+ships as its template). Settings are validated at start-up: a bad value, or an
 UPPER_CASE name that is not a setting (a typo), stops the process with a message naming the setting.
 Helper variables must be lowercase or start with '_'. The rules are in docs/settings.md.
 """
@@ -11,7 +13,8 @@ Helper variables must be lowercase or start with '_'. The rules are in docs/sett
 # Redis
 # ----------------------------------------------------------------------------------------------------
 
-# Redis unix socket every component connects through (database 0).
+# Redis unix socket every component connects through (database 0). The systemd units give the daemons a
+# private /tmp: point this at the socket under /run/redis instead (docs/install.md#redis).
 REDIS_SOCKET_PATH = '/tmp/redis.sock'
 # Redis AUTH password; None sends no AUTH.
 REDIS_PASSWORD = None
@@ -26,8 +29,8 @@ REDIS_PORT = 6379
 
 # Directory for <app>.log (an absolute path; must exist; rotated at midnight, 5 kept).
 LOG_PATH = '/var/log/skyline'
-# Directory for <app>.pid (an absolute path; must exist).
-PID_PATH = '/var/run/skyline'
+# Directory for <app>.pid (an absolute path; must exist; v1.2.8's /var/run/skyline is the same place).
+PID_PATH = '/run/skyline'
 # Private scratch directory (algorithm timing and error files): created 0700, owned by the daemon's user.
 SKYLINE_TMP_DIR = '/var/lib/skyline/tmp'
 # Prefix of every series key in Redis: metrics.<name>.
@@ -84,8 +87,9 @@ PANORAMA_CHECK_PATH = '/opt/skyline/panorama/check'
 # Analyzer
 # ----------------------------------------------------------------------------------------------------
 
-# anomalies.json for the webapp; a relative path is resolved against the package directory.
-ANOMALY_DUMP = 'webapp/static/dump/anomalies.json'
+# anomalies.json for the webapp (analyzer_run.json is written beside it); a relative path is resolved
+# against the directory of this settings file, as v1.2.8 resolved it against its skyline/ directory.
+ANOMALY_DUMP = '/var/lib/skyline/webapp/anomalies.json'
 # Wrap anomalies.json as handle_data(<json>) (JSONP), as the original webapp expects; False = plain JSON.
 ANOMALY_DUMP_JSONP = False
 # Worker processes that analyse the metrics each run.
@@ -180,7 +184,6 @@ NON_DERIVATIVE_MONOTONIC_METRICS = ['the_namespace_of_the_monotonic_metric_to_no
 # pagerduty, webhook or an e-mail address (hipchat is retired); both times are positive ints.
 ALERTS = [('skyline', 'smtp', 1800),
           ('skyline_test.alerters.test', 'smtp', 1800),
-          ('skyline_test.alerters.test', 'hipchat', 1800),
           ('skyline_test.alerters.test', 'pagerduty', 1800)]
 # Attach a plot of the Redis series to smtp alerts.
 PLOT_REDIS_DATA = True

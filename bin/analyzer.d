@@ -6,12 +6,16 @@
 # Exit codes: status 0 running, 1 a stale pid file (no process of this program behind it), 3 not running;
 # start/stop 0 on success, 1 on failure (start returns the daemon's own code when it fails during
 # start-up); usage 2. start and stop remove a stale pid file (saying so) and go on.
-# Settings come from $SKYLINE_SETTINGS (else the repository's settings.py), read by the Python loader.
+# Settings come from $SKYLINE_SETTINGS, else this checkout's settings.py (exported here: the package itself
+# never looks beside its own files), read by the Python loader.
 
 SERVICE_NAME=$(basename "$0")
 SERVICE_NAME=${SERVICE_NAME%%.*}
 BASEDIR=$(cd "$(dirname "$0")/.." && pwd)
 SKYLINE_CONF=${SKYLINE_CONF:-/etc/skyline/skyline.conf}
+if [ -z "${SKYLINE_SETTINGS:-}" ] && [ -f "$BASEDIR/settings.py" ]; then
+    export SKYLINE_SETTINGS="$BASEDIR/settings.py"
+fi
 # Seconds to wait for the daemon to report that it started (settings, self-test and Redis checks done).
 START_WAIT=${START_WAIT:-15}
 

@@ -26,8 +26,6 @@ INT_MAX = 2**31 - 1
 UNIX_PATH_MAX = 107
 #: Longest path a path setting may hold (Linux PATH_MAX).
 PATH_MAX = 4096
-#: Where a relative ANOMALY_DUMP lives: the package directory, as in the original.
-PACKAGE_DIR = Path(__file__).resolve().parent
 
 _SECRET_KEY_WORDS = ("password", "token", "key", "secret")
 _URL_WITH_CREDENTIALS = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#\s]*@")
@@ -193,7 +191,8 @@ def path(kind: str = "any", *, absolute: bool = False) -> Check:
         if absolute and not value.startswith("/"):
             yield Problem("an absolute path (the daemons do not run from a known directory)", value)
             return
-        where = Path(value) if value.startswith("/") else PACKAGE_DIR / value
+        # config.load anchors a file's relative ANOMALY_DUMP at the file; any other is the current directory's.
+        where = Path(value).absolute()
         if kind == "dir" and where.exists() and not where.is_dir():
             yield Problem("a directory (it names an existing file)", value)
         elif kind == "file" and where.is_dir():

@@ -1,7 +1,9 @@
 """Loading and validating the operator's settings file.
 
-The file is plain Python (``settings.py``): every UPPER_CASE name it defines is a setting. It is found
-through ``$SKYLINE_SETTINGS`` when set, else ``settings.py`` beside the package. A setting the file does
+The file is plain Python (``settings.py``): every UPPER_CASE name it defines is a setting. It is named by
+``$SKYLINE_SETTINGS`` (the command line's ``--settings`` sets it); without it every setting takes its
+default. Nothing is ever read from beside the package: an installed package's directory is no place for an
+operator's file (docs/install.md). A setting the file does
 not define takes its default from :mod:`skyline_analyzer.defaults`; every value is checked against
 :mod:`skyline_analyzer.schema`. Any problem, including a file that does not run, is a
 :class:`SettingsError` whose messages name the file, the line and the setting (docs/settings.md).
@@ -34,8 +36,6 @@ from skyline_analyzer.exceptions import SettingsError
 
 #: The environment variable naming the settings file to read.
 SETTINGS_ENV = "SKYLINE_SETTINGS"
-#: The operator's file in a source checkout.
-BUNDLED_SETTINGS = Path(__file__).resolve().parent.parent / "settings.py"
 #: Unknown names reported at most; the rest are counted.
 UNKNOWN_REPORTED = 20
 #: Largest settings file read, in bytes: the operator's file is a few kB; this bounds a wrong path's cost.
@@ -92,11 +92,9 @@ class SettingsFile:
 
 
 def settings_path() -> Path | None:
-    """The settings file in force: ``$SKYLINE_SETTINGS``, else the bundled ``settings.py`` if present."""
+    """The settings file in force: ``$SKYLINE_SETTINGS``; None (the defaults) when it is unset or empty."""
     named = os.environ.get(SETTINGS_ENV)
-    if named:
-        return Path(named)
-    return BUNDLED_SETTINGS if BUNDLED_SETTINGS.is_file() else None
+    return Path(named) if named else None
 
 
 def read_settings_file(path: Path) -> SettingsFile:
@@ -153,13 +151,23 @@ def load(path: Path | None = None) -> Settings:
         return settings
     file = read_settings_file(path)
     # Unknown names are reported below; imported ones (any case) are the file's own business.
-    settings = Settings({name: value for name, value in file.values.items() if name in DEFAULTS}, str(path))
+    values = _anchor_dump({name: value for name, value in file.values.items() if name in DEFAULTS}, path)
+    settings = Settings(values, str(path))
     located = [*_unknown_names(file), *((file.lines.get(name), text) for name, text in schema.check(settings))]
     if located:
         where = escape(str(path), 400)
         located.sort(key=lambda found: found[0] if found[0] is not None else sys.maxsize)
         raise SettingsError([f"{where}:{line}: {text}" if line else f"{where}: {text}" for line, text in located])
     return settings
+
+
+def _anchor_dump(values: dict[str, Any], path: Path) -> dict[str, Any]:
+    """A relative ``ANOMALY_DUMP`` made absolute at the settings file's directory, as v1.2.8 resolved it
+    against its ``skyline/`` directory, where its settings.py lived (the link is not followed)."""
+    dump = values.get("ANOMALY_DUMP")
+    if isinstance(dump, str) and dump and not dump.startswith("/"):
+        values["ANOMALY_DUMP"] = os.path.join(os.path.dirname(os.path.abspath(path)), dump)
+    return values
 
 
 def validate(settings: Mapping[str, Any]) -> list[str]:

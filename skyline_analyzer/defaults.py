@@ -52,7 +52,7 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_PORT": 6379,
     # --- Paths -----------------------------------------------------------------------------------
     "LOG_PATH": "/var/log/skyline",
-    "PID_PATH": "/var/run/skyline",
+    "PID_PATH": "/run/skyline",  # v1.2.8: /var/run/skyline, the same directory
     "SKYLINE_TMP_DIR": "/var/lib/skyline/tmp",  # private to the daemon, never a shared /tmp (docs/analyzer.md)
     "FULL_NAMESPACE": "metrics.",
     "MINI_NAMESPACE": "mini.",
@@ -76,7 +76,7 @@ DEFAULTS: dict[str, Any] = {
     "CRUCIBLE_CHECK_PATH": "/opt/skyline/crucible/check",
     "PANORAMA_CHECK_PATH": "/opt/skyline/panorama/check",
     # --- Analyzer --------------------------------------------------------------------------------
-    "ANOMALY_DUMP": "webapp/static/dump/anomalies.json",
+    "ANOMALY_DUMP": "/var/lib/skyline/webapp/anomalies.json",  # v1.2.8: relative to its package
     # Beyond v1.2.8 (always JSONP): wrap anomalies.json as handle_data(<json>) for the original webapp.
     "ANOMALY_DUMP_JSONP": False,
     "ANALYZER_PROCESSES": 1,
@@ -123,7 +123,6 @@ DEFAULTS: dict[str, Any] = {
     "ALERTS": [
         ("skyline", "smtp", 1800),
         ("skyline_test.alerters.test", "smtp", 1800),
-        ("skyline_test.alerters.test", "hipchat", 1800),
         ("skyline_test.alerters.test", "pagerduty", 1800),
     ],
     "PLOT_REDIS_DATA": True,

@@ -21,6 +21,12 @@ from skyline_analyzer import excerpt
 #: The package's logger: every module logs under it with ``logging.getLogger(__name__)``.
 PACKAGE_LOGGER = "skyline_analyzer"
 FORMAT = "%(asctime)s :: %(process)d :: %(message)s"
+#: Records on stderr (``--log-to stderr``, or under systemd): no time stamp, the journal adds its own.
+STDERR_FORMAT = "%(process)d :: %(message)s"
+#: Where a daemon logs: its file under LOG_PATH, or stderr (the journal under systemd).
+LOG_TARGETS = ("file", "stderr")
+#: syslog priority of each logging level, the ``<N>`` prefix journald reads (sd-daemon(3)).
+_JOURNAL_PRIORITY = {logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4, logging.INFO: 6, logging.DEBUG: 7}
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 #: Rotated logs kept, as the original.
 BACKUP_COUNT = 5
@@ -60,6 +66,46 @@ class SafeFormatter(logging.Formatter):
                 record.args = tuple(_safe_arg(value) for value in record.args)
         text = super().format(record)
         return text.replace("\r", "\\r").replace("\n", "\n" + CONTINUATION)
+
+
+class JournalFormatter(SafeFormatter):
+    """:class:`SafeFormatter` with each record's priority as journald's ``<N>`` prefix."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        priority = _JOURNAL_PRIORITY.get(record.levelno, 6)
+        return f"<{priority}>{super().format(record)}"
+
+
+def stderr_is_journal(environ: dict[str, str] | None = None) -> bool:
+    """Whether stderr is systemd's journal stream: ``JOURNAL_STREAM`` names its device and inode.
+
+    systemd sets it for a service whose output goes to the journal; a child that redirected stderr
+    elsewhere no longer matches (systemd.exec(5)).
+    """
+    stream = (os.environ if environ is None else environ).get("JOURNAL_STREAM", "")
+    device, _, inode = stream.partition(":")
+    try:
+        stat = os.fstat(2)
+        return (stat.st_dev, stat.st_ino) == (int(device), int(inode))
+    except (OSError, ValueError):
+        return False
+
+
+def default_target() -> str:
+    """``stderr`` when stderr is the journal, else ``file``: what a daemon does without ``--log-to``."""
+    return "stderr" if stderr_is_journal() else "file"
+
+
+def setup_stderr(*, level: int = logging.DEBUG) -> logging.Handler:
+    """Send the package's records to stderr without a time stamp; with priorities when it is the journal."""
+    handler = logging.StreamHandler(sys.stderr)
+    formatter = JournalFormatter if stderr_is_journal() else SafeFormatter
+    handler.setFormatter(formatter(STDERR_FORMAT))
+    logger = logging.getLogger(PACKAGE_LOGGER)
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    return handler
 
 
 def log_file(log_path: str | Path, app: str) -> Path:

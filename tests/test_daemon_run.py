@@ -83,10 +83,15 @@ def test_the_dump_is_rewritten_empty_and_can_be_jsonp(daemon_settings, redis_con
     assert oct(path.stat().st_mode & 0o777) == "0o644"
 
 
-def test_relative_anomaly_dump_resolves_against_the_package():
-    settings = config.Settings({"ANOMALY_DUMP": "webapp/static/dump/anomalies.json"})
+def test_relative_anomaly_dump_resolves_against_the_settings_file_never_the_package(tmp_path):
+    (tmp_path / "etc").mkdir()
+    path = tmp_path / "etc" / "settings.py"
+    path.write_text("ANOMALY_DUMP = 'webapp/static/dump/anomalies.json'\n")
+    settings = config.load(path)
+    assert anomaly_dump_path(settings) == tmp_path / "etc" / "webapp" / "static" / "dump" / "anomalies.json"
     package = Path(skyline_analyzer.__file__).resolve().parent
-    assert anomaly_dump_path(settings) == package / "webapp" / "static" / "dump" / "anomalies.json"
+    assert package not in anomaly_dump_path(config.Settings({})).parents
+    assert anomaly_dump_path(config.Settings({})) == Path("/var/lib/skyline/webapp/anomalies.json")
 
 
 def test_bad_values_are_counted_and_never_stop_the_others(daemon_settings, seeded, redis_conn, caplog):

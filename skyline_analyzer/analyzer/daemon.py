@@ -176,6 +176,8 @@ class Analyzer(Daemon):
         self.checkpoint()
         report.run_time = time.time() - now
         outputs.log_summary(report)
+        self.notifier.status(f"last run: {report.total_metrics} metrics, {report.total_anomalies} anomalies, "
+                             f"{report.run_time:.2f} s")
         try:
             outputs.write_run_report(self.settings, report, now)
         except OSError as exc:

@@ -22,9 +22,6 @@ from skyline_analyzer.exceptions import SeriesFormatError
 
 log = logging.getLogger(__name__)
 
-#: Directory a relative ANOMALY_DUMP is resolved against: the package (the original used its source dir).
-PACKAGE_DIR = Path(__file__).resolve().parent.parent
-
 
 @dataclass
 class RunReport:
@@ -45,9 +42,12 @@ class RunReport:
 
 
 def anomaly_dump_path(settings: Settings) -> Path:
-    """``ANOMALY_DUMP``; a relative path is resolved against the package directory."""
-    path = Path(settings.ANOMALY_DUMP)
-    return path if path.is_absolute() else PACKAGE_DIR / path
+    """``ANOMALY_DUMP`` as an absolute path.
+
+    :func:`skyline_analyzer.config.load` already anchors a relative value at the settings file's directory;
+    one set by a program is taken from the current directory. Never the package's: nothing is written there.
+    """
+    return Path(settings.ANOMALY_DUMP).absolute()
 
 
 def anomaly_dump_text(settings: Settings, anomalies: Iterable[Anomaly]) -> str:

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "(PLAINTEXT_PORT) datapoints on HORIZON_IP, store them in Redis and keep Redis trimmed, "
                     "until SIGTERM or Ctrl-C.",
     )
-    parser.add_argument("--stderr", action="store_true", help="also log to stderr")
+    service.add_log_to(parser)
     parser.set_defaults(handler=run)
 
 
@@ -45,13 +45,8 @@ def run(args: argparse.Namespace) -> int:
         raise SettingsError(problems)
     if not service.pid_path_exists(settings):
         return 1
-    file_handler = service.start_logging(settings, APP, level=logging.INFO)
-    if file_handler is None:
+    if service.start_logging(settings, APP, level=logging.INFO, target=args.log_to) is None:
         return 1
-    if args.stderr:
-        to_stderr = logging.StreamHandler()
-        to_stderr.setFormatter(file_handler.formatter)
-        logging.getLogger(logs.PACKAGE_LOGGER).addHandler(to_stderr)
     if not service.redis_credentials_accepted(settings):
         return 1
     horizon = Horizon(settings, notifier=Notifier())

@@ -35,12 +35,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the Analyzer daemon in the foreground until SIGTERM or Ctrl-C.",
     )
     parser.add_argument("--max-runs", type=int, default=None, help="exit after this many completed runs")
+    service.add_log_to(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = config.load()
-    if not service.pid_path_exists(settings) or service.start_logging(settings, APP) is None:
+    if not service.pid_path_exists(settings) or service.start_logging(settings, APP, target=args.log_to) is None:
         return 1
     if not service.tmp_dir_private(settings):
         return 1

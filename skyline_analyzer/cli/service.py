@@ -3,6 +3,7 @@ stderr naming the setting and the path, and the command exits 1 (docs/run.md#sta
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import sys
@@ -27,12 +28,32 @@ def pid_path_exists(settings: Settings) -> bool:
     return True
 
 
-def start_logging(settings: Settings, app: str, level: int = logging.DEBUG) -> logging.Handler | None:
-    """Log to ``LOG_PATH/<app>.log``; None (after one message) when ``LOG_PATH`` cannot hold the log.
+def add_log_to(parser: argparse.ArgumentParser) -> None:
+    """The daemons' ``--log-to`` option (docs/install.md#logs)."""
+    parser.add_argument("--log-to", choices=logs.LOG_TARGETS, default=None,
+                        help="log to LOG_PATH/<app>.log (file) or to stderr without time stamps (stderr); "
+                             "default: stderr when it is systemd's journal (JOURNAL_STREAM), else file")
+
+
+def start_logging(settings: Settings, app: str, level: int = logging.DEBUG,
+                  target: str | None = None) -> logging.Handler | None:
+    """Log to ``LOG_PATH/<app>.log`` or stderr (``target``, default :func:`logs.default_target`), and say
+    which settings file is in use; None (after one message) when ``LOG_PATH`` cannot hold the log.
 
     ``LOG_PATH`` must be an existing directory this process can write: the midnight rotation creates and
     renames files there.
     """
+    if (target or logs.default_target()) == "stderr":
+        handler = logs.setup_stderr(level=level)
+    else:
+        handler = _start_log_file(settings, app, level)
+    if handler is not None:
+        source = settings.source if settings.source.startswith("<") else os.path.abspath(settings.source)
+        log.info("%s :: settings from %s", app, source)
+    return handler
+
+
+def _start_log_file(settings: Settings, app: str, level: int) -> logging.Handler | None:
     path = Path(settings.LOG_PATH)
     if not path.exists():
         fail(f"LOG_PATH {path} does not exist: create the log directory")

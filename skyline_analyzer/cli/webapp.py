@@ -38,6 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "on WEBAPP_IP:WEBAPP_PORT, until SIGTERM or Ctrl-C.",
     )
     parser.add_argument("--port", type=int, default=None, help="listen on this port instead of WEBAPP_PORT")
+    service.add_log_to(parser)
     parser.set_defaults(handler=run)
 
 
@@ -45,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     settings = config.load()
     if not service.pid_path_exists(settings):
         return 1
-    handler = service.start_logging(settings, APP, level=logging.INFO)
+    handler = service.start_logging(settings, APP, level=logging.INFO, target=args.log_to)
     if handler is None:
         return 1
     server_log = logging.getLogger("uvicorn")

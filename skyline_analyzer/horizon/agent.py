@@ -179,7 +179,9 @@ class Horizon(Daemon):
             if size is not None:
                 self.queue_sizes.append(size)
             if time.monotonic() >= next_report:
-                self.report()
+                reported = self.report()
+                # Only from the loop: the last report, at stop, comes after STOPPING=1.
+                self.notifier.status("last report: " + ", ".join(f"{name} {value}" for name, value in reported.items()))
                 next_report += self.report_interval
 
     def shutdown(self) -> dict[str, int | float]:
