@@ -313,6 +313,9 @@ HORIZON_MAX_BUFFERED_BYTES = 33554432
 HORIZON_MAX_NAME_BYTES = 1024
 # Memory, in bytes, of each per-process cache of metric names (valid names, skip decisions).
 HORIZON_CACHE_BYTES = 16777216
+# Seconds between Horizon's counter reports to Graphite, each the sum over its interval. Match the finest
+# retention of your storage-schemas.conf for skyline.* (docs/graphite.md): a finer report is overwritten.
+HORIZON_REPORT_INTERVAL = 60
 # Processes that trim the series each Roomba pass.
 ROOMBA_PROCESSES = 1
 # Seconds kept beyond FULL_DURATION before Roomba trims.

@@ -221,6 +221,8 @@ DEFAULTS: dict[str, Any] = {
     "HORIZON_MAX_BUFFERED_BYTES": 33554432,
     "HORIZON_MAX_NAME_BYTES": 1024,
     "HORIZON_CACHE_BYTES": 16777216,
+    # Beyond v1.2.8 (which sent every 10 s): seconds between Horizon's counter reports to Graphite.
+    "HORIZON_REPORT_INTERVAL": 60,
     "ROOMBA_PROCESSES": 1,
     "ROOMBA_GRACE_TIME": 600,
     "ROOMBA_TIMEOUT": 100,

@@ -310,6 +310,7 @@ SCHEMA: dict[str, Rule] = {
     "HORIZON_MAX_BUFFERED_BYTES": Rule(INT, POSITIVE),
     "HORIZON_MAX_NAME_BYTES": Rule(INT, POSITIVE),
     "HORIZON_CACHE_BYTES": Rule(INT, POSITIVE),
+    "HORIZON_REPORT_INTERVAL": Rule(INT, between(1, 86400, rule="1 to 86400 seconds")),
 }
 
 

@@ -182,7 +182,7 @@ class Analyzer(Daemon):
             outputs.write_run_report(self.settings, report, now)
         except OSError as exc:
             log.error("error :: could not write %s: %s", outputs.run_report_path(self.settings), exc)
-        outputs.summary_metrics(batch, report, mirage_metrics, sent_to_mirage)
+        outputs.summary_metrics(batch, report, self.settings.ALGORITHMS, mirage_metrics, sent_to_mirage)
         self._canary(conn, batch, now)
         # Carbon's connect and send timeouts bound the send; the watchdog is pinged while it waits.
         self.keep_alive(lambda: batch.flush(self.settings), graphite.LONGEST_SEND)

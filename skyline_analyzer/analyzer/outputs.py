@@ -18,7 +18,7 @@ from skyline_analyzer import codec, graphite
 from skyline_analyzer.analyzer import run_metrics
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection.anomaly import Anomaly
-from skyline_analyzer.exceptions import SeriesFormatError
+from skyline_analyzer.exceptions import ExceptionKind, SeriesFormatError
 
 log = logging.getLogger(__name__)
 
@@ -146,22 +146,22 @@ def log_summary(report: RunReport) -> None:
     log.info("anomaly breakdown  :: %s", report.anomaly_breakdown)
 
 
-def summary_metrics(batch: graphite.MetricBatch, report: RunReport, mirage: set[str] | None,
-                    sent_to_mirage: int) -> None:
-    """The run's figures, non-zero exception counts and the breakdown (docs/analyzer.md).
+def summary_metrics(batch: graphite.MetricBatch, report: RunReport, algorithms: Iterable[str],
+                    mirage: set[str] | None, sent_to_mirage: int) -> None:
+    """The run's figures, a count for every exception kind and for every one of ``algorithms`` (docs/analyzer.md).
 
-    ``unprocessed`` is sent every run, zero included, so a graph of it shows the runs that lost a worker.
+    Zeros are sent as well (v1.2.8 sent only non-zero exception counts and the algorithms that voted), so a
+    graph shows 0 rather than a gap (docs/graphite.md#zeros-not-gaps). ``unprocessed`` is sent every run too.
     """
     batch.add("run_time", f"{report.run_time:.2f}")
     batch.add("total_analyzed", report.total_analyzed)
     batch.add("total_anomalies", report.total_anomalies)
     batch.add("total_metrics", report.total_metrics)
     batch.add("unprocessed", report.unprocessed)
-    for key, count in report.exceptions.items():
-        if count:
-            batch.add(f"exceptions.{key}", count)
-    for algorithm, count in report.anomaly_breakdown.items():
-        batch.add(f"anomaly_breakdown.{algorithm}", count)
+    for kind in ExceptionKind:
+        batch.add(f"exceptions.{kind}", report.exceptions.get(kind, 0))
+    for algorithm in dict.fromkeys([*algorithms, *report.anomaly_breakdown]):
+        batch.add(f"anomaly_breakdown.{algorithm}", report.anomaly_breakdown.get(algorithm, 0))
     if mirage is not None:
         batch.add("sent_to_mirage", sent_to_mirage)
         batch.add("mirage_metrics", len(mirage))

@@ -13,8 +13,9 @@ original left it dead) the agent starts a new *generation*: it stops the other c
 and starts every child again. Only that is safe, because a process killed inside a queue operation leaves
 that queue's lock held for ever; the datapoints still in the old queues are lost and the log says so.
 On stop the listeners queue what they hold, and the workers write everything queued before they exit.
-Every ``REPORT_INTERVAL`` seconds (and once at stop) the agent logs the shared counters and sends them to
-Graphite as ``skyline.horizon.<SERVER_METRICS_NAME>.<counter>``.
+Every ``HORIZON_REPORT_INTERVAL`` seconds (and once at stop) the agent logs the shared counters, summed over
+the interval, and sends them to Graphite as ``skyline.horizon.<SERVER_METRICS_NAME>.<counter>``, stamped with
+the interval's start (docs/graphite.md#horizons-counters).
 """
 
 from __future__ import annotations
@@ -31,14 +32,12 @@ from skyline_analyzer import graphite
 from skyline_analyzer.config import Settings
 from skyline_analyzer.daemon import Daemon
 from skyline_analyzer.horizon import listener, roomba, worker
-from skyline_analyzer.horizon.counters import PROTOCOLS, Counters, report_metrics
+from skyline_analyzer.horizon.counters import PROTOCOLS, Counters, interval_start, report_metrics
 from skyline_analyzer.horizon.stop_flag import Flag, child_main
 from skyline_analyzer.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
-#: Seconds between counter reports (the canary worker's 10 s in the original).
-REPORT_INTERVAL = 10.0
 #: Seconds between checks that every child is alive.
 SUPERVISE_SECONDS = 1.0
 #: Seconds the listeners, then the workers, get to finish on stop before they are terminated.
@@ -67,18 +66,20 @@ class Horizon(Daemon):
     ----------
     settings
         Validated settings.
-    report_interval, roomba_interval
-        Seconds between counter reports and between Roomba passes.
+    roomba_interval
+        Seconds between Roomba passes.
     """
 
     app = "horizon"
     stop_note = "stopping: the listeners queue what they hold, the workers write everything queued"
 
-    def __init__(self, settings: Settings, *, report_interval: float = REPORT_INTERVAL,
-                 roomba_interval: float = roomba.PASS_INTERVAL, notifier: Notifier | None = None) -> None:
+    def __init__(self, settings: Settings, *, roomba_interval: float = roomba.PASS_INTERVAL,
+                 notifier: Notifier | None = None) -> None:
         super().__init__(notifier if notifier is not None else Notifier({}))
         self.settings = settings
-        self.report_interval = report_interval
+        self.report_interval: int = settings.HORIZON_REPORT_INTERVAL
+        # The start of the interval the counters are being summed for, on the wall clock as carbon's buckets.
+        self.interval_start = interval_start(time.time(), self.report_interval)
         self.roomba_interval = roomba_interval
         self.context = multiprocessing.get_context("fork")
         self.sockets: dict[str, socket.socket] = {}
@@ -154,7 +155,12 @@ class Horizon(Daemon):
             return None
 
     def report(self) -> dict[str, int | float]:
-        """Log and send the counters gathered since the last report; returns what was reported."""
+        """Log and send the counters summed since the last report, stamped with the start of their interval.
+
+        Returns what was reported. A report at stop is stamped with the start of the interval in progress,
+        the one after the last periodic report's, so neither overwrites the other in carbon.
+        """
+        now = time.time()
         metrics = report_metrics(self.counters.take(), self.queue_sizes)
         self.queue_sizes = []
         # One argument per name and value: the log bounds each argument, and the line holds over 40 counters.
@@ -162,12 +168,12 @@ class Horizon(Daemon):
         batch = graphite.MetricBatch(self.settings.graphite_namespace("horizon"))
         for name, value in metrics:
             batch.add(name, value)
-        batch.flush(self.settings)
+        batch.flush(self.settings, timestamp=self.interval_start)
+        self.interval_start = interval_start(now, self.report_interval)
         return dict(metrics)
 
     def run(self) -> None:
         """Supervise and report until a stop is requested (:attr:`stop_requested`)."""
-        next_report = time.monotonic() + self.report_interval
         while not self.stop_requested:
             self.wait(SUPERVISE_SECONDS)
             if self.stop_requested:
@@ -178,11 +184,11 @@ class Horizon(Daemon):
             size = self.queued()
             if size is not None:
                 self.queue_sizes.append(size)
-            if time.monotonic() >= next_report:
+            # Once the interval is over; a clock set back also ends it, rather than silencing the reports.
+            if not self.interval_start <= time.time() < self.interval_start + self.report_interval:
                 reported = self.report()
                 # Only from the loop: the last report, at stop, comes after STOPPING=1.
                 self.notifier.status("last report: " + ", ".join(f"{name} {value}" for name, value in reported.items()))
-                next_report += self.report_interval
 
     def shutdown(self) -> dict[str, int | float]:
         """Stop in order (listeners flush, workers drain their queues), report a last time, release everything."""

@@ -42,9 +42,6 @@ NAMES: tuple[str, ...] = (
     "agent.child_deaths",
 )
 
-#: Counters reported only when not zero: one per rejection reason, mostly zero.
-SPARSE = frozenset(name for name in NAMES if name.startswith("listen.rejected."))
-
 _INDEX = {name: i for i, name in enumerate(NAMES)}
 
 
@@ -92,12 +89,20 @@ class Counters:
 def report_metrics(values: dict[str, int], queue_sizes: list[int]) -> list[tuple[str, int | float]]:
     """The ``(name, value)`` pairs one reporting interval sends, from a :meth:`Counters.take`.
 
+    Every counter is sent, zeros included, so a graph shows 0 rather than a gap (docs/graphite.md#zeros-not-gaps).
     ``worker.queue_size`` is the mean of the queue sizes sampled in the interval (chunks waiting in every
-    worker's queue; true division, as the original), left out when there is no sample. The per-reason
-    rejection counters are left out while zero.
+    worker's queue; true division, as the original), left out when there is no sample.
     """
-    metrics: list[tuple[str, int | float]] = [(name, value) for name, value in values.items()
-                                              if value or name not in SPARSE]
+    metrics: list[tuple[str, int | float]] = list(values.items())
     if queue_sizes:
         metrics.append(("worker.queue_size", sum(queue_sizes) / len(queue_sizes)))
     return metrics
+
+
+def interval_start(now: float, interval: int) -> int:
+    """The start of the reporting interval holding ``now``: a multiple of ``interval`` seconds since the epoch.
+
+    A report is stamped with the start of the interval it sums, so reports aligned to a storage schema's
+    step each land in a bucket of their own (docs/graphite.md#horizons-counters).
+    """
+    return int(now // interval * interval)
