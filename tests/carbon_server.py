@@ -101,14 +101,18 @@ class CarbonServer:
 
     def values(self, metric: str) -> list[float]:
         """Every non-empty value stored for ``metric`` in the last hour, oldest first ([] if no file yet)."""
+        return [value for _, value in self.points(metric)]
+
+    def points(self, metric: str) -> list[tuple[int, float]]:
+        """Every non-empty ``(timestamp, value)`` stored for ``metric`` in the last hour, oldest first."""
         path = self.whisper_path(metric)
         if not path.exists():
             return []
         fetched = whisper.fetch(str(path), int(time.time()) - 3500)
         if fetched is None:
             return []
-        _, points = fetched
-        return [p for p in points if p is not None]
+        (start, _, step), values = fetched
+        return [(start + i * step, value) for i, value in enumerate(values) if value is not None]
 
     def wait_for(self, metric: str, count: int = 1, timeout: float = 30.0) -> list[float]:
         """Poll until ``metric`` has at least ``count`` values (carbon writes asynchronously)."""

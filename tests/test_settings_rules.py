@@ -63,6 +63,8 @@ def problems(make_settings: Callable[..., Path], tmp_path: Path) -> Callable[[st
         ("HORIZON_IDLE_TIMEOUT = -1", "HORIZON_IDLE_TIMEOUT must be a positive number of seconds, got -1"),
         ("HORIZON_MAX_NAME_BYTES = -5", "HORIZON_MAX_NAME_BYTES must be positive, got -5"),
         ("HORIZON_CACHE_BYTES = 0", "HORIZON_CACHE_BYTES must be positive, got 0"),
+        ("HORIZON_REPORT_INTERVAL = 0.5", "HORIZON_REPORT_INTERVAL must be int, got float 0.5"),
+        ("HORIZON_REPORT_INTERVAL = 0", "HORIZON_REPORT_INTERVAL must be 1 to 86400 seconds, got 0"),
         ("HORIZON_MAX_BUFFERED_BYTES = 1000",
          "HORIZON_MAX_BUFFERED_BYTES = 1000 must hold one whole pickle frame: MAX_PICKLE_FRAME_BYTES + 4 = 1048580"),
         # ALERTS rows
