@@ -1,16 +1,15 @@
-"""Streaming readers of the two CSV inputs of ``check``, one line at a time.
+"""Streaming readers of the two CSV inputs of ``check``.
 
 * plain CSV, ``timestamp,value`` lines: one series, named by ``--name`` or after the file;
 * Graphite's render ``format=csv``, ``name,YYYY-mm-dd HH:MM:SS,value`` lines: consecutive lines of one
   name are one series, and an empty value (or ``nan``, which Graphite's JSON renders as null) is a
   missing point, skipped.
 
-A timestamp is a number (epoch seconds) or an ISO 8601 time; a time without an offset is in ``--tz``
-(Graphite writes its ``TIME_ZONE``, or the render ``tz`` parameter). When a local time repeats at the
-end of summer time, the second occurrence is taken as the later instant, so a Graphite export across the
-change reads in order. The first line is a header only when its timestamp field holds no digit;
-anything else that cannot be read is an error naming the line. Lines are bounded (``--max-name`` sets
-the bound), and so are the datapoints of a series.
+A timestamp is epoch seconds or an ISO 8601 time (:mod:`skyline_analyzer.cli.csv_time`). The first
+non-blank line is a header only when it has the format's number of fields and its timestamp field holds
+no digit; anything else that cannot be read is an error naming the line. The input is read in blocks of
+lines, each line bounded (``--max-name`` sets the bound); a block of well-formed lines is converted at
+once (:mod:`skyline_analyzer.cli.csv_block`), any other block line by line.
 """
 
 from __future__ import annotations
@@ -19,195 +18,223 @@ import csv
 import math
 import re
 from collections.abc import Iterator
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 
 import numpy as np
 
 from skyline_analyzer import excerpt
+from skyline_analyzer.cli import csv_block
+from skyline_analyzer.cli.csv_time import Readings, TimeParser, parse_number
 from skyline_analyzer.cli.datapoints import quote_name
 from skyline_analyzer.cli.series_input import Source
 from skyline_analyzer.cli.series_limits import Limits, NameRegister
 from skyline_analyzer.detection.series import Number, Series
 from skyline_analyzer.exceptions import SeriesFormatError
 
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
-_INTEGER = re.compile(r"[+-]?\d+")
-_DIGIT = re.compile(r"\d")
-#: Distinct time strings remembered (a Graphite export repeats the same times for every series).
-TIME_CACHE = 1 << 16
+#: Characters read at a time; a block is the whole lines among them.
+CHUNK = 1 << 20
 #: Characters of a field or line quoted in a message.
 QUOTE = 60
+_DIGIT = re.compile(r"\d")
 
 
-def parse_number(text: str) -> Number | None:
-    """An int or float from a decimal number, None when ``text`` is not one (no ``nan``, ``inf`` or ``_``)."""
-    if not _NUMBER.fullmatch(text):
-        return None
-    return int(text) if _INTEGER.fullmatch(text) else float(text)
+def _blocks(source: Source, limit: int) -> Iterator[tuple[int, list[str], str]]:
+    """``(number of the first line, lines without their newline, the lines as one text)``."""
+    carry = ""
+    number = 1
+    while True:
+        text = source.read(CHUNK)
+        if not text:
+            if carry:
+                yield number, [carry], carry
+            return
+        text = carry + text
+        cut = text.rfind("\n")
+        lines = text[:cut].split("\n") if cut >= 0 else []
+        carry = text[cut + 1 :]
+        longest = max(map(len, lines), default=0)
+        if longest > limit:
+            index = next(i for i, line in enumerate(lines) if len(line) > limit)
+            raise _too_long(source, number + index, limit)
+        if len(carry) > limit:
+            raise _too_long(source, number + len(lines), limit)
+        if lines:
+            yield number, lines, text[:cut]
+            number += len(lines)
 
 
-class TimeParser:
-    """Timestamps from epoch numbers or ISO 8601 times, as ``(first, second)`` readings of the time.
-
-    The two readings differ only for a local time that occurs twice (``fold`` 0 and 1).
-    """
-
-    def __init__(self, zone: tzinfo) -> None:
-        self._zone = zone
-        self._cache: dict[str, tuple[Number, Number]] = {}
-
-    def __call__(self, text: str) -> tuple[Number, Number] | None:
-        number = parse_number(text)
-        if number is not None:
-            return number, number
-        readings = self._cache.get(text)
-        if readings is None:
-            try:
-                moment = datetime.fromisoformat(text)
-            except ValueError:
-                return None
-            if moment.tzinfo is None:
-                readings = (_epoch(moment.replace(tzinfo=self._zone)),
-                            _epoch(moment.replace(tzinfo=self._zone, fold=1)))
-            else:
-                readings = (_epoch(moment), _epoch(moment))
-            if len(self._cache) >= TIME_CACHE:
-                self._cache.clear()
-            self._cache[text] = readings
-        return readings
-
-
-def _epoch(moment: datetime) -> Number:
-    seconds = moment.timestamp()
-    return int(seconds) if seconds.is_integer() else seconds
-
-
-class _Lines:
-    """The non-blank lines of a CSV input as ``(line number, fields)``, each line bounded."""
-
-    def __init__(self, source: Source, limits: Limits) -> None:
-        self._source = source
-        self._limit = limits.line_chars
-        self.number = 0
-
-    def error(self, what: str) -> SeriesFormatError:
-        return SeriesFormatError(f"{self._source.label}: line {self.number}: {what}")
-
-    def __iter__(self) -> Iterator[list[str]]:
-        while True:
-            line = self._source.readline(self._limit)
-            if not line:
-                return
-            self.number += 1
-            if len(line) >= self._limit and not line.endswith("\n"):
-                raise self.error(f"longer than {self._limit} characters (--max-name sets the bound)")
-            text = line.rstrip("\n")
-            if not text.strip():
-                continue
-            if '"' not in text:
-                yield text.split(",")
-                continue
-            try:
-                yield next(csv.reader((text,), strict=True))
-            except csv.Error as exc:
-                raise self.error(f"bad CSV quoting ({exc}): {excerpt.describe(text, QUOTE)}") from None
+def _too_long(source: Source, number: int, limit: int) -> SeriesFormatError:
+    return SeriesFormatError(f"{source.label}: line {number}: longer than {limit} characters"
+                             " (--max-name sets the bound)")
 
 
 class _SeriesBuilder:
-    """The datapoints of one series as they are read, checked for increasing time."""
+    """The datapoints of one series as they are read, checked for increasing time and their number."""
 
-    def __init__(self, name: str, lines: _Lines, max_points: int) -> None:
+    def __init__(self, name: str, label: str, max_points: int) -> None:
         self.name = name
-        self._lines = lines
+        self._label = label
         self._max_points = max_points
+        self._pieces: list[tuple[np.ndarray, np.ndarray]] = []
         self._timestamps: list[Number] = []
         self._values: list[Number] = []
+        self._count = 0
+        self._last: tuple[Number, Number] | None = None
 
-    def add(self, readings: tuple[Number, Number], value: Number) -> None:
+    def _error(self, number: int, what: str) -> SeriesFormatError:
+        return SeriesFormatError(f"{self._label}: line {number}: {quote_name(self.name)}: {what}")
+
+    def _check_count(self, number: int, more: int) -> None:
+        if self._count + more > self._max_points:
+            raise self._error(number, f"more than {self._max_points} datapoints (--max-points)")
+
+    def _order_error(self, number: int, timestamp: float, previous: float) -> SeriesFormatError:
+        kind = "duplicate" if timestamp == previous else "out-of-order"
+        return self._error(number, f"{kind} timestamp {timestamp:.17g} (previous {previous:.17g})")
+
+    def add(self, number: int, readings: Readings, value: Number) -> None:
+        """One datapoint read from line ``number``."""
         timestamp = readings[0]
-        if self._timestamps:
-            previous = self._timestamps[-1]
+        if self._last is not None:
+            previous = self._last[0]
             if timestamp <= previous < readings[1]:
                 timestamp = readings[1]
             if timestamp <= previous:
-                kind = "duplicate" if timestamp == previous else "out-of-order"
-                raise self._lines.error(f"{quote_name(self.name)}: {kind} timestamp {timestamp} (previous {previous})")
-        if len(self._timestamps) >= self._max_points:
-            raise self._lines.error(f"{quote_name(self.name)}: more than {self._max_points} datapoints (--max-points)")
+                raise self._order_error(number, timestamp, previous)
+        self._check_count(number, 1)
         self._timestamps.append(timestamp)
         self._values.append(value)
+        self._count += 1
+        self._last = (timestamp, value)
+
+    def extend(self, first: int, block: csv_block.Block, segment: csv_block.Segment) -> None:
+        """The datapoints of ``segment``, whose first line is line ``first``; missing values are skipped."""
+        timestamps = block.timestamps[segment.start : segment.stop]
+        values = block.values[segment.start : segment.stop]
+        rows = np.flatnonzero(~np.isnan(values))
+        if rows.size == 0:
+            return
+        if rows.size < values.size:
+            timestamps, values = timestamps[rows], values[rows]
+        steps = np.diff(timestamps, prepend=self._last[0] if self._last is not None else -math.inf)
+        bad = np.flatnonzero(steps <= 0)
+        if bad.size:
+            row = int(bad[0])
+            previous = timestamps[row - 1] if row else self._last[0]  # type: ignore[index]
+            raise self._order_error(first + int(rows[row]), float(timestamps[row]), float(previous))
+        if self._count + rows.size > self._max_points:
+            self._check_count(first + int(rows[self._max_points - self._count]), rows.size)
+        self._flush()
+        self._pieces.append((timestamps, values))
+        self._count += rows.size
+        last_text = block.value_texts[segment.start + int(rows[-1])].strip()
+        self._last = (float(timestamps[-1]), parse_number(last_text))  # type: ignore[arg-type]
+
+    def _flush(self) -> None:
+        if self._timestamps:
+            self._pieces.append((np.array(self._timestamps, dtype=np.float64),
+                                 np.array(self._values, dtype=np.float64)))
+            self._timestamps, self._values = [], []
 
     def series(self) -> Series:
-        if not self._timestamps:
+        if self._last is None:
             return Series.empty()
-        return Series(np.array(self._timestamps, dtype=np.float64), np.array(self._values, dtype=np.float64),
-                      self._timestamps[-1], self._values[-1])
+        self._flush()
+        timestamps = np.concatenate([piece[0] for piece in self._pieces])
+        values = np.concatenate([piece[1] for piece in self._pieces])
+        return Series(timestamps, values, self._last[0], self._last[1])
 
 
-def _is_header(fields: list[str], count: int, time_field: int) -> bool:
-    return len(fields) == count and not _DIGIT.search(fields[time_field])
+class _Reader:
+    """Either CSV format: ``name`` is the plain CSV's series name, None for Graphite's format."""
 
+    def __init__(self, source: Source, limits: Limits, zone: tzinfo, name: str | None) -> None:
+        self._source = source
+        self._limits = limits
+        self._clock = TimeParser(zone)
+        self._plain = name is not None
+        self._fields = 2 if self._plain else 3
+        self._names = NameRegister(limits)
+        self._builder = _SeriesBuilder(name, source.label, limits.max_points) if name is not None else None
+        self._first = True
 
-def _time(lines: _Lines, clock: TimeParser, text: str) -> tuple[Number, Number]:
-    readings = clock(text.strip())
-    if readings is None:
-        raise lines.error(f"the timestamp is neither epoch seconds nor an ISO 8601 time: "
-                          f"{excerpt.describe(text, QUOTE)}")
-    if not all(math.isfinite(reading) for reading in readings):
-        raise lines.error(f"non-finite timestamp {excerpt.describe(text, QUOTE)}")
-    return readings
+    def series(self) -> Iterator[tuple[str, Series]]:
+        for number, lines, text in _blocks(self._source, self._limits.line_chars):
+            block = None if self._first or '"' in text else csv_block.convert(
+                text, len(lines), self._builder.name if self._plain else None, self._clock)  # type: ignore[union-attr]
+            if block is None:
+                for offset, line in enumerate(lines):
+                    yield from self._line(number + offset, line)
+                continue
+            for segment in block.segments:
+                yield from self._switch(segment.name, number + segment.start)
+                self._builder.extend(number + segment.start, block, segment)  # type: ignore[union-attr]
+        if self._builder is not None:
+            yield self._builder.name, self._builder.series()
 
+    def _error(self, number: int, what: str) -> SeriesFormatError:
+        return SeriesFormatError(f"{self._source.label}: line {number}: {what}")
 
-def _value(lines: _Lines, text: str) -> Number:
-    value = parse_number(text.strip())
-    if value is None:
-        raise lines.error(f"non-numeric value {excerpt.describe(text, QUOTE)}")
-    if not math.isfinite(value):
-        raise lines.error(f"non-finite value {excerpt.describe(text, QUOTE)}")
-    return value
+    def _switch(self, name: str, number: int) -> Iterator[tuple[str, Series]]:
+        """Start series ``name`` at line ``number`` unless it is the current one, ending the current one."""
+        if self._builder is not None and name == self._builder.name:
+            return
+        if self._builder is not None:
+            yield self._builder.name, self._builder.series()
+        self._names.add(name, f"{self._source.label}: line {number}")
+        self._builder = _SeriesBuilder(name, self._source.label, self._limits.max_points)
+
+    def _line(self, number: int, line: str) -> Iterator[tuple[str, Series]]:
+        if not line.strip():
+            return
+        fields = self._split(number, line)
+        time_field = self._fields - 2
+        if self._first:
+            self._first = False
+            if len(fields) == self._fields and not _DIGIT.search(fields[time_field]):
+                return
+        if len(fields) != self._fields:
+            layout = "timestamp,value" if self._plain else "name,time,value"
+            raise self._error(number, f"expected {self._fields} fields, {layout}; got {len(fields)}")
+        if not self._plain:
+            yield from self._switch(fields[0], number)
+        readings = self._time(number, fields[time_field])
+        value_text = fields[time_field + 1].strip()
+        if not self._plain and (not value_text or value_text.lower() == "nan"):
+            return
+        self._builder.add(number, readings, self._value(number, value_text))  # type: ignore[union-attr]
+
+    def _split(self, number: int, line: str) -> list[str]:
+        if '"' not in line:
+            return line.split(",")
+        try:
+            return next(csv.reader((line,), strict=True))
+        except csv.Error as exc:
+            raise self._error(number, f"bad CSV quoting ({exc}): {excerpt.describe(line, QUOTE)}") from None
+
+    def _time(self, number: int, text: str) -> Readings:
+        readings = self._clock(text.strip())
+        if readings is None:
+            raise self._error(number, "the timestamp is neither epoch seconds nor an ISO 8601 time: "
+                                      f"{excerpt.describe(text, QUOTE)}")
+        if not all(math.isfinite(reading) for reading in readings):
+            raise self._error(number, f"non-finite timestamp {excerpt.describe(text, QUOTE)}")
+        return readings
+
+    def _value(self, number: int, text: str) -> Number:
+        value = parse_number(text)
+        if value is None:
+            raise self._error(number, f"non-numeric value {excerpt.describe(text, QUOTE)}")
+        if not math.isfinite(value):
+            raise self._error(number, f"non-finite value {excerpt.describe(text, QUOTE)}")
+        return value
 
 
 def read_plain(source: Source, limits: Limits, name: str, zone: tzinfo) -> Iterator[tuple[str, Series]]:
     """The one series of a ``timestamp,value`` CSV, named ``name``."""
-    lines = _Lines(source, limits)
-    clock = TimeParser(zone)
-    builder = _SeriesBuilder(name, lines, limits.max_points)
-    first = True
-    for fields in lines:
-        if first:
-            first = False
-            if _is_header(fields, 2, 0):
-                continue
-        if len(fields) != 2:
-            raise lines.error(f"expected 2 fields, timestamp,value; got {len(fields)}")
-        builder.add(_time(lines, clock, fields[0]), _value(lines, fields[1]))
-    yield name, builder.series()
+    return _Reader(source, limits, zone, name).series()
 
 
 def read_graphite(source: Source, limits: Limits, zone: tzinfo) -> Iterator[tuple[str, Series]]:
     """Every series of a Graphite render ``format=csv`` export, in file order."""
-    lines = _Lines(source, limits)
-    clock = TimeParser(zone)
-    names = NameRegister(limits)
-    builder: _SeriesBuilder | None = None
-    first = True
-    for fields in lines:
-        if first:
-            first = False
-            if _is_header(fields, 3, 1):
-                continue
-        if len(fields) != 3:
-            raise lines.error(f"expected 3 fields, name,time,value; got {len(fields)}")
-        name, time_text, value_text = fields
-        if builder is None or name != builder.name:
-            if builder is not None:
-                yield builder.name, builder.series()
-            names.add(name, f"{source.label}: line {lines.number}")
-            builder = _SeriesBuilder(name, lines, limits.max_points)
-        readings = _time(lines, clock, time_text)
-        value_text = value_text.strip()
-        if not value_text or value_text.lower() == "nan":
-            continue
-        builder.add(readings, _value(lines, value_text))
-    if builder is not None:
-        yield builder.name, builder.series()
+    return _Reader(source, limits, zone, None).series()
