@@ -6,17 +6,22 @@ the streaming of large inputs in test_check_stream.py.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import math
+import os
+import pty
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from skyline_analyzer import config
+from skyline_analyzer.cli.check_progress import AUTO_DELAY
 from tests.support import CLI, run_cli, settings_env
 
 NOW = 1_700_000_000
@@ -117,6 +122,40 @@ def test_progress_bar_on_request_only(check: Check, tmp_path: Path) -> None:
     for args in ((), ("--no-progress",)):
         quiet = check(str(path), "--now", str(NOW), *args)
         assert "%" not in quiet.stderr and quiet.stderr.startswith("2 series: 2 anomalous")
+
+
+def test_progress_bar_by_default_on_a_terminal_once_the_run_lasts(settings_path: Path) -> None:
+    """stderr is a terminal: the bar appears once the run has lasted AUTO_DELAY seconds."""
+    master, slave = pty.openpty()
+    process = subprocess.Popen([*CLI, "check", "-", "--now", str(NOW), "--chunk-series", "1"],
+                               env=settings_env(settings_path), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                               stderr=slave)
+    os.close(slave)
+    assert process.stdin is not None and process.stdout is not None
+    with ThreadPoolExecutor(2) as pool:
+        stdout = pool.submit(process.stdout.read)
+        terminal = pool.submit(read_terminal, master)
+        batch = ",".join(f'"s{n}": {json.dumps(SPIKE)}' for n in range(500))  # over a megabyte: read at once
+        process.stdin.write(b"{" + batch.encode())
+        process.stdin.flush()
+        time.sleep(AUTO_DELAY + 1.5)
+        process.stdin.write(b"," + batch.replace('"s', '"t').encode() + b"}")
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0
+        assert len(json.loads(stdout.result(timeout=10))) == 1000
+        text = terminal.result(timeout=10)
+    assert "1000 series: 1000 anomalous" in text
+    assert "check:" in text and " series]" in text, text[:500]
+
+
+def read_terminal(master: int) -> str:
+    """Everything written to a pseudo-terminal until the other side is closed; closes ``master``."""
+    data = b""
+    with contextlib.suppress(OSError):  # EIO once the child's side is closed
+        while chunk := os.read(master, 65536):
+            data += chunk
+    os.close(master)
+    return data.decode(errors="replace")
 
 
 @pytest.mark.parametrize(

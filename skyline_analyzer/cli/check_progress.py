@@ -7,6 +7,7 @@ run has lasted :data:`AUTO_DELAY` seconds, so a small input prints nothing but i
 
 from __future__ import annotations
 
+import os
 import sys
 from types import TracebackType
 
@@ -16,6 +17,8 @@ from skyline_analyzer.cli.series_input import Source
 
 #: Seconds a run lasts before the default bar appears.
 AUTO_DELAY = 1.0
+#: Columns and lines assumed when stderr does not tell its size.
+DEFAULT_SIZE = (80, 24)
 
 
 class Progress:
@@ -30,8 +33,14 @@ class Progress:
         """A bar for ``source``: ``wanted`` True or False decides, None means when stderr is a terminal."""
         if wanted is False or (wanted is None and not sys.stderr.isatty()):
             return cls(source, None)
-        bar = tqdm(total=source.size, unit="B", unit_scale=True, unit_divisor=1024, desc="check",
-                   file=sys.stderr, delay=0 if wanted else AUTO_DELAY, dynamic_ncols=True, leave=True)
+        try:
+            size = os.get_terminal_size(sys.stderr.fileno())
+        except OSError:
+            size = os.terminal_size((0, 0))
+        # tqdm shows nothing on a terminal that reports no size (a bare pseudo-terminal): give it one.
+        shape = {} if size.columns and size.lines else {"ncols": DEFAULT_SIZE[0], "nrows": DEFAULT_SIZE[1]}
+        bar = tqdm(total=source.size, unit="B", unit_scale=True, unit_divisor=1024, desc="check", file=sys.stderr,
+                   delay=0 if wanted else AUTO_DELAY, leave=True, **shape)
         return cls(source, bar)
 
     def update(self, series: int) -> None:
