@@ -17,7 +17,7 @@ from __future__ import annotations
 import csv
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import tzinfo
 
 import numpy as np
@@ -116,19 +116,21 @@ class _SeriesBuilder:
             return
         if rows.size < values.size:
             timestamps, values = timestamps[rows], values[rows]
-        steps = np.diff(timestamps, prepend=self._last[0] if self._last is not None else -math.inf)
+        before = self._last[0] if self._last is not None else -math.inf
+        steps = np.diff(timestamps, prepend=before)
         bad = np.flatnonzero(steps <= 0)
         if bad.size:
             row = int(bad[0])
-            previous = timestamps[row - 1] if row else self._last[0]  # type: ignore[index]
+            previous = timestamps[row - 1] if row else before
             raise self._order_error(first + int(rows[row]), float(timestamps[row]), float(previous))
         if self._count + rows.size > self._max_points:
             self._check_count(first + int(rows[self._max_points - self._count]), rows.size)
         self._flush()
         self._pieces.append((timestamps, values))
         self._count += rows.size
-        last_text = block.value_texts[segment.start + int(rows[-1])].strip()
-        self._last = (float(timestamps[-1]), parse_number(last_text))  # type: ignore[arg-type]
+        # The value was screened as a decimal number: parse_number reads it, an int staying an int.
+        last_value = parse_number(block.value_texts[segment.start + int(rows[-1])].strip())
+        self._last = (float(timestamps[-1]), last_value if last_value is not None else float(values[-1]))
 
     def _flush(self) -> None:
         if self._timestamps:
@@ -152,37 +154,41 @@ class _Reader:
         self._source = source
         self._limits = limits
         self._clock = TimeParser(zone)
-        self._plain = name is not None
-        self._fields = 2 if self._plain else 3
+        self._name = name
+        self._fields = 2 if name is not None else 3
         self._names = NameRegister(limits)
-        self._builder = _SeriesBuilder(name, source.label, limits.max_points) if name is not None else None
+        self._builder: _SeriesBuilder | None = None
         self._first = True
 
     def series(self) -> Iterator[tuple[str, Series]]:
         for number, lines, text in _blocks(self._source, self._limits.line_chars):
-            block = None if self._first or '"' in text else csv_block.convert(
-                text, len(lines), self._builder.name if self._plain else None, self._clock)  # type: ignore[union-attr]
+            block = None if self._first or '"' in text else csv_block.convert(text, len(lines), self._name,
+                                                                                self._clock)
             if block is None:
                 for offset, line in enumerate(lines):
                     yield from self._line(number + offset, line)
                 continue
             for segment in block.segments:
-                yield from self._switch(segment.name, number + segment.start)
-                self._builder.extend(number + segment.start, block, segment)  # type: ignore[union-attr]
+                builder = yield from self._switch(segment.name, number + segment.start)
+                builder.extend(number + segment.start, block, segment)
         if self._builder is not None:
             yield self._builder.name, self._builder.series()
+        elif self._name is not None:
+            yield self._name, Series.empty()
 
     def _error(self, number: int, what: str) -> SeriesFormatError:
         return SeriesFormatError(f"{self._source.label}: line {number}: {what}")
 
-    def _switch(self, name: str, number: int) -> Iterator[tuple[str, Series]]:
-        """Start series ``name`` at line ``number`` unless it is the current one, ending the current one."""
-        if self._builder is not None and name == self._builder.name:
-            return
+    def _switch(self, name: str, number: int) -> Generator[tuple[str, Series], None, _SeriesBuilder]:
+        """The builder of series ``name`` met at line ``number``: the current one, or a new one (after
+        yielding the current one's series)."""
         if self._builder is not None:
+            if name == self._builder.name:
+                return self._builder
             yield self._builder.name, self._builder.series()
         self._names.add(name, f"{self._source.label}: line {number}")
         self._builder = _SeriesBuilder(name, self._source.label, self._limits.max_points)
+        return self._builder
 
     def _line(self, number: int, line: str) -> Iterator[tuple[str, Series]]:
         if not line.strip():
@@ -194,15 +200,14 @@ class _Reader:
             if len(fields) == self._fields and not _DIGIT.search(fields[time_field]):
                 return
         if len(fields) != self._fields:
-            layout = "timestamp,value" if self._plain else "name,time,value"
+            layout = "timestamp,value" if self._name is not None else "name,time,value"
             raise self._error(number, f"expected {self._fields} fields, {layout}; got {len(fields)}")
-        if not self._plain:
-            yield from self._switch(fields[0], number)
+        builder = yield from self._switch(self._name if self._name is not None else fields[0], number)
         readings = self._time(number, fields[time_field])
         value_text = fields[time_field + 1].strip()
-        if not self._plain and (not value_text or value_text.lower() == "nan"):
+        if self._name is None and (not value_text or value_text.lower() == "nan"):
             return
-        self._builder.add(number, readings, self._value(number, value_text))  # type: ignore[union-attr]
+        builder.add(number, readings, self._value(number, value_text))
 
     def _split(self, number: int, line: str) -> list[str]:
         if '"' not in line:
