@@ -1,9 +1,9 @@
 """The bytes ``check`` reads: a file or standard input (``-``), gunzipped when it starts with the gzip magic,
 decoded as UTF-8 (a leading BOM is dropped), newlines normalised to ``\\n``.
 
-:class:`Source` is read in bounded pieces only (:meth:`Source.read`, :meth:`Source.readline`), counts the
-bytes taken from the file (compressed bytes for gzip, so the progress bar can compare them with the file
-size) and turns every decoding failure into a :class:`SeriesFormatError` naming the input.
+:class:`Source` is read in pieces of a bounded size (:meth:`Source.read`), counts the bytes taken from the
+file (compressed bytes for gzip, so the progress bar can compare them with the file size) and turns every
+decoding failure into a :class:`SeriesFormatError` naming the input.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import stat
 import sys
 import zlib
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from skyline_analyzer.exceptions import SeriesFormatError
 
@@ -36,7 +36,7 @@ class _CountingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Any) -> int:
         if self._head:
             size = min(len(buffer), len(self._head))
             buffer[:size] = self._head[:size]
@@ -59,10 +59,10 @@ class Source:
         self._raw = raw
         head = raw.read(len(_GZIP_MAGIC))
         self._counter = _CountingReader(raw, head)
-        buffered: BinaryIO = io.BufferedReader(self._counter, buffer_size=1 << 16)
+        buffered: io.BufferedIOBase = io.BufferedReader(self._counter, buffer_size=1 << 16)
         self.compressed = head == _GZIP_MAGIC
         if self.compressed:
-            buffered = gzip.GzipFile(fileobj=buffered, mode="rb")  # type: ignore[assignment]
+            buffered = gzip.GzipFile(fileobj=buffered, mode="rb")
         self._text = io.TextIOWrapper(buffered, encoding="utf-8-sig", errors="strict")
         self._pushed = ""
 
@@ -78,21 +78,6 @@ class Source:
             return text
         try:
             return self._text.read(size)
-        except _DECODE_ERRORS as exc:
-            raise self._decoding_error(exc) from None
-
-    def readline(self, limit: int) -> str:
-        """The next line with its ``\\n``, cut at ``limit`` characters; ``""`` at the end of the input."""
-        if self._pushed:
-            end = self._pushed.find("\n", 0, limit)
-            cut = limit if end < 0 else end + 1
-            if end >= 0 or len(self._pushed) >= limit:
-                line, self._pushed = self._pushed[:cut], self._pushed[cut:]
-                return line
-            line, self._pushed = self._pushed, ""
-            return line + self.readline(limit - len(line))
-        try:
-            return self._text.readline(limit)
         except _DECODE_ERRORS as exc:
             raise self._decoding_error(exc) from None
 
