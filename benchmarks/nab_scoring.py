@@ -23,6 +23,7 @@ distinguishes rows (a constant score), ``perfect`` is ``A_TP`` times the number 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,7 +76,7 @@ class Truth:
         """Windows given as (first, last) timestamps that must be row timestamps of the file."""
         index = {int(t): i for i, t in enumerate(timestamps)}
         spans = sorted((index[int(start)], index[int(end)]) for start, end in windows)
-        for (_, right), (left, _) in zip(spans, spans[1:], strict=False):
+        for (_, right), (left, _) in itertools.pairwise(spans):
             if left <= right:
                 raise ValueError("overlapping windows")
         return cls(len(timestamps), tuple(spans))
@@ -104,7 +105,7 @@ def row_weights(truth: Truth, profile: Profile) -> RowWeights:
         if spans and spans[0][0] <= i:
             left, right = spans[0]
             width = right - left + 1
-            window[i] = truth.windows.index(spans[0])
+            window[i] = len(truth.windows) - len(spans)
             weight[i] = scaled_sigmoid(-(right - i + 1) / width) * profile.tp / max_tp
         else:
             if previous is None:
