@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nab_scoring import PROFILES, Truth, corpus_score  # noqa: E402
 
 from skyline_analyzer.config import Settings  # noqa: E402
-from skyline_analyzer.detection import engine  # noqa: E402
+from skyline_analyzer.detection import engine, second_stage  # noqa: E402
 from skyline_analyzer.detection.series import Series  # noqa: E402
 
 #: Seconds after a detection during which the detector scores 0 without analysing.
@@ -154,7 +154,11 @@ def _detect_group(job: tuple[Path, list[str], str, bool]) -> list[np.ndarray]:
 
 
 def _recheck(second: bool) -> Recheck | None:
-    return None
+    """The second stage with its default settings, or nothing."""
+    if not second:
+        return None
+    settings = Settings({"SECOND_STAGE_ENABLED": True})
+    return lambda timestamps, values: second_stage.recheck(timestamps, values, settings).anomalous
 
 
 def main(argv: list[str] | None = None) -> int:
