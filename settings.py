@@ -136,14 +136,6 @@ ENABLE_ALGORITHM_RUN_METRICS = True
 ENABLE_ALL_ALGORITHMS_RUN_METRICS = False
 # Also require the trigger interval itself to be anomalous (is_anomalously_anomalous).
 ENABLE_SECOND_ORDER = False
-# Beyond v1.2.8: re-check a flagged metric against the same time of day on earlier days before reporting
-# it (docs/second-stage.md). Off by default; the values shown are the defaults.
-# SECOND_STAGE_ENABLED = False
-# SECOND_STAGE_DURATION = 604800
-# SECOND_STAGE_PERIOD = 86400
-# SECOND_STAGE_WINDOW = 1800
-# SECOND_STAGE_MIN_PERIODS = 3
-# SECOND_STAGE_THRESHOLD = 3.5
 # Send alerts for anomalous metrics matching ALERTS.
 ENABLE_ALERTS = True
 # Hand metrics matched by 4-element ALERTS tuples to Mirage.

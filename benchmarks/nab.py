@@ -157,8 +157,7 @@ def _recheck(second: bool) -> Recheck | None:
     """The second stage with its default settings, or nothing."""
     if not second:
         return None
-    settings = Settings({"SECOND_STAGE_ENABLED": True})
-    return lambda timestamps, values: second_stage.recheck(timestamps, values, settings).anomalous
+    return lambda timestamps, values: second_stage.recheck(timestamps, values).anomalous
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -99,12 +99,6 @@ DEFAULTS: dict[str, Any] = {
     "ENABLE_ALL_ALGORITHMS_RUN_METRICS": False,
     "ENABLE_SECOND_ORDER": False,
     # Beyond v1.2.8: the seasonal second stage (docs/second-stage.md), off by default.
-    "SECOND_STAGE_ENABLED": False,
-    "SECOND_STAGE_DURATION": 7 * 86400,
-    "SECOND_STAGE_PERIOD": 86400,
-    "SECOND_STAGE_WINDOW": 1800,
-    "SECOND_STAGE_MIN_PERIODS": 3,
-    "SECOND_STAGE_THRESHOLD": 3.5,
     "ENABLE_ALERTS": True,
     "ENABLE_MIRAGE": False,
     "ENABLE_FULL_DURATION_ALERTS": True,

@@ -2,15 +2,17 @@
 
 Three-sigma algorithms over the last ``FULL_DURATION`` see a daily peak as an outlier; the second stage
 asks a seasonal question instead. The *seasonal neighbours* of the last point are the points of the
-longer history (``SECOND_STAGE_DURATION``) lying within ``SECOND_STAGE_WINDOW`` seconds of the same
-phase of the period (``SECOND_STAGE_PERIOD``, a day) on each earlier period. The flag stands only when
+longer history (:attr:`Parameters.duration`) lying within :attr:`Parameters.window` seconds of the same
+phase of the period (:attr:`Parameters.period`, a day) on each earlier period. The flag stands only when
 the tail (the mean of the last three points, as the first stage uses) is far from them by a robust
-z-score: ``|tail - median| / (1.4826 * MAD)`` above ``SECOND_STAGE_THRESHOLD`` (3.5, the usual cut for
+z-score: ``|tail - median| / (1.4826 * MAD)`` above :attr:`Parameters.threshold` (3.5, the usual cut for
 modified z-scores; 1.4826 makes the MAD a standard deviation for normal data).
 
-The stage only removes flags: when it cannot judge (fewer than ``SECOND_STAGE_MIN_PERIODS`` earlier
-periods with neighbours) the first stage's verdict stands, and the decision says why. See
-docs/second-stage.md.
+The stage only removes flags: when it cannot judge (fewer than :attr:`Parameters.min_periods` earlier
+periods with neighbours) the first stage's verdict stands, and the decision says why.
+
+A prototype measured by ``benchmarks/nab.py``; the daemon does not run it yet, so it has no settings
+(docs/second-stage.md).
 """
 
 from __future__ import annotations
@@ -19,12 +21,21 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from skyline_analyzer.config import Settings
-
 #: Scales the median absolute deviation to the standard deviation of normally distributed data.
 MAD_TO_SIGMA = 1.4826
 #: The check's name, as reported with every decision.
 CHECK = "seasonal_robust_z"
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """The stage's parameters (seconds, except ``min_periods`` and ``threshold``)."""
+
+    duration: float = 7 * 86400
+    period: float = 86400
+    window: float = 1800
+    min_periods: int = 3
+    threshold: float = 3.5
 
 
 @dataclass(frozen=True)
@@ -59,18 +70,16 @@ def seasonal_neighbours(
     return kept[near], int(np.unique(periods[near]).shape[0])
 
 
-def recheck(timestamps: np.ndarray, values: np.ndarray, settings: Settings) -> Decision:
+def recheck(timestamps: np.ndarray, values: np.ndarray, parameters: Parameters = Parameters()) -> Decision:
     """The second stage's decision on a series the first stage flagged (ordered, finite, not empty)."""
-    threshold = float(settings.SECOND_STAGE_THRESHOLD)
+    threshold = float(parameters.threshold)
     neighbours, periods = seasonal_neighbours(
-        timestamps, values, period=settings.SECOND_STAGE_PERIOD, window=settings.SECOND_STAGE_WINDOW,
-        duration=settings.SECOND_STAGE_DURATION,
+        timestamps, values, period=parameters.period, window=parameters.window, duration=parameters.duration,
     )
     count = int(neighbours.shape[0])
-    if periods < settings.SECOND_STAGE_MIN_PERIODS:
+    if periods < parameters.min_periods:
         return Decision(True, CHECK, None, threshold, count,
-                        f"kept: {periods} earlier periods with neighbours, "
-                        f"{settings.SECOND_STAGE_MIN_PERIODS} needed")
+                        f"kept: {periods} earlier periods with neighbours, {parameters.min_periods} needed")
     tail = float(values[-3:].mean())
     median = float(np.median(neighbours))
     spread = MAD_TO_SIGMA * float(np.median(np.abs(neighbours - median)))
