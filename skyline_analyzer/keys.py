@@ -14,7 +14,6 @@ ANALYZER_TOO_SHORT = "analyzer.too_short"
 ALERT_ON_STALE_METRICS = "analyzer.alert_on_stale_metrics"
 #: Base names matched by an smtp alert tuple (read by Luminosity).
 SMTP_ALERTER_METRICS = "analyzer.smtp_alerter_metrics"
-NEW_SMTP_ALERTER_METRICS = "new_analyzer.smtp_alerter_metrics"
 #: Throttle for the Mirage-set and analyzer.* set refresh.
 MANAGE_MIRAGE_UNIQUE_METRICS = "analyzer.manage_mirage_unique_metrics"
 #: Throttle of the refresh of the analyzer.* exception sets and the stale-digest set: while it exists
@@ -26,11 +25,6 @@ ANALYZER_SETS_REFRESH_TTL = 300
 UPDATED_AT_MARKER = "_updated_at_"
 #: Full keys of metrics handed to Mirage.
 MIRAGE_UNIQUE_METRICS = "mirage.unique_metrics"
-#: Ionosphere's "up" heartbeat and its metrics.
-IONOSPHERE_HEARTBEAT = "ionosphere"
-IONOSPHERE_UNIQUE_METRICS = "ionosphere.unique_metrics"
-#: Pattern of Ionosphere's alert requests.
-IONOSPHERE_ALERT_PATTERN = "ionosphere.analyzer.alert.*"
 #: Full keys of the monotonic metrics analysed as derivatives (alerters title their graphs by it).
 DERIVATIVE_METRICS = "derivative_metrics"
 
