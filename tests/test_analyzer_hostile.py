@@ -43,7 +43,10 @@ def logged(tmp_path: Path) -> Iterator[Path]:
     (tmp_path / "log").mkdir(exist_ok=True)
     handler = logs.setup(tmp_path / "log", "analyzer")
     yield logs.log_file(tmp_path / "log", "analyzer")
-    logging.getLogger(logs.PACKAGE_LOGGER).removeHandler(handler)
+    logger = logging.getLogger(logs.PACKAGE_LOGGER)
+    logger.removeHandler(handler)
+    # logs.setup stops propagation for the daemons; later tests read records through pytest's handler.
+    logger.propagate = True
     handler.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -95,6 +96,8 @@ def test_worker_writes_everything_queued_before_it_stops(redis_conn, load_settin
 
 
 def test_worker_waits_out_a_redis_outage(own_redis, load_settings) -> None:
+    """A datapoint queued while Redis is down is written once Redis is back, whether the worker noticed the
+    outage at its PING or only when the write failed under it."""
     server = own_redis()
     settings = load_settings(REDIS_SOCKET_PATH=server.socket_path)
     work: queue.Queue = queue.Queue()
@@ -103,17 +106,52 @@ def test_worker_waits_out_a_redis_outage(own_redis, load_settings) -> None:
     thread = threading.Thread(target=run_worker, args=(1, settings, work, counters.row(0), stop, os.getppid()),
                               kwargs={"poll": 0.1})
     thread.start()
-    server.stop()
-    now = int(time.time())
-    work.put([("survives.outage", (now, 1.0))])
-    time.sleep(0.3)
-    server.start()
-    client = server.client()
-    wait_until(lambda: client.get("metrics.survives.outage") is not None, timeout=15)
-    assert client.get("metrics.survives.outage") == msgpack.packb((now, 1.0))
-    stop.set()
-    thread.join(timeout=10)
-    client.close()
+    try:
+        server.stop()
+        now = int(time.time())
+        work.put([("survives.outage", (now, 1.0))])
+        time.sleep(0.3)
+        server.start()
+        client = server.client()
+        assert wait_until(lambda: client.get("metrics.survives.outage") is not None, timeout=15)
+        assert client.get("metrics.survives.outage") == msgpack.packb((now, 1.0))
+        client.close()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert counters.totals().get("worker.datapoints_failed", 0) == 0
+
+
+def test_a_batch_the_connection_failed_under_is_written_again(own_redis, load_settings, caplog) -> None:
+    """The worker is waiting on its queue (its PING passed) when Redis goes away: the write fails under it,
+    and the batch is kept and written once Redis is back, not lost as in v1.2.8."""
+    caplog.set_level(logging.INFO, logger="skyline_analyzer")
+    server = own_redis()
+    settings = load_settings(REDIS_SOCKET_PATH=server.socket_path)
+    work: queue.Queue = queue.Queue()
+    counters = Counters(1)
+    stop = threading.Event()
+    thread = threading.Thread(target=run_worker, args=(1, settings, work, counters.row(0), stop, os.getppid()),
+                              kwargs={"poll": 5.0})
+    thread.start()
+    try:
+        assert wait_until(lambda: "worker 1 started" in caplog.text, timeout=10)
+        time.sleep(0.3)  # past the PING, waiting on the queue
+        server.stop()
+        now = int(time.time())
+        work.put([("written.again", (now, 2.0))])
+        assert wait_until(lambda: "(attempt 1)" in caplog.text, timeout=10)
+        server.start()
+        client = server.client()
+        assert wait_until(lambda: client.get("metrics.written.again") is not None, timeout=15)
+        assert client.get("metrics.written.again") == msgpack.packb((now, 2.0))
+        client.close()
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert counters.totals().get("worker.datapoints_failed", 0) == 0
 
 
 def test_a_write_during_an_outage_raises_for_the_worker_to_count(own_redis, load_settings) -> None:

@@ -46,6 +46,9 @@ QUEUE_TIMEOUT = 15.0
 BATCH_DATAPOINTS = 5000
 #: Seconds between log lines about datapoints a worker could not write (each is counted).
 REJECTION_LOG_SECONDS = 10.0
+#: Times a batch is written again after the connection failed under it, before it is counted as failed:
+#: an outage loses nothing already queued, and an error that repeats cannot hold the worker forever.
+MAX_WRITE_ATTEMPTS = 5
 
 
 @dataclass
@@ -145,6 +148,9 @@ def run_worker(index: int, settings: Settings, work_queue: Any, counters: Counte
     idle_since = time.monotonic()
     last_rejection_log = -REJECTION_LOG_SECONDS
     unlogged = 0
+    # A batch whose write the connection failed under, kept to write again once Redis answers.
+    pending: list[Datapoint] = []
+    attempts = 0
     log.info("horizon.worker :: worker %d started", index)
     while os.getppid() == parent_pid:
         stopping = stop.is_set()
@@ -154,23 +160,41 @@ def run_worker(index: int, settings: Settings, work_queue: Any, counters: Counte
             _pause(link.backoff(), stop, parent_pid)
             link.reconnect()
             continue
-        try:
-            batch = take_batch(work_queue, min(poll, 0.2) if stopping else poll)
-        except queue.Empty:
-            if stopping:
-                break
-            if time.monotonic() - idle_since >= QUEUE_TIMEOUT:
-                log.info("horizon.worker :: worker queue is empty and timed out")
-                idle_since = time.monotonic()
-            batch = []
+        if pending:
+            batch, pending = pending, []
         else:
-            idle_since = time.monotonic()
+            try:
+                batch = take_batch(work_queue, min(poll, 0.2) if stopping else poll)
+            except queue.Empty:
+                if stopping:
+                    break
+                if time.monotonic() - idle_since >= QUEUE_TIMEOUT:
+                    log.info("horizon.worker :: worker queue is empty and timed out")
+                    idle_since = time.monotonic()
+                batch = []
+            else:
+                idle_since = time.monotonic()
+            attempts = 0
         if not batch:
             continue
         try:
             result = writer.write(link.conn, batch, int(time.time()))
-        except (redis.RedisError, OSError) as exc:
-            # As in the original, a failed write loses the rest of what was being written.
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            # v1.2.8 lost the batch here. It is kept and written again after the next successful PING; if
+            # the failure hid a write that did happen, the datapoints are appended twice and Roomba keeps one
+            # (docs/horizon.md#chunks-queues-and-workers).
+            attempts += 1
+            if attempts < MAX_WRITE_ATTEMPTS:
+                pending = batch
+                log.error("horizon.worker :: worker %d could not write %d datapoints (attempt %d), writing them "
+                          "again once Redis answers: %s", index, len(batch), attempts, exc)
+                continue
+            counters.add("worker.datapoints_failed", len(batch))
+            log.error("horizon.worker :: worker %d failed to write %d datapoints after %d attempts: %s", index,
+                      len(batch), attempts, exc)
+            continue
+        except redis.RedisError as exc:
+            # An answer from Redis, not an outage: writing the same batch again would fail the same way.
             counters.add("worker.datapoints_failed", len(batch))
             log.error("horizon.worker :: worker %d failed to write %d datapoints: %s", index, len(batch), exc)
             continue
@@ -193,6 +217,9 @@ def run_worker(index: int, settings: Settings, work_queue: Any, counters: Counte
                           unlogged, result.refused)
                 unlogged = 0
                 last_rejection_log = time.monotonic()
+    if pending:
+        counters.add("worker.datapoints_failed", len(pending))
+        log.error("horizon.worker :: worker %d stopped with %d datapoints Redis never took", index, len(pending))
     link.close()
     log.info("horizon.worker :: worker %d stopped", index)
 
