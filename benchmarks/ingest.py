@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from skyline_analyzer.codec import decode_pairs  # noqa: E402
-from skyline_analyzer.harness import private_redis  # noqa: E402
+from skyline_analyzer.harness import free_ports, private_redis  # noqa: E402
 from skyline_analyzer.horizon.senders import pickle_frame, plaintext_lines  # noqa: E402
 
 PROTOCOLS = ("pickle", "udp", "plaintext")
@@ -44,12 +44,6 @@ PROTOCOLS = ("pickle", "udp", "plaintext")
 BATCH = 500
 #: Seconds per pacing step of a sender.
 TICK = 0.01
-
-
-def free_port(kind: int) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def udp_rcvbuf_errors() -> int:
@@ -115,8 +109,7 @@ def run_protocol(protocol: str, args: argparse.Namespace, directory: Path) -> di
     for name in ("log", "pid", "tmp"):
         (directory / name).mkdir(parents=True, exist_ok=True)
     with private_redis(directory) as socket_path:
-        ports = {"PICKLE_PORT": free_port(socket.SOCK_STREAM), "UDP_PORT": free_port(socket.SOCK_DGRAM),
-                 "PLAINTEXT_PORT": free_port(socket.SOCK_STREAM)}
+        ports = free_ports()
         overrides = {"REDIS_SOCKET_PATH": socket_path, "LOG_PATH": str(directory / "log"),
                      "PID_PATH": str(directory / "pid"), "SKYLINE_TMP_DIR": str(directory / "tmp"),
                      "GRAPHITE_HOST": "", "HORIZON_IP": "127.0.0.1", "WORKER_PROCESSES": args.workers, **ports}

@@ -76,15 +76,16 @@ def private_redis(directory: Path) -> Iterator[str]:
             process.wait()
 
 
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A TCP (or, with ``SOCK_DGRAM``, UDP) port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def free_ports() -> dict[str, int]:
     """``PICKLE_PORT``, ``UDP_PORT`` and ``PLAINTEXT_PORT`` on 127.0.0.1 that were free a moment ago."""
-    ports = {}
-    for name, kind in (("PICKLE_PORT", socket.SOCK_STREAM), ("UDP_PORT", socket.SOCK_DGRAM),
-                       ("PLAINTEXT_PORT", socket.SOCK_STREAM)):
-        with socket.socket(socket.AF_INET, kind) as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports[name] = sock.getsockname()[1]
-    return ports
+    return {"PICKLE_PORT": free_port(), "UDP_PORT": free_port(socket.SOCK_DGRAM), "PLAINTEXT_PORT": free_port()}
 
 
 def write_settings(path: Path, base: Path | None, overrides: Mapping[str, Any]) -> Path:

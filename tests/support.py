@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from skyline_analyzer import config
+from skyline_analyzer.harness import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 VECTORS = REPO / "tests" / "data" / "vectors"
@@ -35,18 +36,9 @@ SCRIPT = Path(sys.executable).parent / "skyline-analyzer"
 NO_ALERTS = {"ENABLE_ALERTS": False, "ALERT_ON_STALE_METRICS": False}
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on (bound, then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def free_udp_port() -> int:
     """A UDP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_port(socket.SOCK_DGRAM)
 
 
 def write_settings(directory: Path, **overrides: object) -> Path:
