@@ -322,6 +322,8 @@ ROOMBA_PROCESSES = 1
 ROOMBA_GRACE_TIME = 600
 # Seconds before a Roomba pass is killed.
 ROOMBA_TIMEOUT = 100
+# Bytes of values Roomba reads from Redis in one batch (about: judged by the largest value read so far).
+ROOMBA_BATCH_BYTES = 8388608
 # Horizon drops datapoints older than this many seconds.
 MAX_RESOLUTION = 1000
 # Metrics Horizon does not store (substring or dotted-element match).

@@ -227,6 +227,8 @@ DEFAULTS: dict[str, Any] = {
     "ROOMBA_PROCESSES": 1,
     "ROOMBA_GRACE_TIME": 600,
     "ROOMBA_TIMEOUT": 100,
+    # Beyond v1.2.8 (which read one key at a time): bytes of values Roomba reads in one batch (about).
+    "ROOMBA_BATCH_BYTES": 8388608,
     "MAX_RESOLUTION": 1000,
     "SKIP_LIST": ["skyline.analyzer.", "skyline.boundary.", "skyline.ionosphere.", "skyline.mirage."],
     "DO_NOT_SKIP_LIST": [

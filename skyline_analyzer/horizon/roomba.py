@@ -9,11 +9,21 @@ or whose value cannot be decoded ("zapped", as the original did), is deleted and
 **Dedupe keeps the smallest value** of a duplicated timestamp, because the first of a sorted run of equal
 timestamps is kept (PRESERVE H4: the original's documented quirk, not "last received wins").
 
+**Fast path.** Keys are read a batch at a time (one MGET). A value whose timestamps already increase and
+whose numbers are packed as a rewrite would pack them keeps exactly a byte suffix of itself
+(:func:`skyline_analyzer.horizon.suffix.kept_from`): such a key is left alone when nothing is old, and
+otherwise cut in Redis at that offset, without decoding it to Python or sending it back. Every other
+value takes the reference path above (:meth:`Vacuum.plan`), which decides exactly as before; both store
+the same bytes.
+
 **Atomic with respect to APPEND.** Workers keep appending while Roomba works. The original WATCHed the key
-and retried when it changed. Here the write-back is one Lua script that re-checks the key: writers only
-ever append, so whatever lies beyond the length Roomba read arrived meanwhile, and the script keeps it
-after the rewritten part, exactly as if it had been appended just after the rewrite. Only when the part
-Roomba read has itself changed (a concurrent rewrite) is the key counted ``blocked`` and retried.
+and retried when it changed. Here each write is one Lua script on the series key alone (so it also runs on
+a Redis Cluster): it re-checks the key and stores the new start of the value followed by the key's bytes
+from an offset on (``SET key prefix .. GETRANGE(key, offset, -1)``). Writers only ever append, so whatever
+lies beyond the length Roomba read arrived meanwhile and is kept after the rewritten part, exactly as if
+it had been appended just after the rewrite. Only when the part Roomba read has itself changed (a
+concurrent rewrite) is the key counted ``blocked`` and retried. A deleted key is removed from the set by a
+separate SREM afterwards (idempotent; a worker that appends to the key again SADDs it again).
 """
 
 from __future__ import annotations
@@ -34,10 +44,12 @@ from skyline_analyzer import keys
 from skyline_analyzer.codec import decode_pairs, encode_as_roomba
 from skyline_analyzer.config import Settings
 from skyline_analyzer.connections import RedisLink, connect
+from skyline_analyzer.defaults import DEFAULTS
 from skyline_analyzer.detection.series import is_number
 from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.excerpt import LIMIT, describe, escape
 from skyline_analyzer.horizon.stop_flag import child_main
+from skyline_analyzer.horizon.suffix import kept_from
 from skyline_analyzer.slices import assigned_slice
 
 log = logging.getLogger(__name__)
@@ -50,11 +62,16 @@ SUPERVISE_SECONDS = 0.1
 FINGERPRINT_BYTES = 32
 #: Times a key found rewritten under us is retried in one pass.
 MAX_BLOCKED_RETRIES = 10
+#: Keys of the first read of a pass, before the size of a value is known, and the most of any read.
+FIRST_BATCH_KEYS = 16
+MAX_BATCH_KEYS = 1000
 
-# KEYS: series key, unique-metrics set. ARGV: length read, its first and last bytes, the new value ('' = drop).
-# Returns -1 if what was read has changed, 0 if the key was deleted, 1 if rewritten, 2 if rewritten with
-# datapoints appended since the read kept at its end.
-_WRITE_BACK = """
+# KEYS: the series key. ARGV: length read, its first and last bytes, the offset from which the key's bytes
+# are kept, the bytes put before them. The reference path sends the whole new value and the length read
+# as the offset (keeping only what was appended since); the fast path sends no bytes and the offset of
+# the first datapoint kept. Returns -1 if what was read has changed, 0 if the key was deleted, 1 if
+# rewritten, 2 if rewritten with datapoints appended since the read kept at its end.
+_WRITE = """
 local seen = tonumber(ARGV[1])
 local now_len = redis.call('STRLEN', KEYS[1])
 if now_len < seen then return -1 end
@@ -62,19 +79,18 @@ if seen > 0 then
   if redis.call('GETRANGE', KEYS[1], 0, #ARGV[2] - 1) ~= ARGV[2] then return -1 end
   if redis.call('GETRANGE', KEYS[1], seen - #ARGV[3], seen - 1) ~= ARGV[3] then return -1 end
 end
-local value = ARGV[4]
-local appended = 0
-if now_len > seen then
-  value = value .. redis.call('GETRANGE', KEYS[1], seen, -1)
-  appended = 1
+local offset = tonumber(ARGV[4])
+local value = ARGV[5]
+if now_len > offset then
+  value = value .. redis.call('GETRANGE', KEYS[1], offset, -1)
 end
 if value == '' then
   redis.call('DEL', KEYS[1])
-  redis.call('SREM', KEYS[2], KEYS[1])
   return 0
 end
 redis.call('SET', KEYS[1], value)
-return 1 + appended
+if now_len > seen then return 2 end
+return 1
 """
 
 
@@ -89,6 +105,23 @@ class VacuumResult:
     active: int = 0
     datapoints_removed: int = 0
     concurrent_appends: int = 0
+
+
+@dataclass(frozen=True)
+class Write:
+    """What Roomba stores for one key: ``prefix`` then the key's bytes from ``offset`` on."""
+
+    key: bytes
+    raw: bytes
+    offset: int
+    prefix: bytes
+    removed: int
+    zapped: bool
+
+    def args(self) -> list[Any]:
+        """The script's ARGV."""
+        tail = self.raw[-FINGERPRINT_BYTES:] if self.raw else b""
+        return [len(self.raw), self.raw[:FINGERPRINT_BYTES], tail, self.offset, self.prefix]
 
 
 def trim(pairs: list[Any], cutoff: float) -> tuple[list[tuple[Any, Any]] | None, int]:
@@ -129,13 +162,41 @@ def shown_key(key: bytes) -> str:
 
 
 class Vacuum:
-    """Vacuums keys of one namespace with one connection."""
+    """Vacuums keys of one namespace with one connection.
 
-    def __init__(self, conn: redis.Redis, namespace: str, duration: int) -> None:
+    :meth:`run` reads keys in batches and takes the fast path where it can (``fast=False`` sends every
+    value to the reference path); :meth:`run_per_key` is the v1 loop, one GET and one write per key, with
+    the reference path only: the baseline ``benchmarks/roomba.py`` measures against.
+    """
+
+    def __init__(self, conn: redis.Redis, namespace: str, duration: int,
+                 batch_bytes: int = DEFAULTS["ROOMBA_BATCH_BYTES"], fast: bool = True) -> None:
         self.conn = conn
         self.unique_set = keys.unique_metrics(namespace)
         self.duration = duration
-        self._script = conn.register_script(_WRITE_BACK)
+        self.batch_bytes = batch_bytes
+        self.fast = fast
+        self._script = conn.register_script(_WRITE)
+
+    def plan(self, key: bytes, raw: bytes, cutoff: float) -> Write | None:
+        """What to store for ``key`` whose value was ``raw``; None to leave it as it is."""
+        if self.fast and raw:
+            found = kept_from(raw, cutoff)
+            if found is not None:
+                offset, removed = found
+                return Write(key, raw, offset, b"", removed, False) if offset else None
+        zapped = False
+        try:
+            kept, removed = trim(decode_pairs(raw, shown_key(key)), cutoff)
+        except (SeriesFormatError, TypeError, ValueError) as exc:
+            log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", shown_key(key), exc)
+            kept, removed, zapped = [], 0, True
+        if raw and kept is None:
+            return None
+        new_value = encode_as_roomba(kept) if kept else b""
+        if raw and new_value == raw:
+            return None
+        return Write(key, raw, len(raw), new_value, removed, zapped)
 
     def write_back(self, key: bytes, raw: bytes, new_value: bytes) -> int:
         """Replace the ``raw`` Roomba read with ``new_value`` (``b""`` deletes), keeping later appends.
@@ -143,61 +204,129 @@ class Vacuum:
         Returns -1 when ``raw`` is no longer the start of the value (nothing written), 0 when the key was
         deleted and removed from the set, 1 when rewritten, 2 when rewritten with appends kept at its end.
         """
-        head = raw[:FINGERPRINT_BYTES]
-        tail = raw[-FINGERPRINT_BYTES:] if raw else b""
-        return int(self._script(keys=[key, self.unique_set], args=[len(raw), head, tail, new_value]))
+        return self._store(Write(key, raw, len(raw), new_value, 0, False))
 
-    def key(self, key: bytes, now: float, result: VacuumResult) -> bool:
-        """Vacuum one key; False when it changed under us and should be retried."""
-        cutoff = now - self.duration
-        shown = shown_key(key)
-        try:
-            raw = self.conn.get(key)
-        except redis.ResponseError as exc:
-            # Not a string (WRONGTYPE): the original's "zap" of anything it cannot read.
-            log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", shown, exc)
-            self.conn.pipeline().delete(key).srem(self.unique_set, key).execute()
-            result.euthanized += 1
-            return True
-        raw = raw if raw is not None else b""
-        zapped = False
-        try:
-            kept, removed = trim(decode_pairs(raw, shown), cutoff)
-        except (SeriesFormatError, TypeError, ValueError) as exc:
-            log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", shown, exc)
-            kept, removed, zapped = [], 0, True
-        if raw and kept is None:
-            result.active += 1
-            return True
-        new_value = encode_as_roomba(kept) if kept else b""
-        if raw and new_value == raw:
-            result.active += 1
-            return True
-        outcome = self.write_back(key, raw, new_value)
+    def _store(self, write: Write) -> int:
+        outcome = int(self._script(keys=[write.key], args=write.args()))
+        if outcome == 0:
+            self.conn.srem(self.unique_set, write.key)
+        return outcome
+
+    def _store_all(self, writes: list[Write]) -> list[int]:
+        """Every write of a batch in one pipeline, then one SREM of the keys deleted."""
+        outcomes = self._send(writes)
+        missing = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, redis.exceptions.NoScriptError)]
+        if missing:
+            # A restarted or flushed Redis forgot the script: load it again once, then resend.
+            self.conn.script_load(_WRITE)
+            for i, outcome in zip(missing, self._send([writes[i] for i in missing]), strict=True):
+                outcomes[i] = outcome
+        counted: list[int] = []
+        for write, outcome in zip(writes, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                # E.g. the key is no longer a string: retried, and then handled by the per-key path.
+                log.info("horizon.roomba :: vacuum could not write %s (%s)", shown_key(write.key),
+                         escape(str(outcome)[:LIMIT]))
+                counted.append(-1)
+            else:
+                counted.append(int(outcome))
+        deleted = [write.key for write, outcome in zip(writes, counted, strict=True) if outcome == 0]
+        if deleted:
+            self.conn.srem(self.unique_set, *deleted)
+        return counted
+
+    def _send(self, writes: list[Write]) -> list[Any]:
+        pipe = self.conn.pipeline(transaction=False)
+        for write in writes:
+            pipe.evalsha(self._script.sha, 1, write.key, *write.args())
+        return pipe.execute(raise_on_error=False)
+
+    @staticmethod
+    def _count(write: Write, outcome: int, result: VacuumResult) -> bool:
+        """Count a write's outcome; False when the key changed under us and should be retried."""
         if outcome < 0:
             result.blocked += 1
             return False
-        result.datapoints_removed += removed
+        result.datapoints_removed += write.removed
         if outcome == 0:
             result.euthanized += 1
             return True
         result.active += 1
         if outcome == 2:
             result.concurrent_appends += 1
-        if not zapped and raw:
+        if not write.zapped and write.raw:
             result.trimmed += 1
         return True
 
+    def key(self, key: bytes, cutoff: float, result: VacuumResult) -> bool:
+        """Vacuum one key on its own; False when it changed under us and should be retried."""
+        try:
+            raw = self.conn.get(key)
+        except redis.ResponseError as exc:
+            # Not a string (WRONGTYPE): the original's "zap" of anything it cannot read.
+            log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", shown_key(key), exc)
+            self.conn.delete(key)
+            self.conn.srem(self.unique_set, key)
+            result.euthanized += 1
+            return True
+        write = self.plan(key, raw if raw is not None else b"", cutoff)
+        if write is None:
+            result.active += 1
+            return True
+        return self._count(write, self._store(write), result)
+
+    def _batch(self, batch: list[bytes], cutoff: float, result: VacuumResult) -> tuple[list[bytes], int]:
+        """Vacuum ``batch``: the keys to retry, and the size of its largest value."""
+        retry: list[bytes] = []
+        writes: list[Write] = []
+        largest = 0
+        for key, raw in zip(batch, self.conn.mget(batch), strict=True):
+            if raw is None:
+                # Gone, or not a string (MGET cannot tell): the per-key path handles both as before.
+                if not self.key(key, cutoff, result):
+                    retry.append(key)
+                continue
+            largest = max(largest, len(raw))
+            write = self.plan(key, raw, cutoff)
+            if write is None:
+                result.active += 1
+            else:
+                writes.append(write)
+        for write, outcome in zip(writes, self._store_all(writes), strict=True):
+            if not self._count(write, outcome, result):
+                retry.append(write.key)
+        return retry, largest
+
     def run(self, work: Sequence[bytes], now: float | None = None) -> VacuumResult:
-        """Vacuum every key in ``work``; keys found rewritten meanwhile go to the end and are retried."""
+        """Vacuum every key in ``work``, a batch at a time; keys found rewritten meanwhile are retried later.
+
+        A batch holds about ``batch_bytes`` of values, judged by the largest value read so far.
+        """
         result = VacuumResult(keys=len(work))
-        now = time.time() if now is None else now
+        cutoff = (time.time() if now is None else now) - self.duration
+        pending = deque(work)
+        retries: dict[bytes, int] = {}
+        largest = 0
+        while pending:
+            size = FIRST_BATCH_KEYS if largest == 0 else min(MAX_BATCH_KEYS, max(1, self.batch_bytes // largest))
+            batch = [pending.popleft() for _ in range(min(size, len(pending)))]
+            retry, batch_largest = self._batch(batch, cutoff, result)
+            largest = max(largest, batch_largest)
+            for key in retry:
+                if retries.get(key, 0) < MAX_BLOCKED_RETRIES:
+                    retries[key] = retries.get(key, 0) + 1
+                    pending.append(key)
+        return result
+
+    def run_per_key(self, work: Sequence[bytes], now: float | None = None) -> VacuumResult:
+        """Vacuum every key in ``work`` one at a time (the v1 loop); keys found rewritten are retried later."""
+        result = VacuumResult(keys=len(work))
+        cutoff = (time.time() if now is None else now) - self.duration
         pending = deque(work)
         retries: dict[bytes, int] = {}
         while pending:
             key = pending.popleft()
-            done = self.key(key, now, result)
-            if not done and retries.get(key, 0) < MAX_BLOCKED_RETRIES:
+            if not self.key(key, cutoff, result) and retries.get(key, 0) < MAX_BLOCKED_RETRIES:
                 retries[key] = retries.get(key, 0) + 1
                 pending.append(key)
         return result
@@ -210,7 +339,7 @@ def vacuum(i: int, namespace: str, duration: int, settings: Settings, now: float
     started = time.monotonic()
     members = sorted(conn.smembers(keys.unique_metrics(namespace)))
     work = list(assigned_slice(sorted(members), i, settings.ROOMBA_PROCESSES))
-    result = Vacuum(conn, namespace, duration).run(work, now)
+    result = Vacuum(conn, namespace, duration, settings.ROOMBA_BATCH_BYTES).run(work, now)
     log.info(
         "horizon.roomba :: vacuum %d of %s: operated on %d keys of %d in %.2fs; blocked %d, euthanized %d, "
         "trimmed %d, active %d, datapoints removed %d, kept concurrent appends on %d",
