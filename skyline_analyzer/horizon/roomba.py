@@ -82,7 +82,8 @@ end
 local offset = tonumber(ARGV[4])
 local value = ARGV[5]
 if now_len > offset then
-  value = value .. redis.call('GETRANGE', KEYS[1], offset, -1)
+  local kept = redis.call('GETRANGE', KEYS[1], offset, -1)
+  if value == '' then value = kept else value = value .. kept end
 end
 if value == '' then
   redis.call('DEL', KEYS[1])

@@ -18,10 +18,13 @@ number, corrupt bytes...): the reference path then decides, exactly as before.
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 
 # The fast decoder's record parsing (docs/formats.md#the-series-value): one implementation of the format.
-from skyline_analyzer.codec import _FIXARRAY_2, _column_is, _Field, _field, _layout, _numbers_at, _record_starts
+from skyline_analyzer.codec import _FIXARRAY_2, _Field, _field, _layout, _numbers_at, _record_starts
 
 #: The range of ints msgpack packs with each sized int type (the smallest type, unsigned when >= 0).
 _CANONICAL_INT: dict[int, tuple[int, int]] = {
@@ -41,9 +44,7 @@ _EXACT_TIMESTAMP_TYPES = frozenset({0xCC, 0xCD, 0xCE, 0xD0, 0xD1, 0xD2, _FLOAT64
 
 def _canonical(field: _Field, low: float, high: float) -> bool:
     """Would msgpack pack every number of ``field``'s type in ``[low, high]`` (finite) with that type?"""
-    if field.fixint:
-        return True
-    if field.type_byte == _FLOAT64:
+    if field.fixint or field.type_byte == _FLOAT64:
         return True
     bounds = _CANONICAL_INT.get(field.type_byte)
     return bounds is not None and bounds[0] <= low and high <= bounds[1]
@@ -58,6 +59,30 @@ def _finite_bounds(column: np.ndarray) -> tuple[float, float] | None:
     if (high - low) * 0 != 0:
         return None
     return low, high
+
+
+@functools.lru_cache(maxsize=256)
+def _run_of(byte: int, count: int) -> bytes:
+    return bytes((byte,)) * count
+
+
+def _column_holds(raw: bytes, record: int, count: int, field: _Field) -> bool:
+    """Does every record of a fixed-width value have ``field``'s type byte (or a fixint of its sign)?"""
+    if field.fixint:
+        return field.types_match(np.frombuffer(raw, dtype=np.uint8).reshape(count, record))
+    # A strided bytes slice compared with a run of the byte: cheaper than any numpy step on 1,500 records.
+    return raw[field.type_offset :: record] == _run_of(field.type_byte, count)
+
+
+def _fixed_values_canonical(raw: bytes, record: int, value: _Field, values: np.ndarray) -> bool:
+    if value.type_byte == _FLOAT64:
+        # A NaN or an infinity has every exponent bit set, so its first byte is 0x7f or 0xff: when no value
+        # starts so, all are finite, found with two byte searches instead of a numeric pass.
+        firsts = raw[value.payload_offset :: record]
+        if b"\x7f" not in firsts and b"\xff" not in firsts:
+            return True
+    bounds = _finite_bounds(values)
+    return bounds is not None and _canonical(value, *bounds)
 
 
 def _values_canonical(raw: bytes, data: np.ndarray, value_offsets: np.ndarray) -> bool:
@@ -90,17 +115,16 @@ def _records(raw: bytes) -> tuple[_Field, np.ndarray, np.ndarray | int] | None:
     record, timestamp, value, dtype = layout
     if not timestamp.fixint and timestamp.type_byte not in _EXACT_TIMESTAMP_TYPES:
         return None
-    data = np.frombuffer(raw, dtype=np.uint8)
-    if len(raw) % record == 0:
-        rows = data.reshape(-1, record)
-        if _column_is(rows, 0, _FIXARRAY_2) and timestamp.types_match(rows) and value.types_match(rows):
-            records = np.frombuffer(raw, dtype=dtype)
-            bounds = _finite_bounds(records["value"])
-            if bounds is None or not _canonical(value, *bounds):
-                return None
-            return timestamp, records["timestamp"], record
+    count, rest = divmod(len(raw), record)
+    if (rest == 0 and raw[::record] == _run_of(_FIXARRAY_2, count) and _column_holds(raw, record, count, timestamp)
+            and _column_holds(raw, record, count, value)):
+        records = np.frombuffer(raw, dtype=dtype)
+        if not _fixed_values_canonical(raw, record, value, records["value"]):
+            return None
+        return timestamp, records["timestamp"], record
     if timestamp.fixint:
         return None
+    data = np.frombuffer(raw, dtype=np.uint8)
     starts = _record_starts(data, timestamp)
     if starts is None or not _values_canonical(raw, data, starts + 1 + timestamp.width):
         return None
@@ -121,11 +145,12 @@ def kept_from(raw: bytes, cutoff: float) -> tuple[int, int] | None:
         return None
     field, stamps, starts = found
     timestamps = stamps.astype(np.float64)
-    bounds = _finite_bounds(timestamps)
-    if bounds is None or not _canonical(field, *bounds):
-        return None
-    # Strictly increasing: nothing to sort, no timestamp to de-duplicate (exact: float64 holds them all).
+    # Strictly increasing (NaN never is): nothing to sort, no timestamp to de-duplicate (exact: float64
+    # holds every timestamp type taken here), and the first and last timestamps bound all the others.
     if not (timestamps[1:] > timestamps[:-1]).all():
+        return None
+    first, last = float(timestamps[0]), float(timestamps[-1])
+    if not (math.isfinite(first) and math.isfinite(last) and _canonical(field, first, last)):
         return None
     removed = int(np.searchsorted(timestamps, cutoff_f, side="right"))
     if removed == timestamps.shape[0]:
