@@ -172,7 +172,8 @@ def check_identical(conn: redis.Redis, names: list[bytes]) -> None:
 
 def spread(values: list[float]) -> str:
     quartiles = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
-    return f"{statistics.median(values):9.1f} [{quartiles[0]:.1f}-{quartiles[2]:.1f}, {min(values):.1f}-{max(values):.1f}]"
+    return (f"{statistics.median(values):9.1f} [{quartiles[0]:.1f}-{quartiles[2]:.1f}, "
+            f"{min(values):.1f}-{max(values):.1f}]")
 
 
 def main() -> None:
@@ -217,8 +218,9 @@ def report(timings: dict[tuple[str, str], Timings], count: int) -> None:
               f"  {TARGET_KEYS:,} keys")
         for engine, t in (("reference", ref), ("fast", fast)):
             wall = t.per_key_us(t.wall)
-            print(f"  {engine:9}  {spread(wall):48}  {statistics.median(t.per_key_us(t.client)):8.1f}  "
-                  f"{statistics.median(t.per_key_us(t.server)):9.1f}   {statistics.median(wall) * TARGET_KEYS / 1e6:7.1f} s")
+            client, server = statistics.median(t.per_key_us(t.client)), statistics.median(t.per_key_us(t.server))
+            print(f"  {engine:9}  {spread(wall):48}  {client:8.1f}  {server:9.1f}   "
+                  f"{statistics.median(wall) * TARGET_KEYS / 1e6:7.1f} s")
         ratios = [r / f for r, f in zip(ref.per_key_us(ref.wall), fast.per_key_us(fast.wall), strict=True)]
         cpu = [(rc + rs) / (fc + fs) for rc, rs, fc, fs in zip(ref.client, ref.server, fast.client, fast.server,
                                                                 strict=True)]

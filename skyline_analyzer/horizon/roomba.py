@@ -213,7 +213,7 @@ class Vacuum:
             self.conn.srem(self.unique_set, write.key)
         return outcome
 
-    def _store_all(self, writes: list[Write]) -> list[int]:
+    def store(self, writes: list[Write]) -> list[int]:
         """Every write of a batch in one pipeline, then one SREM of the keys deleted."""
         outcomes = self._send(writes)
         missing = [i for i, outcome in enumerate(outcomes) if isinstance(outcome, redis.exceptions.NoScriptError)]
@@ -293,7 +293,7 @@ class Vacuum:
                 result.active += 1
             else:
                 writes.append(write)
-        for write, outcome in zip(writes, self._store_all(writes), strict=True):
+        for write, outcome in zip(writes, self.store(writes), strict=True):
             if not self._count(write, outcome, result):
                 retry.append(write.key)
         return retry, largest
