@@ -17,11 +17,11 @@ value takes the reference path above (:meth:`Vacuum.plan`), which decides exactl
 the same bytes.
 
 **Atomic with respect to APPEND.** Workers keep appending while Roomba works. The original WATCHed the key
-and retried when it changed. Here each write is one Lua script on the series key alone (so it also runs on
-a Redis Cluster): it re-checks the key and stores the new start of the value followed by the key's bytes
-from an offset on (``SET key prefix .. GETRANGE(key, offset, -1)``). Writers only ever append, so whatever
-lies beyond the length Roomba read arrived meanwhile and is kept after the rewritten part, exactly as if
-it had been appended just after the rewrite. Only when the part Roomba read has itself changed (a
+and retried when it changed. Here each write is one Lua script on the series key alone (a script on Redis
+Cluster may touch one hash slot only): it re-checks the key and stores the new start of the value, then
+the key's bytes from an offset on (``SET key prefix .. GETRANGE(key, offset, -1)``). Writers only ever
+append, so whatever lies beyond the length Roomba read arrived meanwhile and is kept after the rewritten
+part, exactly as if it had been appended just after the rewrite. Only when the part Roomba read has itself changed (a
 concurrent rewrite) is the key counted ``blocked`` and retried. A deleted key is removed from the set by a
 separate SREM afterwards (idempotent; a worker that appends to the key again SADDs it again).
 """
