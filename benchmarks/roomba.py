@@ -202,7 +202,7 @@ def main() -> None:
                         prefix = b"ref." if engine == "reference" else b"new."
                         timed(conn, engine, [prefix + name for name in chunk], timings[(pass_, engine)])
                 check_identical(conn, names)
-            print(f"round {round_ + 1}: both copies byte-identical after each pass", flush=True)
+                print(f"round {round_ + 1}, {pass_} pass: both copies byte-identical", flush=True)
         conn.close()
     report(timings, args.keys)
 
