@@ -222,15 +222,14 @@ class Vacuum:
             self.conn.script_load(_WRITE)
             for i, outcome in zip(missing, self._send([writes[i] for i in missing]), strict=True):
                 outcomes[i] = outcome
-        counted: list[int] = []
-        for write, outcome in zip(writes, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                # E.g. the key is no longer a string: retried, and then handled by the per-key path.
-                log.info("horizon.roomba :: vacuum could not write %s (%s)", shown_key(write.key),
-                         escape(str(outcome)[:LIMIT]))
-                counted.append(-1)
-            else:
-                counted.append(int(outcome))
+        # An error answer (e.g. the key is no longer a string) counts as blocked: the retry reads the key
+        # again, on its own if it is not a string. One log line per batch, whatever the number of errors.
+        counted = [-1 if isinstance(outcome, Exception) else int(outcome) for outcome in outcomes]
+        failed = [(write, outcome) for write, outcome in zip(writes, outcomes, strict=True)
+                  if isinstance(outcome, Exception)]
+        if failed:
+            log.info("horizon.roomba :: vacuum could not write %d keys, the first %s (%s)", len(failed),
+                     shown_key(failed[0][0].key), escape(str(failed[0][1])[:LIMIT]))
         deleted = [write.key for write, outcome in zip(writes, counted, strict=True) if outcome == 0]
         if deleted:
             self.conn.srem(self.unique_set, *deleted)
