@@ -96,7 +96,7 @@ def reference_store(raw: bytes, cutoff: float) -> tuple[bytes | None, int]:
     return (None if raw and new_value == raw else new_value), removed
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(values())
 def test_the_kept_suffix_is_byte_for_byte_what_the_reference_stores(raw: bytes) -> None:
     for cutoff in cutoffs_for(raw):
