@@ -50,16 +50,18 @@ def ks_votes(timestamps: np.ndarray, values: np.ndarray, now: float) -> tuple[np
     rows = values.shape[0]
     votes = np.zeros(rows, dtype=bool)
     decided = np.ones(rows, dtype=bool)
-    in_probe = timestamps >= now - KS_PROBE_START
-    in_reference = (timestamps >= now - KS_REFERENCE_START) & ~in_probe
-    probe_size = np.count_nonzero(in_probe, axis=1)
-    reference_size = np.count_nonzero(in_reference, axis=1)
+    # The probe window [now-600, ...) lies inside [now-3600, ...): the reference window is the difference.
+    probe_size = np.count_nonzero(timestamps >= now - KS_PROBE_START, axis=1)
+    reference_size = np.count_nonzero(timestamps >= now - KS_REFERENCE_START, axis=1) - probe_size
     testable = (reference_size >= KS_MIN_SAMPLES) & (probe_size >= KS_MIN_SAMPLES)
+    if not testable.any():
+        # Always so at 60 s resolution: ten minutes hold ten points.
+        return votes, decided
     # NaN compares unlike the sort assumes: such rows are the reference's.
     testable_finite = testable & np.all(np.isfinite(values), axis=1)
     decided[testable & ~testable_finite] = False
-    if not testable_finite.any():
-        return votes, decided
+    in_probe = timestamps >= now - KS_PROBE_START
+    in_reference = (timestamps >= now - KS_REFERENCE_START) & ~in_probe
     sizes = reference_size * (values.shape[1] + 1) + probe_size
     for size in np.unique(sizes[testable_finite]):
         picked = np.flatnonzero(testable_finite & (sizes == size))
