@@ -24,9 +24,10 @@ statistic is computed with the *same floating-point operations in the same order
 
 A row the batched arithmetic cannot decide exactly is *deferred*: its vote comes from the reference
 detector on the original series. That is the exactness fallback, and it fires for: histograms with bins
-narrower than ``2**-40`` of the magnitude (constant-but-for-an-ulp data), ``ks_test`` whenever both of
-its windows hold 20 points (its KS and ADF tests are per series anyway), and ``least_squares`` when its
-closed-form fit leaves the vote within a bound of ``lstsq``'s rounding (see :func:`least_squares`).
+narrower than ``2**-40`` of the magnitude (constant-but-for-an-ulp data), ``ks_test`` when its ADF step
+leaves the lag choice or the 5 % decision within a bound of statsmodels' rounding
+(:mod:`skyline_analyzer.detection.adf`), and ``least_squares`` when its closed-form fit leaves the vote
+within a bound of ``lstsq``'s rounding (see :func:`least_squares`).
 :func:`evaluate` counts the fallbacks per algorithm in the ``deferred`` counter it is given (the benchmarks
 report them).
 
