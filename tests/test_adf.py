@@ -225,3 +225,29 @@ def test_batched_ks_statistic_and_p_value_are_the_reference_bits(
     statistic, p_value = ks_2samp_rows(reference, probe)
     for row in range(5):
         assert (statistic[row], p_value[row]) == ks_2samp_asymptotic(reference[row], probe[row])
+
+
+def test_the_engine_defers_a_boundary_window_to_the_reference() -> None:
+    from collections import Counter
+
+    from skyline_analyzer import config
+    from skyline_analyzer.detection import engine
+
+    low, high = _bisect(lambda w: adf_pvalue(_mixed(w)) < 0.05, 0.0, 1.0)
+    # 300 points in [now-3600, now-600), the reference window, and 60 after it.
+    timestamps = NOW - 10.0 * np.arange(360, 0, -1)
+    series = []
+    for weight in (low, high, 0.0):
+        window = _mixed(weight)
+        # The last ten minutes far above the reference window: the KS test passes, the ADF step decides.
+        values = np.concatenate([window, np.full(60, window.max() + 100.0)])
+        series.append(Series(timestamps.copy(), values, int(timestamps[-1]), float(values[-1])))
+    names = ["boundary.below", "boundary.above", "stationary"]
+    base = config.Settings({}).replace(RUN_OPTIMIZED_WORKFLOW=False)
+    deferred: Counter[str] = Counter()
+    fast = engine.analyse(series, names, base.replace(ANALYZER_ENGINE="fast"), NOW, deferred=deferred)
+    reference = engine.analyse(series, names, base.replace(ANALYZER_ENGINE="reference"), NOW)
+    assert [o.verdict for o in fast] == [o.verdict for o in reference]
+    assert deferred["ks_test"] == 2
+    column = list(base.ALGORITHMS).index("ks_test")
+    assert [o.verdict.ensemble[column] for o in fast] == [True, False, True]
