@@ -1,17 +1,21 @@
-"""Algorithms only: the fast engine against the reference path, milliseconds per series, in the same run.
+"""Algorithms only: the fast engine against the reference engine, milliseconds per series, in the same run.
 
-Corpora: both golden-vector corpora, and 10,000 synthetic series of 1,440 points (60 s, a day) and of
-8,640 points (10 s, a day). Synthetic series are built in chunks of 1,000 with numpy (the shapes of
-``skyline_analyzer.synthetic``: noisy, seasonal, trend, counter, flat, random walk; 1 % end in a
-spike); each chunk is analysed by the fast engine and then, for the first ``--reference-series``
-series, by the reference, alternating ``--repeat`` times and keeping each engine's fastest time, so both
-see the same machine load. Ratios are of mean ms per series.
+Corpora: both golden-vector corpora (each timed ``--repeat`` times), and synthetic series of 1,440 points
+(60 s, a day) and of 8,640 points (10 s, a day) from ``benchmarks/corpora.py``: the *calm* corpus (the
+shapes of ``skyline_analyzer.synthetic``, 1 % ending in a spike) and the *varied* corpus (the categories
+of the golden vectors in their proportions, ~8 % anomalous, filtered series included).
 
-Also measured on the 1,440-point corpus, every algorithm run on every series (no early exit): how often
-each algorithm votes True, and its cost per series in each engine, for docs/analyzer-optimizations.md;
-and how often the exactness fallback handed a vote to the reference detector.
+Every series is timed by both engines: each chunk of ``--chunk`` series is analysed by one engine and
+then the other, the engine going first alternating from chunk to chunk, and before every timed pass a
+64 MiB scratch buffer is written so that both engines start with the same (cold) cache. Printed per
+corpus: the median over chunks of each engine's ms per series, the ratio of the totals, and the median
+and range of the per-chunk ratios. The engines' outcomes are compared on every series.
 
-    .venv/bin/python benchmarks/algorithms.py [--series 10000] [--reference-series 2000]
+Also measured on the calm 1,440-point corpus, every algorithm run on every series (no early exit): how
+often each algorithm votes True, and its cost per series in each engine, for
+docs/analyzer-optimizations.md; and how often the exactness fallback handed a vote to the reference.
+
+    .venv/bin/python benchmarks/algorithms.py [--series 4000] [--series-10s 2000] [--chunk 500]
         [--json results.json] [--plot docs/analyzer-optimizations.png]
 """
 
@@ -20,9 +24,11 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import statistics
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +36,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.corpora import calm_chunk, varied_chunk  # noqa: E402
 from skyline_analyzer import config  # noqa: E402
 from skyline_analyzer.allocator import tune_allocator  # noqa: E402
 from skyline_analyzer.detection import engine  # noqa: E402
 from skyline_analyzer.detection.series import Series  # noqa: E402
-from skyline_analyzer.synthetic import KINDS, make_values  # noqa: E402
 
 VECTORS = REPO / "tests" / "data" / "vectors"
 NOW = 1_700_000_000
-CHUNK = 1000
 #: Rows the fast engine left to the reference detector, per algorithm, over every timed fast pass.
 DEFERRED: Counter[str] = Counter()
 
@@ -55,70 +60,68 @@ class TimingRecorder:
         self.seconds[algorithm] += seconds * runs
 
 
-def synthetic_chunk(first: int, count: int, points: int, step: int) -> tuple[list[Series], list[str]]:
-    """Series ``first .. first+count-1``: deterministic per index, 1 in 100 ending in a spike."""
-    series, names = [], []
-    offsets = np.arange(points - 1, -1, -1, dtype=np.float64)
-    timestamps = NOW - step * offsets
-    for n in range(first, first + count):
-        kind = KINDS[n % len(KINDS)]
-        values = np.round(make_values(kind, points, seed=n, spike=n % 100 == 0), 3)
-        series.append(Series(timestamps.copy(), values, int(timestamps[-1]), float(values[-1])))
-        names.append(f"metrics.synthetic.{kind}.{n:05d}")
-    return series, names
-
-
 def vectors(name: str) -> tuple[list[Series], list[str]]:
     data = json.loads(gzip.decompress((VECTORS / f"{name}.input.json.gz").read_bytes()))
     names = sorted(data)
     return [Series.from_pairs(data[n], n) for n in names], names
 
 
-def timed(series: list[Series], names: list[str], settings: config.Settings, recorder: object = None) -> float:
+#: Written before every timed pass, so that each engine starts from the same cache state.
+_SCRATCH = np.zeros(8 << 20)
+
+
+def timed(series: list[Series], names: list[str], settings: config.Settings, recorder: object = None,
+          deferred: Counter[str] | None = None) -> tuple[float, list]:
+    _SCRATCH.fill(1.0)
     started = time.perf_counter()
-    engine.analyse(series, names, settings, NOW, recorder=recorder, deferred=DEFERRED)
-    return time.perf_counter() - started
+    outcomes = engine.analyse(series, names, settings, NOW, recorder=recorder, deferred=deferred)
+    return time.perf_counter() - started, outcomes
 
 
-def compare(
-    label: str, chunks: object, fast: config.Settings, reference: config.Settings, ref_limit: int, repeat: int
-) -> dict:
-    """Mean ms per series of both engines over ``chunks`` (the reference on the first ``ref_limit``).
-
-    Each chunk is timed ``repeat`` times per engine, alternating, and the fastest time kept: on a shared
-    machine the minimum is the measurement least disturbed by other work, for both engines alike.
-    """
+def compare(label: str, chunks: Iterable[tuple[list[Series], list[str]]], fast: config.Settings,
+            reference: config.Settings) -> dict:
+    """Both engines on every series of every chunk, alternating which goes first; per-chunk figures."""
+    fast_ms, ref_ms = [], []
     fast_s = ref_s = 0.0
-    fast_n = ref_n = 0
-    for series, names in chunks:
-        take = min(len(series), max(0, ref_limit - ref_n))
-        fast_times, ref_times = [], []
-        for _ in range(repeat):
-            fast_times.append(timed(series, names, fast))
-            if take:
-                ref_times.append(timed(series[:take], names[:take], reference))
-        fast_s += min(fast_times)
-        fast_n += len(series)
-        if take:
-            ref_s += min(ref_times)
-            ref_n += take
+    count = anomalous = filtered = mismatches = 0
+    for index, (series, names) in enumerate(chunks):
+        engines = [("fast", fast), ("reference", reference)]
+        results = {}
+        for kind, settings in engines if index % 2 == 0 else engines[::-1]:
+            results[kind] = timed(series, names, settings, deferred=DEFERRED if kind == "fast" else None)
+        (fast_t, fast_out), (ref_t, ref_out) = results["fast"], results["reference"]
+        fast_ms.append(1000 * fast_t / len(series))
+        ref_ms.append(1000 * ref_t / len(series))
+        fast_s, ref_s, count = fast_s + fast_t, ref_s + ref_t, count + len(series)
+        for one, other in zip(fast_out, ref_out, strict=True):
+            mismatches += (one.exception, one.verdict) != (other.exception, other.verdict)
+            anomalous += one.verdict is not None and one.verdict.anomalous
+            filtered += one.exception is not None
+    ratios = sorted(r / f for f, r in zip(fast_ms, ref_ms, strict=True))
     row = {
-        "corpus": label,
-        "series": fast_n,
-        "reference_series": ref_n,
-        "fast_ms": 1000 * fast_s / fast_n,
-        "reference_ms": 1000 * ref_s / ref_n,
+        "corpus": label, "series": count, "chunks": len(ratios),
+        "anomalous_share": anomalous / count, "filtered_share": filtered / count, "mismatches": mismatches,
+        "fast_ms": statistics.median(fast_ms), "reference_ms": statistics.median(ref_ms),
+        "speedup": ref_s / fast_s, "chunk_ratio_median": statistics.median(ratios),
+        "chunk_ratio_min": ratios[0], "chunk_ratio_max": ratios[-1],
     }
-    row["speedup"] = row["reference_ms"] / row["fast_ms"]
-    print(f"{label:<28} fast {row['fast_ms']:8.4f} ms/series ({fast_n:>6})   reference {row['reference_ms']:8.4f}"
-          f" ms/series ({ref_n:>6})   speed-up {row['speedup']:6.1f}x", flush=True)
+    print(f"{label:<26} {count:>6} series ({100 * row['anomalous_share']:4.1f}% anomalous, "
+          f"{100 * row['filtered_share']:4.1f}% filtered)  median ms/series: fast {row['fast_ms']:7.4f}"
+          f"  reference {row['reference_ms']:7.4f}  |  speed-up {row['speedup']:5.1f}x (totals), per chunk "
+          f"median {row['chunk_ratio_median']:5.1f}x [{ratios[0]:.1f}-{ratios[-1]:.1f}] over {len(ratios)}"
+          f"  mismatches {mismatches}", flush=True)
     return row
+
+
+def chunked(make: Callable[..., tuple[list[Series], list[str]]], count: int, chunk: int, points: int,
+            step: int) -> Iterable[tuple[list[Series], list[str]]]:
+    return (make(first, min(chunk, count - first), points, step, NOW) for first in range(0, count, chunk))
 
 
 def algorithm_profile(settings: config.Settings, count: int) -> dict:
     """Every algorithm on every 1,440-point series: True rate and cost per series in both engines."""
     every = settings.replace(ENABLE_ALL_ALGORITHMS_RUN_METRICS=True)
-    series, names = synthetic_chunk(0, count, 1440, 60)
+    series, names = calm_chunk(0, count, 1440, 60, NOW)
     recorders = {}
     outcomes = None
     for kind in ("reference", "fast"):
@@ -221,11 +224,11 @@ def plot(profile: dict, rows: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--series", type=int, default=10_000, help="synthetic series per length")
-    parser.add_argument("--reference-series", type=int, default=2_000,
-                        help="synthetic series per length also run through the reference (it is slow)")
+    parser.add_argument("--series", type=int, default=4_000, help="synthetic 1,440-point series per corpus")
+    parser.add_argument("--series-10s", type=int, default=2_000, help="synthetic 8,640-point series per corpus")
+    parser.add_argument("--chunk", type=int, default=500, help="series per chunk (per timed pass)")
     parser.add_argument("--profile-series", type=int, default=1_000, help="series for the per-algorithm table")
-    parser.add_argument("--repeat", type=int, default=3, help="timings per chunk and engine; the fastest is kept")
+    parser.add_argument("--repeat", type=int, default=6, help="timed passes over each golden-vector corpus")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     parser.add_argument("--plot", type=Path, default=None, help="write the PNG plot here")
     args = parser.parse_args()
@@ -235,25 +238,21 @@ def main() -> None:
     fast = settings.replace(ANALYZER_ENGINE="fast")
     reference = settings.replace(ANALYZER_ENGINE="reference")
     corpora = {name: vectors(name) for name in ("corpus_60s", "corpus_10s")}
+    rows = []
     with np.errstate(all="ignore"):
         # Warm both paths (lazy imports such as statsmodels', caches) so neither pays a first-call cost
         # inside the timings.
         for series, names in corpora.values():
             timed(series, names, fast)
             timed(series, names, reference)
-    DEFERRED.clear()
-
-    rows = []
-    for name, (series, names) in corpora.items():
-        rows.append(compare(f"vectors {name}", [(series, names)], fast, reference, len(series), args.repeat))
-    for points, step in ((1440, 60), (8640, 10)):
-        chunks = (synthetic_chunk(first, min(CHUNK, args.series - first), points, step)
-                  for first in range(0, args.series, CHUNK))
-        rows.append(compare(f"synthetic {points} points", chunks, fast, reference, args.reference_series,
-                            args.repeat))
-    # Every chunk was analysed `repeat` times by the fast engine, identically: count one pass.
-    deferred = {name: count // args.repeat for name, count in DEFERRED.items()}
-    print(f"\nexactness fallback (votes taken from the reference detector), one pass over the corpora: {deferred}")
+        for name, (series, names) in corpora.items():
+            rows.append(compare(f"vectors {name}", [(series, names)] * args.repeat, fast, reference))
+        for points, step, count in ((1440, 60, args.series), (8640, 10, args.series_10s)):
+            for corpus, make in (("calm", calm_chunk), ("varied", varied_chunk)):
+                rows.append(compare(f"{corpus} {points} points", chunked(make, count, args.chunk, points, step),
+                                    fast, reference))
+    deferred = dict(DEFERRED)
+    print(f"\nexactness fallback (votes taken from the reference detector), over every fast pass: {deferred}")
     profile = algorithm_profile(settings, args.profile_series)
     if args.json:
         args.json.write_text(json.dumps({"rows": rows, "profile": profile, "deferred": deferred}, indent=1))

@@ -24,9 +24,10 @@ statistic is computed with the *same floating-point operations in the same order
 
 A row the batched arithmetic cannot decide exactly is *deferred*: its vote comes from the reference
 detector on the original series. That is the exactness fallback, and it fires for: histograms with bins
-narrower than ``2**-40`` of the magnitude (constant-but-for-an-ulp data), ``ks_test`` whenever both of
-its windows hold 20 points (its KS and ADF tests are per series anyway), and ``least_squares`` when its
-closed-form fit leaves the vote within a bound of ``lstsq``'s rounding (see :func:`least_squares`).
+narrower than ``2**-40`` of the magnitude (constant-but-for-an-ulp data), ``ks_test`` when its ADF step
+leaves the lag choice or the 5 % decision within a bound of statsmodels' rounding
+(:mod:`skyline_analyzer.detection.adf`), and ``least_squares`` when its closed-form fit leaves the vote
+within a bound of ``lstsq``'s rounding (see :func:`least_squares`).
 :func:`evaluate` counts the fallbacks per algorithm in the ``deferred`` counter it is given (the benchmarks
 report them).
 
@@ -73,6 +74,11 @@ BLOCK_BYTES = 4 << 20
 #: An algorithm whose active rows are at least this share of the block runs on the whole block (and
 #: the inactive rows' results are dropped) rather than copying the active rows out.
 WHOLE_BLOCK_SHARE = 0.5
+#: In a block of one series (a length no other series has: gappy or short series) these algorithms run
+#: the reference detector itself, which costs less than the batched form's fixed per-block overhead
+#: (measured on the varied corpus of benchmarks/algorithms.py: 18 % less time on such blocks). The others
+#: stay batched even then: grubbs' cached critical value, the histogram and the median are cheaper so.
+SINGLE_REFERENCE = frozenset({"first_hour_average", "stddev_from_average", "ks_test", "mean_subtraction_cumulation"})
 
 
 def evaluate(
@@ -167,6 +173,11 @@ def _ensembles(block: Block, rows: np.ndarray, settings: Settings) -> np.ndarray
 
 def _vote(block: Block, rows: np.ndarray, name: str, settings: Settings) -> np.ndarray:
     """One algorithm's codes for ``rows``, with every deferred row decided by the reference detector."""
+    if block.values.shape[0] == 1 and name in SINGLE_REFERENCE:
+        # Not timed: the block's interval covers it. Not a fallback: nothing is counted as deferred.
+        vote = run_algorithm(name, block.series[0], settings, block.now, block.names[0], block.recorder,
+                             timed=False)
+        return np.array([NONE if vote is None else TRUE if vote else FALSE], dtype=np.int8)
     whole = rows.shape[0] >= WHOLE_BLOCK_SHARE * block.values.shape[0]
     try:
         codes = BATCHED[name](block, np.arange(block.values.shape[0]) if whole else rows)

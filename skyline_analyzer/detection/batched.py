@@ -15,13 +15,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.stats import t as student_t
 
-from skyline_analyzer.detection.algorithms import (
-    HISTOGRAM_BINS,
-    HISTOGRAM_RARE_COUNT,
-    KS_MIN_SAMPLES,
-    KS_PROBE_START,
-    KS_REFERENCE_START,
-)
+from skyline_analyzer.detection.algorithms import HISTOGRAM_BINS, HISTOGRAM_RARE_COUNT
+from skyline_analyzer.detection.kstest import ks_votes
 from skyline_analyzer.detection.numerics import EWM_COM
 from skyline_analyzer.detection.reference import Recorder
 from skyline_analyzer.detection.series import Series
@@ -208,13 +203,11 @@ def grubbs(block: Block, rows: np.ndarray) -> np.ndarray:
 
 
 def ks_test(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched window counts of ``ks_test``; a series with 20 points in both windows goes to the reference."""
-    timestamps = block.rows_of(block.timestamps, rows)
-    # The probe window [now-600, ...) lies inside [now-3600, ...): the reference window is the difference.
-    probe = np.count_nonzero(timestamps >= block.now - KS_PROBE_START, axis=1)
-    reference = np.count_nonzero(timestamps >= block.now - KS_REFERENCE_START, axis=1) - probe
-    testable = (reference >= KS_MIN_SAMPLES) & (probe >= KS_MIN_SAMPLES)
-    return np.where(testable, DEFER, FALSE).astype(np.int8)
+    """Batched ``ks_test`` (:mod:`skyline_analyzer.detection.kstest`): the ADF step's close calls are deferred."""
+    votes, decided = ks_votes(block.rows_of(block.timestamps, rows), block.rows_of(block.values, rows), block.now)
+    codes = np.where(votes, TRUE, FALSE).astype(np.int8)
+    codes[~decided] = DEFER
+    return codes
 
 
 def mean_subtraction_cumulation(block: Block, rows: np.ndarray) -> np.ndarray:
