@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -318,3 +321,27 @@ def test_alerts_and_stale_digest_run_from_the_loop(daemon_settings, redis_conn):
         time.sleep(0.3)
         assert len(smtp.mails) == 2
         analyzer.link.close()
+
+
+PARENT_IMPORTS = """
+import sys
+from skyline_analyzer import config
+from skyline_analyzer.analyzer.daemon import Analyzer
+assert "statsmodels" not in sys.modules
+report = Analyzer(config.load()).run_once()
+print(report.total_metrics, "statsmodels.tsa.stattools" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("with_ks_test", [True, False])
+def test_the_parent_imports_what_the_algorithms_need_before_forking(make_settings, seeded, tmp_path, with_ks_test):
+    """Workers are forked fresh every run: statsmodels imported in the parent is imported once, not per run."""
+    algorithms = list(config.load().ALGORITHMS)
+    if not with_ks_test:
+        algorithms.remove("ks_test")
+    path = make_settings(**NO_ALERTS, ANOMALY_DUMP=str(tmp_path / "anomalies.json"), ALGORITHMS=algorithms,
+                         CONSENSUS=len(algorithms) - 1)
+    completed = subprocess.run([sys.executable, "-c", PARENT_IMPORTS], capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "SKYLINE_SETTINGS": str(path)})
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == [str(COUNT), str(with_ks_test)]

@@ -29,6 +29,7 @@ from skyline_analyzer.analyzer import outputs, pool, run_metrics, worker
 from skyline_analyzer.analyzer.outputs import RunReport
 from skyline_analyzer.config import Settings
 from skyline_analyzer.daemon import Daemon
+from skyline_analyzer.detection import engine
 from skyline_analyzer.detection.anomaly import Anomaly
 from skyline_analyzer.exceptions import ExceptionKind, SeriesFormatError, UnsafeDirectoryError
 from skyline_analyzer.systemd import Notifier
@@ -150,6 +151,7 @@ class Analyzer(Daemon):
         self._refresh_exception_sets(conn, now)
         self._publish_smtp_alerter_metrics(conn, unique_metrics)
         self._prepare_tmp_dir()
+        engine.preload(self.settings)
         self.checkpoint()
 
         workers = pool.spawn(self._context, self.settings, unique_metrics, now)
