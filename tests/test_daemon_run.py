@@ -269,6 +269,28 @@ def test_smtp_alerter_metrics_are_published(daemon_settings, seeded, redis_conn)
     assert published == {n for n in seeded if n.startswith("synthetic.noisy")}
 
 
+def test_smtp_alerter_metrics_follow_the_metrics_from_run_to_run(daemon_settings, seeded, redis_conn):
+    """Only changes are sent after the first run, yet the set is always exactly the matched names, even
+    when someone else changed it or a write failed in between."""
+    settings = daemon_settings(ALERTS=[("synthetic.noisy", "smtp", 1800)], ALERT_MATCH_CACHE_SIZE=3)
+    analyzer = Analyzer(settings)
+
+    def published():
+        analyzer.run_once()
+        return {m.decode() for m in redis_conn.smembers(keys.SMTP_ALERTER_METRICS)}
+
+    noisy = {n for n in seeded if n.startswith("synthetic.noisy")}
+    assert published() == noisy
+    gone = min(noisy)
+    redis_conn.srem(keys.unique_metrics("metrics."), f"metrics.{gone}")
+    redis_conn.sadd(keys.unique_metrics("metrics."), "metrics.synthetic.noisy.new")
+    assert published() == noisy - {gone} | {"synthetic.noisy.new"}
+    redis_conn.sadd(keys.SMTP_ALERTER_METRICS, "foreign")
+    assert published() == noisy - {gone} | {"synthetic.noisy.new"}
+    redis_conn.delete(keys.SMTP_ALERTER_METRICS)
+    assert published() == noisy - {gone} | {"synthetic.noisy.new"}
+
+
 def test_more_processes_than_metrics(daemon_settings, redis_conn):
     metrics = synthetic.make_metrics(3, int(time.time()), anomalous=3, points=200)
     seed_redis(redis_conn, metrics, "metrics.")
