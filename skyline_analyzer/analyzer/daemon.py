@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 
 #: Seconds to wait when there are no metrics or SMEMBERS failed (the original's back-off).
 IDLE_WAIT = 10.0
+#: Elements SSCAN examines per call when looking for the exception sets' markers.
+SCAN_COUNT = 10_000
 #: Undecodable set members logged one by one per run; beyond, one line gives the count.
 LOGGED_UNDECODABLE = 5
 
@@ -279,7 +281,8 @@ class Analyzer(Daemon):
         marker = keys.UPDATED_AT_MARKER + time.strftime("%Y%m%d%H%M%S", time.gmtime())
         try:
             for key in worker.EXCEPTION_SETS.values():
-                old = list(conn.sscan_iter(key, match=keys.UPDATED_AT_MARKER + "*"))
+                # A large COUNT: the set holds a name per metric, the markers are few; a few round trips.
+                old = list(conn.sscan_iter(key, match=keys.UPDATED_AT_MARKER + "*", count=SCAN_COUNT))
                 pipe = conn.pipeline(transaction=True)
                 if old:
                     pipe.srem(key, *old)
