@@ -1,7 +1,8 @@
 """The worker ("spin process") of one Analyzer run (docs/run.md#the-worker).
 
 A worker takes its slice of ``metrics.unique_metrics``, fetches the values with MGET in chunks of
-``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics), decodes them and
+``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics; the next chunk is
+fetched in a thread while this one is worked on: :func:`prefetched`, :func:`fetch_chunk`), decodes them and
 hands each chunk to :func:`skyline_analyzer.detection.engine.analyse`, then applies the Redis side of the
 verdicts (:mod:`skyline_analyzer.analyzer.history`). It reports to the parent over a pipe with the typed
 messages of :mod:`skyline_analyzer.analyzer.messages`.
