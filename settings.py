@@ -213,6 +213,9 @@ ALERT_TIMEOUT = 15.0
 ALERT_CONCURRENCY = 10
 # Seconds one run may spend sending all its alerts; alerts unfinished by then are retried next run.
 ALERT_DISPATCH_TIMEOUT = 60.0
+# Metric names whose match against the smtp ALERTS patterns the Analyzer remembers from one run to the next
+# (about 150 bytes each); beyond, the other names are matched again every run.
+ALERT_MATCH_CACHE_SIZE = 1000000
 # Enable the syslog alerter.
 SYSLOG_ENABLED = True
 # syslog alerter options: ident, and address (socket path, or [host, port] for UDP).

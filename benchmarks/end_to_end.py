@@ -1,32 +1,37 @@
-"""End to end: one real Analyzer run over 10,000 and 100,000 metrics of 1,440 points in a private Redis.
+"""End to end: one real Analyzer run over 100,000 metrics of 1,440 points, against a lean MGET + decode loop.
 
-For each metric count the script seeds a private redis-server (60 s data ending now, the shapes of
-``benchmarks/algorithms.py``, 1 % ending in a spike), then times single daemon runs
-(:meth:`skyline_analyzer.analyzer.daemon.Analyzer.run_once`, forking ``ANALYZER_PROCESSES`` workers) in fresh
-processes, so that each run's peak RSS is its own:
+The script seeds a private redis-server (60 s data ending now, the shapes of ``benchmarks/algorithms.py``,
+1 % ending in a spike), then alternates, ``--repeat`` times, in fresh processes:
 
-* ``fast``: the fast engine (the default settings);
-* ``floor``: the same run with the analysis replaced by nothing, so workers only MGET and decode: the
-  cost no engine can go below;
-* ``reference``: the per-series reference engine (only at the smaller count: it is slow).
+* ``lean``: the floor. One plain loop: SMEMBERS, MGET in chunks of ``worker.MGET_CHUNK`` keys, and each
+  value read into two float64 arrays with one structured ``np.frombuffer`` (the seeded record layout is
+  known: no checks at all), with the same allocator tuning as a worker. No engine can go below this;
+* ``daemon``: :meth:`skyline_analyzer.analyzer.daemon.Analyzer.run_once` with the default settings (fast
+  engine, alerts off) and ``ANALYZER_PROCESSES`` workers. The process runs twice and the second run is the
+  one compared (the daemon runs forever: its first run also pays one-off imports, printed apart);
+* ``reference``: the same with ``ANALYZER_ENGINE = 'reference'``, only for counts up to
+  ``--reference-up-to`` (it is slow).
 
-It prints seconds, metrics per second, the peak RSS of the parent and of the largest worker, and the
-ratio of each run to the floor with the same number of processes, all measured in this same run, for
-``ANALYZER_PROCESSES`` = 1, 2 and 4. Each configuration runs ``--repeat`` times and the fastest run is
-reported (the machine may be shared). Nothing is asserted.
+It prints, per configuration, the median seconds and its spread, metrics per second, each daemon run's
+ratio to the lean loop of the same repetition (median and range), and every process's own peak memory:
+the kernel's VmHWM, reset at the start of the process (``/proc/self/clear_refs``), read by the process
+itself at its end (a forked worker would otherwise report the peak of the process it was forked from).
+Nothing is asserted.
 
-    .venv/bin/python benchmarks/end_to_end.py [--counts 10000 100000] [--processes 1 2 4]
+    .venv/bin/python benchmarks/end_to_end.py [--counts 100000] [--points 1440] [--processes 1 2]
+                                              [--repeat 3] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,12 +44,11 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from algorithms import synthetic_chunk  # noqa: E402
 
 from skyline_analyzer import config, keys  # noqa: E402
+from skyline_analyzer.allocator import tune_allocator  # noqa: E402
 from skyline_analyzer.analyzer import worker  # noqa: E402
 from skyline_analyzer.analyzer.daemon import Analyzer  # noqa: E402
-from skyline_analyzer.detection import engine  # noqa: E402
 from skyline_analyzer.harness import private_redis  # noqa: E402
 
-POINTS = 1440
 STEP = 60
 #: Horizon's usual record: fixarray(2), uint32 timestamp, float64 value.
 RECORD = np.dtype([("array", "u1"), ("ts_type", "u1"), ("ts", ">u4"), ("value_type", "u1"), ("value", ">f8")])
@@ -59,11 +63,11 @@ def encode_block(timestamps: np.ndarray, values: np.ndarray) -> bytes:
     return records.tobytes()
 
 
-def seed(socket_path: str, count: int, now: int, namespace: str) -> None:
+def seed(socket_path: str, count: int, points: int, now: int, namespace: str) -> None:
     conn = redis.Redis(unix_socket_path=socket_path)
     conn.flushall()
     for first in range(0, count, 1000):
-        series, names = synthetic_chunk(first, min(1000, count - first), POINTS, STEP)
+        series, names = synthetic_chunk(first, min(1000, count - first), points, STEP)
         pipe = conn.pipeline(transaction=False)
         shift = now - 1_700_000_000  # synthetic_chunk ends at 1.7e9; move the grid to end at `now`
         full_keys = [keys.metric(namespace, name.removeprefix("metrics.")) for name in names]
@@ -74,60 +78,110 @@ def seed(socket_path: str, count: int, now: int, namespace: str) -> None:
     conn.close()
 
 
-def one_run(socket_path: str, tmp: str, mode: str, processes: int, now: int) -> dict:
-    """Run once in this process (called in a fresh subprocess) and report the figures."""
+# --- peak memory of one process, measured by itself ---------------------------------------------
+
+def reset_peak() -> None:
+    """Make VmHWM the current RSS (Linux ``clear_refs`` 5), so the peak read later is this process's own."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def own_peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _measured_worker(peaks_dir: Path) -> Callable[..., None]:
+    """``worker.spin_process`` that records its own peak memory in ``peaks_dir``."""
+    spin_process = worker.spin_process
+
+    def measured(i: int, *args: object) -> None:
+        reset_peak()
+        try:
+            spin_process(i, *args)
+        finally:
+            (peaks_dir / f"worker-{i}").write_text(str(own_peak_mib()))
+
+    return measured
+
+
+# --- the runs, each in a fresh process ------------------------------------------------------------
+
+def lean_run(socket_path: str) -> dict:
+    """The floor: SMEMBERS, chunked MGETs, one structured frombuffer per value, nothing else."""
+    reset_peak()
+    tune_allocator()
+    conn = redis.Redis(unix_socket_path=socket_path)
+    started = time.perf_counter()
+    names = list(conn.smembers(keys.unique_metrics(config.load().FULL_NAMESPACE)))
+    fetching = decoding = 0.0
+    for lo in range(0, len(names), worker.MGET_CHUNK):
+        fetched = time.perf_counter()
+        raws = conn.mget(names[lo : lo + worker.MGET_CHUNK])
+        decoded = time.perf_counter()
+        for raw in raws:
+            records = np.frombuffer(raw, dtype=RECORD)
+            _ = records["ts"].astype(np.float64), records["value"].astype(np.float64)
+        fetching += decoded - fetched
+        decoding += time.perf_counter() - decoded
+    return {"seconds": time.perf_counter() - started, "metrics": len(names), "mget_seconds": fetching,
+            "decode_seconds": decoding, "parent_mib": own_peak_mib(), "worker_mib": 0.0}
+
+
+def daemon_run(socket_path: str, tmp: str, engine: str, processes: int, now: int) -> dict:
+    """Two runs of one Analyzer (the second is the steady state); each process's own peak memory."""
     root = Path(tmp)
     settings = config.load().replace(
         REDIS_SOCKET_PATH=socket_path, REDIS_HOST=None, REDIS_PASSWORD=None, LOG_PATH=tmp, PID_PATH=tmp,
-        SKYLINE_TMP_DIR=str(root / f"tmp-{mode}-{processes}"), ANOMALY_DUMP=str(root / "anomalies.json"),
+        SKYLINE_TMP_DIR=str(root / f"tmp-{engine}-{processes}"), ANOMALY_DUMP=str(root / "anomalies.json"),
         GRAPHITE_HOST="", ENABLE_ALERTS=False, ANALYZER_PROCESSES=processes, MAX_ANALYZER_PROCESS_RUNTIME=3600,
-        ANALYZER_ENGINE="reference" if mode == "reference" else "fast",
+        ANALYZER_ENGINE=engine,
     )
-    if mode == "floor":
-        # Workers are forked from this process, so they inherit this: every metric is fetched and decoded,
-        # then reported as analysed with no verdict.
-        worker._analyse = lambda series, names, *args: [engine.Outcome(name) for name in names]
+    peaks = Path(tempfile.mkdtemp(dir=tmp, prefix="peaks-"))
+    worker.spin_process = _measured_worker(peaks)
+    analyzer = Analyzer(settings)
     started = time.perf_counter()
-    report = Analyzer(settings).run_once(float(now))
+    analyzer.run_once(float(now))
+    first = time.perf_counter() - started
+    reset_peak()
+    started = time.perf_counter()
+    report = analyzer.run_once(float(now))
     seconds = time.perf_counter() - started
-    return {
-        "seconds": seconds,
-        "metrics": report.total_metrics,
-        "anomalies": report.total_anomalies,
-        "parent_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "worker_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
-    }
+    return {"seconds": seconds, "first_run_seconds": first, "metrics": report.total_metrics,
+            "anomalies": report.total_anomalies, "parent_mib": own_peak_mib(),
+            "worker_mib": max(float(path.read_text()) for path in peaks.iterdir())}
 
 
-def measure(socket_path: str, tmp: str, mode: str, processes: int, now: int, repeat: int) -> dict:
-    """The fastest of ``repeat`` runs (the machine is shared; the minimum is the least disturbed), with the
-    largest peak RSS seen."""
-    runs = []
-    for _ in range(repeat):
-        completed = subprocess.run(
-            [sys.executable, __file__, "--one", mode, str(processes), socket_path, tmp, str(now)],
-            capture_output=True, text=True, check=True,
-        )
-        runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
-    best = min(runs, key=lambda run: run["seconds"])
-    best["parent_rss_mib"] = max(run["parent_rss_mib"] for run in runs)
-    best["worker_rss_mib"] = max(run["worker_rss_mib"] for run in runs)
-    return best
+def in_fresh_process(*args: str) -> dict:
+    completed = subprocess.run([sys.executable, __file__, "--one", *args], capture_output=True, text=True,
+                               check=True)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):7.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--counts", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--counts", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--points", type=int, default=1440)
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--reference-up-to", type=int, default=10_000,
                         help="also time the reference engine for counts up to this")
-    parser.add_argument("--repeat", type=int, default=2, help="runs per configuration; the fastest is kept")
+    parser.add_argument("--repeat", type=int, default=3, help="alternations of the floor and each daemon run")
     parser.add_argument("--json", type=Path, default=None)
-    parser.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        mode, processes, socket_path, tmp, now = args.one
-        print(json.dumps(one_run(socket_path, tmp, mode, int(processes), int(now))))
+        mode, socket_path, *rest = args.one
+        if mode == "lean":
+            result = lean_run(socket_path)
+        else:
+            tmp, processes, now = rest
+            result = daemon_run(socket_path, tmp, mode, int(processes), int(now))
+        print(json.dumps(result))
         return
 
     namespace = config.load().FULL_NAMESPACE
@@ -136,23 +190,38 @@ def main() -> None:
         for count in args.counts:
             now = int(time.time())
             started = time.perf_counter()
-            seed(socket_path, count, now, namespace)
+            seed(socket_path, count, args.points, now, namespace)
             info = redis.Redis(unix_socket_path=socket_path).info("memory")
-            print(f"\n{count} metrics x {POINTS} points seeded in {time.perf_counter() - started:.1f} s"
-                  f" (redis used_memory {info['used_memory'] / 2**20:.0f} MiB)", flush=True)
-            modes = ["floor", "fast"] + (["reference"] if count <= args.reference_up_to else [])
-            for processes in args.processes:
-                floor = None
-                for mode in modes:
-                    row = {"count": count, "processes": processes, "mode": mode,
-                           **measure(socket_path, tmp, mode, processes, now, args.repeat)}
-                    floor = row["seconds"] if mode == "floor" else floor
-                    row["ratio_to_floor"] = row["seconds"] / floor
-                    rows.append(row)
-                    print(f"{count:>7} metrics  {processes} proc  {mode:<9} {row['seconds']:7.2f} s"
-                          f"  {row['metrics'] / row['seconds']:>9.0f} metrics/s  x{row['ratio_to_floor']:5.2f} floor"
-                          f"  parent {row['parent_rss_mib']:6.0f} MiB  worker {row['worker_rss_mib']:6.0f} MiB"
-                          f"  anomalies {row['anomalies']}", flush=True)
+            print(f"\n{count} metrics x {args.points} points seeded in {time.perf_counter() - started:.1f} s"
+                  f" (redis used_memory {info['used_memory'] / 2**20:.0f} MiB); median (min-max) of"
+                  f" {args.repeat} alternations", flush=True)
+            engines = ["fast"] + (["reference"] if count <= args.reference_up_to else [])
+            configs = [(engine, processes) for processes in args.processes for engine in engines]
+            runs: dict[tuple[str, int], list[dict]] = {key: [] for key in [("lean", 0), *configs]}
+            for _ in range(args.repeat):
+                runs["lean", 0].append(lean := in_fresh_process("lean", socket_path))
+                for engine, processes in configs:
+                    run = in_fresh_process(engine, socket_path, tmp, str(processes), str(now))
+                    run["ratio"] = run["seconds"] / lean["seconds"]
+                    runs[engine, processes].append(run)
+            lean_runs = runs["lean", 0]
+            print(f"{'lean loop':<22} {spread([r['seconds'] for r in lean_runs])} s"
+                  f"  (MGET {statistics.median(r['mget_seconds'] for r in lean_runs):.2f} s,"
+                  f" decode {statistics.median(r['decode_seconds'] for r in lean_runs):.2f} s)"
+                  f"  {count / statistics.median(r['seconds'] for r in lean_runs):>8.0f} metrics/s"
+                  f"  peak {max(r['parent_mib'] for r in lean_runs):5.0f} MiB", flush=True)
+            for engine, processes in configs:
+                done = runs[engine, processes]
+                seconds = [r["seconds"] for r in done]
+                print(f"{engine + ' daemon, ' + str(processes) + ' proc':<22} {spread(seconds)} s"
+                      f"  x{spread([r['ratio'] for r in done]).strip()} the lean loop"
+                      f"  {count / statistics.median(seconds):>8.0f} metrics/s"
+                      f"  first run {statistics.median(r['first_run_seconds'] for r in done):.2f} s"
+                      f"  peak parent {max(r['parent_mib'] for r in done):4.0f} MiB,"
+                      f" worker {max(r['worker_mib'] for r in done):4.0f} MiB"
+                      f"  anomalies {done[0]['anomalies']}", flush=True)
+            rows.append({"count": count, "points": args.points,
+                         "runs": {f"{mode}-{processes}": done for (mode, processes), done in runs.items()}})
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -151,6 +151,8 @@ DEFAULTS: dict[str, Any] = {
     "ALERT_CONCURRENCY": 10,
     # Beyond v1.2.8: seconds one run may spend sending its alerts in all (docs/alerts.md, "Time bounds").
     "ALERT_DISPATCH_TIMEOUT": 60.0,
+    # Beyond v1.2.8: metric names whose smtp-rule match the Analyzer remembers from run to run (docs/alerts.md).
+    "ALERT_MATCH_CACHE_SIZE": 1_000_000,
     "SYSLOG_ENABLED": True,
     # 'address' is beyond v1.2.8: the syslog socket path, or a [host, port] pair for UDP.
     "SYSLOG_OPTS": {"ident": "skyline", "address": "/dev/log"},

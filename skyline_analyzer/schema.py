@@ -244,6 +244,7 @@ SCHEMA: dict[str, Rule] = {
     "ALERT_TIMEOUT": Rule(NUMBER, seconds),
     "ALERT_CONCURRENCY": Rule(INT, PROCESSES),
     "ALERT_DISPATCH_TIMEOUT": Rule(NUMBER, seconds),
+    "ALERT_MATCH_CACHE_SIZE": Rule(INT, POSITIVE),
     "SYSLOG_ENABLED": Rule(BOOL),
     "SYSLOG_OPTS": Rule(DICT, options({
         "ident": Rule(STR, WORD),

@@ -126,3 +126,57 @@ def test_empty_and_nonfinite() -> None:
         codec.decode_fast(codec.encode([(TS, 1.0), (TS + 1, 2.0), (TS + 2, math.inf)]), "m")
     with pytest.raises(SeriesFormatError, match="datapoint 1 has a non-finite timestamp"):
         codec.decode_fast(codec.encode([(1.0, 1.0), (math.nan, 2.0)]), "m")
+
+
+def same_as_alone(raws: list[bytes]) -> None:
+    """decode_many gives, for every value, what decode_fast gives alone: the same series or error."""
+    names = [f"m{i}" for i in range(len(raws))]
+    for raw, name, got in zip(raws, names, codec.decode_many(raws, names), strict=True):
+        try:
+            want = codec.decode_fast(raw, name)
+        except SeriesFormatError as exc:
+            assert isinstance(got, SeriesFormatError) and str(got) == str(exc)
+            continue
+        assert isinstance(got, Series)
+        assert got.timestamps.dtype == np.float64 and got.values.dtype == np.float64
+        assert np.array_equal(got.timestamps, want.timestamps) and np.array_equal(got.values, want.values)
+        for a, b in ((got.last_timestamp, want.last_timestamp), (got.last_value, want.last_value)):
+            assert type(a) is type(b) and a == b
+
+
+# Values that share a record width but not their types (f8, u8 and i8 are all 9 bytes), NaN and infinity
+# in one row of a group, ints of several widths, foreign types.
+group_values = st.sampled_from([1.5, -2.25, 2**40, -(2**40), 2**63, 7, -7, 300, math.nan, math.inf, None, True])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([TS, float(TS), 2**40]), st.lists(group_values, min_size=1, max_size=4),
+                       st.integers(0, 3), st.booleans()), min_size=1, max_size=12),
+    st.integers(1, 30),
+    st.binary(max_size=3),
+)
+def test_decode_many_is_decode_fast_of_each(specs: list, length: int, junk: bytes) -> None:
+    """Groups of equal-length values with the same first types, and every way a member can differ."""
+    raws = []
+    for ts_start, choices, damage, roomba in specs:
+        pairs = [(ts_start + i if isinstance(ts_start, int) else ts_start + 60.0 * i, choices[i % len(choices)])
+                 for i in range(length)]
+        raw = codec.encode_as_roomba(pairs) if roomba else codec.encode(pairs)
+        raws.append([raw, raw[:-1], raw + junk, junk][damage])
+    same_as_alone(raws)
+
+
+def test_decode_many_decodes_a_chunk_together(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Equal-length values of one layout never reach decode_fast; rows are the series, each its own."""
+    calls = []
+    original = codec.decode_fast
+    monkeypatch.setattr(codec, "decode_fast", lambda raw, name="series": calls.append(name) or original(raw, name))
+    raws = [codec.encode([(TS + 60 * i, float(k * i)) for i in range(1440)]) for k in range(50)]
+    raws.append(codec.encode([(TS + 60 * i, 3) for i in range(10)]))  # alone in its group
+    raws.append(b"")
+    series = codec.decode_many(raws, [f"m{k}" for k in range(len(raws))])
+    assert sorted(calls) == ["m50", "m51"]
+    assert [s.values[-1] for s in series[:50]] == [float(k * 1439) for k in range(50)]
+    assert series[50].last_value == 3 and type(series[50].last_value) is int and len(series[51]) == 0
+    same_as_alone(raws)

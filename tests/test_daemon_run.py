@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -266,6 +269,28 @@ def test_smtp_alerter_metrics_are_published(daemon_settings, seeded, redis_conn)
     assert published == {n for n in seeded if n.startswith("synthetic.noisy")}
 
 
+def test_smtp_alerter_metrics_follow_the_metrics_from_run_to_run(daemon_settings, seeded, redis_conn):
+    """Only changes are sent after the first run, yet the set is always exactly the matched names, even
+    when someone else changed it or a write failed in between."""
+    settings = daemon_settings(ALERTS=[("synthetic.noisy", "smtp", 1800)], ALERT_MATCH_CACHE_SIZE=3)
+    analyzer = Analyzer(settings)
+
+    def published():
+        analyzer.run_once()
+        return {m.decode() for m in redis_conn.smembers(keys.SMTP_ALERTER_METRICS)}
+
+    noisy = {n for n in seeded if n.startswith("synthetic.noisy")}
+    assert published() == noisy
+    gone = min(noisy)
+    redis_conn.srem(keys.unique_metrics("metrics."), f"metrics.{gone}")
+    redis_conn.sadd(keys.unique_metrics("metrics."), "metrics.synthetic.noisy.new")
+    assert published() == noisy - {gone} | {"synthetic.noisy.new"}
+    redis_conn.sadd(keys.SMTP_ALERTER_METRICS, "foreign")
+    assert published() == noisy - {gone} | {"synthetic.noisy.new"}
+    redis_conn.delete(keys.SMTP_ALERTER_METRICS)
+    assert published() == noisy - {gone} | {"synthetic.noisy.new"}
+
+
 def test_more_processes_than_metrics(daemon_settings, redis_conn):
     metrics = synthetic.make_metrics(3, int(time.time()), anomalous=3, points=200)
     seed_redis(redis_conn, metrics, "metrics.")
@@ -318,3 +343,27 @@ def test_alerts_and_stale_digest_run_from_the_loop(daemon_settings, redis_conn):
         time.sleep(0.3)
         assert len(smtp.mails) == 2
         analyzer.link.close()
+
+
+PARENT_IMPORTS = """
+import sys
+from skyline_analyzer import config
+from skyline_analyzer.analyzer.daemon import Analyzer
+assert "statsmodels" not in sys.modules
+report = Analyzer(config.load()).run_once()
+print(report.total_metrics, "statsmodels.tsa.stattools" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("with_ks_test", [True, False])
+def test_the_parent_imports_what_the_algorithms_need_before_forking(make_settings, seeded, tmp_path, with_ks_test):
+    """Workers are forked fresh every run: statsmodels imported in the parent is imported once, not per run."""
+    algorithms = list(config.load().ALGORITHMS)
+    if not with_ks_test:
+        algorithms.remove("ks_test")
+    path = make_settings(**NO_ALERTS, ANOMALY_DUMP=str(tmp_path / "anomalies.json"), ALGORITHMS=algorithms,
+                         CONSENSUS=len(algorithms) - 1)
+    completed = subprocess.run([sys.executable, "-c", PARENT_IMPORTS], capture_output=True, text=True, timeout=300,
+                               env={**os.environ, "SKYLINE_SETTINGS": str(path)})
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.split() == [str(COUNT), str(with_ks_test)]

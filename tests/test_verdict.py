@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from skyline_analyzer import config, keys
-from skyline_analyzer.analyzer import history
+from skyline_analyzer.analyzer import history, run_metrics
 from skyline_analyzer.analyzer.run_metrics import (
     RunMetricsRecorder,
     collect_run_metrics,
@@ -233,3 +233,20 @@ class TestRedisSide:
 class TestSelfTest:
     def test_default_algorithms_pass(self) -> None:
         algorithm_self_test(DEFAULTS, now=NOW)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.floats(0, 10, allow_nan=False).map(lambda t: f"{t:.6f}"), st.just("1"),
+                          st.text(alphabet="0123456789.' \t\r\x0c-e\n", max_size=8)), max_size=30))
+def test_run_metric_files_read_the_same_either_way(tmp_path_factory, lines):
+    """The one-pass reading of plain files gives what the line-by-line reading gives (or the same error)."""
+    path = tmp_path_factory.mktemp("metrics") / "analyzer.x.timings"
+    path.write_text("\n".join(lines) + "\n")
+    text = path.read_text()
+    try:
+        want = [float(line.replace("'", "")) for line in text.splitlines() if line.strip()]
+    except ValueError:
+        with pytest.raises(ValueError):
+            run_metrics._read_floats(path)
+        return
+    assert run_metrics._read_floats(path) == want

@@ -29,14 +29,18 @@ from skyline_analyzer.analyzer import outputs, pool, run_metrics, worker
 from skyline_analyzer.analyzer.outputs import RunReport
 from skyline_analyzer.config import Settings
 from skyline_analyzer.daemon import Daemon
+from skyline_analyzer.detection import engine
 from skyline_analyzer.detection.anomaly import Anomaly
 from skyline_analyzer.exceptions import ExceptionKind, SeriesFormatError, UnsafeDirectoryError
+from skyline_analyzer.matching import MatchCache
 from skyline_analyzer.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
 #: Seconds to wait when there are no metrics or SMEMBERS failed (the original's back-off).
 IDLE_WAIT = 10.0
+#: Elements SSCAN examines per call when looking for the exception sets' markers.
+SCAN_COUNT = 10_000
 #: Undecodable set members logged one by one per run; beyond, one line gives the count.
 LOGGED_UNDECODABLE = 5
 
@@ -47,6 +51,11 @@ def decode_members(members: Iterable[bytes | str]) -> tuple[list[str], int]:
     A member that is not UTF-8 cannot name a metric any Skyline tool can read; it is skipped, counted as
     ``UndecodableName`` and logged (escaped, bounded), so that one bad member cannot stop every run.
     """
+    try:
+        # Every member UTF-8 bytes (the usual case): one pass in C.
+        return list(map(bytes.decode, members)), 0
+    except (UnicodeDecodeError, TypeError):
+        pass
     names, undecodable = [], 0
     for member in members:
         if isinstance(member, str):
@@ -64,11 +73,17 @@ def decode_members(members: Iterable[bytes | str]) -> tuple[list[str], int]:
     return names, undecodable
 
 
-def smtp_alerter_metrics(settings: Settings, base_names: Iterable[str]) -> list[str]:
-    """Base names matched by at least one alert tuple whose alerter is exactly ``smtp`` (step 6)."""
+def smtp_alerter_matcher(settings: Settings) -> Callable[[str], bool]:
+    """Does at least one alert tuple whose alerter is exactly ``smtp`` match a full key's base name (step 6)?"""
     rules = [rule for rule in alert_rules(settings) if rule.alerter == "smtp"]
-    # Step 6 tests regex then substring, without the exact-equality rule.
-    return [name for name in base_names if any(rule.match(name, exact=False) is not None for rule in rules)]
+    namespace = settings.FULL_NAMESPACE
+
+    def matched(full_key: str) -> bool:
+        base = keys.base_name(namespace, full_key)
+        # Step 6 tests regex then substring, without the exact-equality rule.
+        return any(rule.match(base, exact=False) is not None for rule in rules)
+
+    return matched
 
 
 class Analyzer(Daemon):
@@ -89,6 +104,9 @@ class Analyzer(Daemon):
         self.tmp_dir = Path(settings.SKYLINE_TMP_DIR)
         self.timed_algorithms = list(settings.ALGORITHMS) if settings.ENABLE_ALGORITHM_RUN_METRICS else []
         self._context = multiprocessing.get_context("fork")
+        self._smtp_matches = MatchCache(smtp_alerter_matcher(settings), settings.ALERT_MATCH_CACHE_SIZE)
+        # The smtp alerter metrics as last published; None when unknown (start, or a failed write).
+        self._published: set[str] | None = None
 
     def run_forever(
         self, max_runs: int | None = None, on_report: Callable[[RunReport], None] | None = None
@@ -150,6 +168,7 @@ class Analyzer(Daemon):
         self._refresh_exception_sets(conn, now)
         self._publish_smtp_alerter_metrics(conn, unique_metrics)
         self._prepare_tmp_dir()
+        engine.preload(self.settings)
         self.checkpoint()
 
         workers = pool.spawn(self._context, self.settings, unique_metrics, now)
@@ -210,15 +229,33 @@ class Analyzer(Daemon):
             log.error("error :: could not refresh the analyzer exception sets: %s", exc)
 
     def _publish_smtp_alerter_metrics(self, conn: Any, unique_metrics: Sequence[str]) -> None:
-        """Steps 6-7: replace ``analyzer.smtp_alerter_metrics`` in one transaction (guarded: FIX L8)."""
-        bases = [keys.base_name(self.settings.FULL_NAMESPACE, m) for m in unique_metrics]
-        members = smtp_alerter_metrics(self.settings, bases)
+        """Steps 6-7: ``analyzer.smtp_alerter_metrics`` is made the base names an smtp rule matches (FIX L8).
+
+        Matching is remembered per name (:class:`skyline_analyzer.matching.MatchCache`). v1.2.8 deleted and
+        re-added the whole set every run; here one transaction removes and adds only the names that changed
+        since the last publication and returns the set's size. When that size is not the expected one (the
+        first run, a failed write, or someone else changed the set) the set is replaced whole, as in v1.2.8.
+        """
+        namespace = self.settings.FULL_NAMESPACE
+        members = {keys.base_name(namespace, name) for name in self._smtp_matches.select(unique_metrics)}
+        published, self._published = self._published, None
         try:
+            if published is not None:
+                pipe = conn.pipeline(transaction=True)
+                if gone := published - members:
+                    pipe.srem(keys.SMTP_ALERTER_METRICS, *gone)
+                if added := members - published:
+                    pipe.sadd(keys.SMTP_ALERTER_METRICS, *added)
+                pipe.scard(keys.SMTP_ALERTER_METRICS)
+                if pipe.execute()[-1] == len(members):
+                    self._published = members
+                    return
             pipe = conn.pipeline(transaction=True)
             pipe.delete(keys.SMTP_ALERTER_METRICS)
             if members:
                 pipe.sadd(keys.SMTP_ALERTER_METRICS, *members)
             pipe.execute()
+            self._published = members
         except (redis.RedisError, OSError) as exc:
             log.error("error :: could not publish %s: %s", keys.SMTP_ALERTER_METRICS, exc)
 
@@ -244,7 +281,8 @@ class Analyzer(Daemon):
         marker = keys.UPDATED_AT_MARKER + time.strftime("%Y%m%d%H%M%S", time.gmtime())
         try:
             for key in worker.EXCEPTION_SETS.values():
-                old = list(conn.sscan_iter(key, match=keys.UPDATED_AT_MARKER + "*"))
+                # A large COUNT: the set holds a name per metric, the markers are few; a few round trips.
+                old = list(conn.sscan_iter(key, match=keys.UPDATED_AT_MARKER + "*", count=SCAN_COUNT))
                 pipe = conn.pipeline(transaction=True)
                 if old:
                     pipe.srem(key, *old)

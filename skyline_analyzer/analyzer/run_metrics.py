@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 #: Buffered records per algorithm before a flush is forced.
 FLUSH_EVERY = 1000
 _ERROR_FILE = re.compile(r"analyzer.*.algorithm.error")
+#: A run-metric file holding nothing but digits, dots and newlines.
+_PLAIN = re.compile(r"[0-9.\n]*")
 
 
 def count_path(tmp_dir: Path, algorithm: str) -> Path:
@@ -41,18 +43,23 @@ def error_path(tmp_dir: Path, pid: int, algorithm: str) -> Path:
 
 
 class RunMetricsRecorder:
-    """Buffers per-algorithm timings in a worker and appends them to the shared files on :meth:`flush`."""
+    """Buffers per-algorithm timings in a worker and appends them to the shared files on :meth:`flush`.
+
+    The fast engine records one share for all the rows of a block that ran an algorithm, so records are
+    kept as ``(seconds, runs)`` and each is formatted once, not once per run.
+    """
 
     def __init__(self, tmp_dir: str | Path) -> None:
         self.tmp_dir = Path(tmp_dir)
-        self._pending: dict[str, list[float]] = {}
+        self._pending: dict[str, list[tuple[float, int]]] = {}
+        self._runs: dict[str, int] = {}
         self._write_failed = False
 
     def record(self, algorithm: str, seconds: float, runs: int = 1) -> None:
         """``runs`` runs of ``algorithm`` that took ``seconds`` each."""
-        pending = self._pending.setdefault(algorithm, [])
-        pending.extend([seconds] * runs)
-        if len(pending) >= FLUSH_EVERY:
+        self._pending.setdefault(algorithm, []).append((seconds, runs))
+        self._runs[algorithm] = buffered = self._runs.get(algorithm, 0) + runs
+        if buffered >= FLUSH_EVERY:
             self.flush()
 
     def failed(self, algorithm: str, metric_name: str, error: BaseException) -> None:
@@ -63,14 +70,14 @@ class RunMetricsRecorder:
 
     def flush(self) -> None:
         """Append everything buffered; a file that cannot be written loses these records (logged once)."""
-        pending, self._pending = self._pending, {}
+        pending, self._pending, runs, self._runs = self._pending, {}, self._runs, {}
         for algorithm, timings in pending.items():
-            if not timings:
+            if not runs.get(algorithm):
                 continue
             try:
-                tmpdir.write(count_path(self.tmp_dir, algorithm), b"1\n" * len(timings), append=True)
+                tmpdir.write(count_path(self.tmp_dir, algorithm), b"1\n" * runs[algorithm], append=True)
                 tmpdir.write(timings_path(self.tmp_dir, algorithm),
-                             "".join(f"{t:.6f}\n" for t in timings).encode(), append=True)
+                             "".join(f"{t:.6f}\n" * n for t, n in timings).encode(), append=True)
             except OSError as exc:
                 if not self._write_failed:
                     self._write_failed = True
@@ -101,7 +108,11 @@ def reset_run_metrics(tmp_dir: Path, algorithms: list[str]) -> None:
 
 
 def _read_floats(path: Path) -> list[float]:
-    return [float(line.replace("'", "")) for line in tmpdir.read_text(path).splitlines() if line.strip()]
+    text = tmpdir.read_text(path)
+    if _PLAIN.fullmatch(text):
+        # What the workers write (digits, dots, newlines): the same numbers in one pass in C.
+        return list(map(float, filter(None, text.split("\n"))))
+    return [float(line.replace("'", "")) for line in text.splitlines() if line.strip()]
 
 
 def collect_run_metrics(tmp_dir: Path, algorithms: list[str]) -> dict[str, AlgorithmTiming]:

@@ -1,7 +1,8 @@
 """The worker ("spin process") of one Analyzer run (docs/run.md#the-worker).
 
 A worker takes its slice of ``metrics.unique_metrics``, fetches the values with MGET in chunks of
-``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics), decodes them and
+``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics; the next chunk is
+fetched in a thread while this one is worked on: :func:`prefetched`, :func:`fetch_chunk`), decodes them and
 hands each chunk to :func:`skyline_analyzer.detection.engine.analyse`, then applies the Redis side of the
 verdicts (:mod:`skyline_analyzer.analyzer.history`). It reports to the parent over a pipe with the typed
 messages of :mod:`skyline_analyzer.analyzer.messages`.
@@ -18,7 +19,8 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,20 +51,53 @@ EXCEPTION_SETS = {
 }
 
 
+#: One fetched chunk: the names read and their values (None where the key does not exist).
+Fetched = tuple[Sequence[str], list[bytes | None]]
+
+
+def fetch_chunk(conn: Any, names: Sequence[str]) -> Fetched:
+    """The values of one chunk of full keys: the one place the worker reads series from Redis.
+
+    Returns the names read and their values (None for a key that does not exist), in order. One MGET
+    here; another store may return fewer names than asked (those left out count as unprocessed).
+    """
+    return names, conn.mget(names)
+
+
+def prefetched(settings: Settings, chunks: Sequence[Sequence[str]]) -> Iterator[Fetched]:
+    """:func:`fetch_chunk` of every chunk, in order; the next chunk is fetched while the caller works.
+
+    The fetch runs in a thread on a connection of its own: Redis assembles the next reply, and the socket
+    read waits without the GIL, while this thread decodes and analyses the current chunk. At most two
+    chunks' values are held at once. A fetch error is raised by the ``next()`` that would have returned
+    the chunk; closing the generator waits for the fetch in flight.
+    """
+    conn = connections.connect(settings)
+    try:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as executor:
+            pending = executor.submit(fetch_chunk, conn, chunks[0]) if chunks else None
+            for following in (*chunks[1:], None):
+                assert pending is not None
+                fetched = pending.result()
+                pending = None if following is None else executor.submit(fetch_chunk, conn, following)
+                yield fetched
+    finally:
+        conn.close()
+
+
 def decode_chunk(
     names: Sequence[str], raw_values: Sequence[bytes | None], summary: WorkerSummary
 ) -> tuple[list[Series], list[str]]:
     """The decodable series of a chunk with their names; the rest counted under their exception key."""
+    present = [(name, raw) for name, raw in zip(names, raw_values, strict=True) if raw is not None]
+    if len(present) < len(names):
+        summary.exceptions[ExceptionKind.DELETED_BY_ROOMBA] += len(names) - len(present)
+    kept_names = [name for name, _ in present]
     series, kept = [], []
-    for name, raw in zip(names, raw_values, strict=True):
-        if raw is None:
-            summary.exceptions[ExceptionKind.DELETED_BY_ROOMBA] += 1
-            continue
-        try:
-            one = codec.decode_fast(raw, name)
-        except SeriesFormatError as exc:
+    for name, one in zip(kept_names, codec.decode_many([raw for _, raw in present], kept_names), strict=True):
+        if isinstance(one, SeriesFormatError):
             summary.exceptions[ExceptionKind.OTHER] += 1
-            log.error("error :: %s not analysed: %s", name, exc)
+            log.error("error :: %s not analysed: %s", name, one)
             continue
         series.append(one)
         kept.append(name)
@@ -95,18 +130,18 @@ def _analyse(
 def process_chunk(
     conn: Any,
     names: Sequence[str],
+    raw_values: Sequence[bytes | None],
     settings: Settings,
     now: float,
     recorder: RunMetricsRecorder,
     summary: WorkerSummary,
 ) -> list[Anomaly]:
-    """Fetch, decode and analyse one chunk; update ``summary``; return its anomalies.
+    """Decode and analyse one fetched chunk; update ``summary``; return its anomalies.
 
     An anomaly carries the value and timestamp of the last datapoint exactly as decoded.
     """
     namespace = settings.FULL_NAMESPACE
     algorithms = list(settings.ALGORITHMS)
-    raw_values = conn.mget(names)
     series, kept = decode_chunk(names, raw_values, summary)
     by_name = dict(zip(kept, series, strict=True))
     anomalies: list[Anomaly] = []
@@ -163,14 +198,16 @@ def spin_process(
         return
     conn = connections.connect(settings)
     recorder = RunMetricsRecorder(Path(settings.SKYLINE_TMP_DIR))
+    chunks = [assigned[lo : lo + MGET_CHUNK] for lo in range(0, len(assigned), MGET_CHUNK)]
+    fetched = prefetched(settings, chunks)
     try:
-        for lo in range(0, len(assigned), MGET_CHUNK):
+        for chunk in chunks:
             if os.getppid() != parent_pid:
                 log.info("parent process %d is gone, spin_process exiting", parent_pid)
                 return
-            chunk = assigned[lo : lo + MGET_CHUNK]
             try:
-                anomalies = process_chunk(conn, chunk, settings, now, recorder, summary)
+                names, raw_values = next(fetched)
+                anomalies = process_chunk(conn, names, raw_values, settings, now, recorder, summary)
             except (redis.RedisError, OSError) as exc:
                 # The original returned without queueing counts when its MGET failed; the metrics already
                 # done keep their counts here, the rest are reported as unprocessed by the parent.
@@ -182,5 +219,6 @@ def spin_process(
         log.info("spin_process took %.2f seconds", summary.elapsed)
         results.send(WorkerDone(summary))
     finally:
+        fetched.close()
         conn.close()
         results.close()

@@ -58,6 +58,17 @@ def analyse(
     raise SettingsError([f"ANALYZER_ENGINE must be one of {ENGINES}, got {engine!r:.40}"])
 
 
+def preload(settings: Settings) -> None:
+    """Import now what the configured algorithms would otherwise import on their first call.
+
+    ``ks_test``'s ADF step needs statsmodels (about a second to import). The Analyzer calls this in the
+    parent before it forks the workers, so that each fresh worker inherits the modules instead of importing
+    them again on its first ``ks_test``, every run. Idempotent; loading settings never calls it.
+    """
+    if "ks_test" in settings.ALGORITHMS:
+        import statsmodels.tsa.stattools  # noqa: F401
+
+
 def _analyse_reference(
     series: Sequence[Series], names: Sequence[str], settings: Settings, now: float, recorder: Recorder | None,
 ) -> list[Outcome]:
