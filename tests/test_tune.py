@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from skyline_analyzer import codec, config, keys
+from skyline_analyzer.analyzer import tune_record
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.defaults import ALGORITHM_NAMES
-from skyline_analyzer.detection import ordering
+from skyline_analyzer.detection import engine, ordering
+from skyline_analyzer.detection.series import Series
 from tests.support import NO_ALERTS, run_cli, vector_expected, vector_input
 
 CORPUS_NOW = 1700000000
@@ -196,3 +198,29 @@ def test_tune_skips_hostile_records_and_counts_them(make_settings: Callable[...,
     redis_conn.delete(keys.ANALYZER_TUNE)
     empty = run_cli(path, "tune", timeout=120)
     assert empty.returncode == 2 and "no usable record" in empty.stderr
+
+
+def test_a_failing_record_never_reaches_the_worker(load_settings: Callable[..., config.Settings], redis_conn,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    settings = load_settings(TUNE_SAMPLE_SIZE=5)
+    data = vector_input("corpus_60s")
+    names = sorted(data)[:40]
+    series = [Series.from_pairs(data[n], n) for n in names]
+    recorder = tune_record.recorder(settings, CORPUS_NOW)
+    tune_record.observe(recorder, series, engine.analyse(series, names, settings, CORPUS_NOW, recorder=recorder))
+    assert recorder.analysed > 0
+
+    def broken(*args: object, **kwargs: object) -> list:
+        raise RuntimeError("a detector broke while completing the sample")
+
+    monkeypatch.setattr(engine, "analyse", broken)
+    tune_record.store(recorder, redis_conn)
+    assert redis_conn.llen(keys.ANALYZER_TUNE) == 0
+    assert "could not build the run's tune record" in caplog.text
+    monkeypatch.undo()
+
+    # Redis gone: the record is lost, logged, and nothing is raised.
+    gone = redis_conn.__class__(unix_socket_path="/nonexistent/redis.sock")
+    tune_record.store(recorder, gone)
+    assert "could not store the run's tune record" in caplog.text

@@ -1,7 +1,8 @@
 """Reading the Analyzer's tune records back from Redis, bounded and validated (docs/analyzer-optimizations.md#tune).
 
 What is in Redis is untrusted: anyone who can write to it can put anything in ``keys.ANALYZER_TUNE``. So
-the list is read newest first in pages, at most ``TUNE_HISTORY_RUNS × ANALYZER_PROCESSES`` records (and
+the list is read newest first in pages (a server-side script leaves out, unsent, every element longer than
+:data:`MAX_RECORD_BYTES`), at most ``TUNE_HISTORY_RUNS × ANALYZER_PROCESSES`` records (and
 never more than :data:`MAX_RECORDS`); a record longer than :data:`MAX_RECORD_BYTES`, not JSON, or not of the
 format :mod:`skyline_analyzer.analyzer.tune_record` writes (every field typed and within range, every list
 as long as the algorithms) is skipped and counted, its reason logged once per kind, bounded and escaped.
@@ -132,10 +133,22 @@ def parse_record(raw: bytes) -> Record:
     return parsed
 
 
+#: LRANGE of one page in which every element longer than ARGV[3] bytes is replaced by nil, so that a
+#: hostile element is never sent (a Redis string may be 512 MB).
+_PAGE_SCRIPT = """
+local items = redis.call('LRANGE', KEYS[1], ARGV[1], ARGV[2])
+for i = 1, #items do
+  if string.len(items[i]) > tonumber(ARGV[3]) then items[i] = false end
+end
+return items
+"""
+
+
 def _stored(conn: Any, limit: int) -> Iterator[Any]:
-    """The list's elements, newest first, at most ``limit`` of them, a page at a time."""
+    """The list's elements, newest first, at most ``limit`` of them, a page at a time; None stands for an
+    element longer than :data:`MAX_RECORD_BYTES`."""
     for start in range(0, limit, PAGE):
-        page = conn.lrange(keys.ANALYZER_TUNE, start, min(start + PAGE, limit) - 1)
+        page = conn.eval(_PAGE_SCRIPT, 1, keys.ANALYZER_TUNE, start, min(start + PAGE, limit) - 1, MAX_RECORD_BYTES)
         yield from page
         if len(page) < PAGE:
             return
@@ -151,8 +164,8 @@ def read_history(conn: Any, algorithms: Sequence[str], runs: int, limit: int) ->
     for raw in _stored(conn, min(limit, MAX_RECORDS)):
         history.read += 1
         try:
-            if not isinstance(raw, bytes):
-                raise ValueError("not a string")
+            if raw is None:
+                raise ValueError(f"longer than {MAX_RECORD_BYTES} bytes")
             record = parse_record(raw)
         except ValueError as exc:
             reason = str(exc)

@@ -169,6 +169,11 @@ def store(recorder: RunMetricsRecorder, conn: Any) -> None:
     settings = recorder.settings
     try:
         payload = json.dumps(recorder.record_of_run(), separators=(",", ":"))
+    except Exception:
+        # Recording must never cost the run its report: the worker's counts still reach the parent.
+        log.error("error :: could not build the run's tune record", exc_info=True)
+        return
+    try:
         pipe = conn.pipeline(transaction=False)
         pipe.lpush(keys.ANALYZER_TUNE, payload)
         pipe.ltrim(keys.ANALYZER_TUNE, 0, settings.TUNE_HISTORY_RUNS * settings.ANALYZER_PROCESSES - 1)
