@@ -11,6 +11,8 @@ timing files it keeps, for the worker's share of the run:
   vote vectors are completed at the end of the run: the series the early exit cut short are analysed
   again, all together, by the engine in force with every algorithm run (untimed, unrecorded). Triggers
   are correlated, so the expected cost of another order needs whole vectors, not per-algorithm rates.
+  A worker holds at most ``TUNE_SAMPLE_SIZE`` decoded series for this, and at most one counter per
+  distinct ensemble (3**9 for nine algorithms).
 
 At the end of the run :func:`store` pushes one JSON record to the ``keys.ANALYZER_TUNE`` list and trims the
 list to ``TUNE_HISTORY_RUNS × ANALYZER_PROCESSES`` records. The record carries the seconds spent on all
