@@ -134,6 +134,10 @@ RUN_OPTIMIZED_WORKFLOW = True
 ENABLE_ALGORITHM_RUN_METRICS = True
 # Run and time every algorithm (disables the early exit; for benchmarking).
 ENABLE_ALL_ALGORITHMS_RUN_METRICS = False
+# Series per worker per run whose complete votes are kept for `skyline-analyzer tune` (0 records nothing).
+TUNE_SAMPLE_SIZE = 10
+# Runs of tune records kept in Redis (analyzer.tune): a day at one run a minute.
+TUNE_HISTORY_RUNS = 1440
 # Also require the trigger interval itself to be anomalous (is_anomalously_anomalous).
 ENABLE_SECOND_ORDER = False
 # Send alerts for anomalous metrics matching ALERTS.

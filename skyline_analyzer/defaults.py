@@ -97,6 +97,10 @@ DEFAULTS: dict[str, Any] = {
     "RUN_OPTIMIZED_WORKFLOW": True,
     "ENABLE_ALGORITHM_RUN_METRICS": True,
     "ENABLE_ALL_ALGORITHMS_RUN_METRICS": False,
+    # Beyond v1.2.8: series per worker per run whose complete votes are kept for `tune` (0 records nothing),
+    # and the runs of records kept in Redis (docs/analyzer-optimizations.md#tune).
+    "TUNE_SAMPLE_SIZE": 10,
+    "TUNE_HISTORY_RUNS": 1440,
     "ENABLE_SECOND_ORDER": False,
     # Beyond v1.2.8: the seasonal second stage (docs/second-stage.md), off by default.
     "ENABLE_ALERTS": True,

@@ -23,6 +23,9 @@ ANALYZER_SETS_REFRESH = "analyzer.refresh_exception_sets"
 ANALYZER_SETS_REFRESH_TTL = 300
 #: Prefix of the one "last written" marker member each analyzer.* exception set carries.
 UPDATED_AT_MARKER = "_updated_at_"
+#: Beyond v1.2.8: a list of JSON records, one per worker per run, newest first, for ``skyline-analyzer tune``
+#: (trimmed to TUNE_HISTORY_RUNS × ANALYZER_PROCESSES records).
+ANALYZER_TUNE = "analyzer.tune"
 #: Full keys of metrics handed to Mirage.
 MIRAGE_UNIQUE_METRICS = "mirage.unique_metrics"
 #: Full keys of the monotonic metrics analysed as derivatives (alerters title their graphs by it).

@@ -204,6 +204,8 @@ SCHEMA: dict[str, Rule] = {
     "RUN_OPTIMIZED_WORKFLOW": Rule(BOOL),
     "ENABLE_ALGORITHM_RUN_METRICS": Rule(BOOL),
     "ENABLE_ALL_ALGORITHMS_RUN_METRICS": Rule(BOOL),
+    "TUNE_SAMPLE_SIZE": Rule(INT, between(0, 1000, rule="0 to 1000")),
+    "TUNE_HISTORY_RUNS": Rule(INT, between(1, 100000, rule="1 to 100000")),
     "ENABLE_SECOND_ORDER": Rule(BOOL),
     "ENABLE_ALERTS": Rule(BOOL),
     "ENABLE_MIRAGE": Rule(BOOL),

@@ -22,14 +22,13 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 import redis
 
 from skyline_analyzer import codec, connections, keys, logs
 from skyline_analyzer.allocator import tune_allocator
-from skyline_analyzer.analyzer import history
+from skyline_analyzer.analyzer import history, tune_record
 from skyline_analyzer.analyzer.messages import ChunkDone, WorkerDone, WorkerSummary
 from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder
 from skyline_analyzer.config import Settings
@@ -146,7 +145,9 @@ def process_chunk(
     by_name = dict(zip(kept, series, strict=True))
     anomalies: list[Anomaly] = []
     set_members: dict[str, list[str]] = {}
-    for name, outcome in zip(kept, _analyse(series, kept, settings, now, conn, recorder), strict=True):
+    outcomes = _analyse(series, kept, settings, now, conn, recorder)
+    tune_record.observe(recorder, series, outcomes)
+    for name, outcome in zip(kept, outcomes, strict=True):
         if outcome is None:
             summary.exceptions[ExceptionKind.OTHER] += 1
             continue
@@ -197,7 +198,7 @@ def spin_process(
         results.send(WorkerDone(summary))
         return
     conn = connections.connect(settings)
-    recorder = RunMetricsRecorder(Path(settings.SKYLINE_TMP_DIR))
+    recorder = tune_record.recorder(settings, now)
     chunks = [assigned[lo : lo + MGET_CHUNK] for lo in range(0, len(assigned), MGET_CHUNK)]
     fetched = prefetched(settings, chunks)
     try:
@@ -214,6 +215,7 @@ def spin_process(
                 log.error("error :: spin_process failed to fetch %d metrics from Redis: %s", len(chunk), exc)
                 break
             results.send(ChunkDone(summary.processed, anomalies))
+        tune_record.store(recorder, conn)
         summary.elapsed = time.monotonic() - started
         recorder.flush()
         log.info("spin_process took %.2f seconds", summary.elapsed)

@@ -17,7 +17,7 @@ from skyline_analyzer import __version__, config
 from skyline_analyzer.exceptions import SettingsError
 
 #: Sub-command modules under ``skyline_analyzer.cli``, in the order ``--help`` lists them.
-COMMANDS = ("check", "run", "horizon", "webapp", "demo", "seed", "alert_test", "settings")
+COMMANDS = ("check", "run", "horizon", "webapp", "demo", "seed", "alert_test", "settings", "tune")
 #: The daemons: they never run on the built-in defaults, whose paths and Redis socket are placeholders.
 DAEMONS = ("run", "horizon", "webapp")
 
