@@ -25,7 +25,7 @@ from typing import Any
 
 import redis
 
-from skyline_analyzer import codec, connections, keys, logs
+from skyline_analyzer import codec, connections, keys, logs, storage
 from skyline_analyzer.allocator import tune_allocator
 from skyline_analyzer.analyzer import history
 from skyline_analyzer.analyzer.messages import ChunkDone, WorkerDone, WorkerSummary
@@ -106,7 +106,9 @@ def process_chunk(
     """
     namespace = settings.FULL_NAMESPACE
     algorithms = list(settings.ALGORITHMS)
-    raw_values = conn.mget(names)
+    # On a Redis Cluster, names whose slot cannot be read now are left out: not counted as processed,
+    # the parent reports them as unprocessed for this run.
+    names, raw_values = storage.fetch(conn, names)
     series, kept = decode_chunk(names, raw_values, summary)
     by_name = dict(zip(kept, series, strict=True))
     anomalies: list[Anomaly] = []
