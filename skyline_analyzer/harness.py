@@ -297,6 +297,7 @@ def ingest(settings: config.Settings, metrics: Mapping[str, Sequence[Sequence[An
     overrides = {
         "REDIS_SOCKET_PATH": settings.REDIS_SOCKET_PATH, "REDIS_HOST": settings.REDIS_HOST,
         "REDIS_PORT": settings.REDIS_PORT, "REDIS_PASSWORD": settings.REDIS_PASSWORD,
+        "REDIS_CLUSTER_NODES": list(settings.REDIS_CLUSTER_NODES),
         "LOG_PATH": str(directory), "PID_PATH": str(directory), "SKYLINE_TMP_DIR": settings.SKYLINE_TMP_DIR,
         "GRAPHITE_HOST": "", "HORIZON_IP": "127.0.0.1", **free_ports(),
         "MAX_RESOLUTION": settings.FULL_DURATION + settings.ROOMBA_GRACE_TIME,
