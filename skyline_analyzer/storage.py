@@ -16,6 +16,7 @@ the worker leaves them unprocessed for this run, and a later run reads them from
 from __future__ import annotations
 
 import logging
+from binascii import crc_hqx
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import redis
 import redis.exceptions
 from redis.cluster import RedisCluster
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS as SLOTS
 from redis.crc import key_slot
 
 from skyline_analyzer.cluster import ClusterClient
@@ -48,13 +50,14 @@ def fetch(conn: Any, names: Sequence[str]) -> tuple[Sequence[str], list[bytes | 
     return cluster_fetch(conn.client, names)
 
 
-def cluster_fetch(client: RedisCluster, names: Sequence[str]) -> tuple[list[str], list[bytes | None]]:
+def cluster_fetch(client: RedisCluster, names: Sequence[str]) -> tuple[Sequence[str], list[bytes | None]]:
     """Slot-grouped, pipelined MGETs to each slot's master; see the module docstring."""
     encode = client.get_encoder().encode
     encoded = [encode(name) for name in names]
     by_slot: dict[int, list[int]] = defaultdict(list)
     for index, key in enumerate(encoded):
-        by_slot[key_slot(key)].append(index)
+        # A name without '{' hashes whole (the common case, computed inline: this loop runs per key).
+        by_slot[crc_hqx(key, 0) % SLOTS if b"{" not in key else key_slot(key)].append(index)
     values: list[Any] = [_UNREAD] * len(names)
     pending = sorted(by_slot)
     problem = ""
@@ -64,12 +67,12 @@ def cluster_fetch(client: RedisCluster, names: Sequence[str]) -> tuple[list[str]
         pending, problem = _read_round(client, names, encoded, by_slot, pending, values)
         if not pending:
             break
+    if _UNREAD not in values:
+        return names, values
     read = [name for name, value in zip(names, values, strict=True) if value is not _UNREAD]
-    if len(read) < len(names):
-        log.error("error :: %d of %d metrics not read: %d slots unavailable (%s)", len(names) - len(read),
-                  len(names), len(pending), escape(problem))
-        return read, [value for value in values if value is not _UNREAD]
-    return read, values
+    log.error("error :: %d of %d metrics not read: %d slots unavailable (%s)", len(names) - len(read),
+              len(names), len(pending), escape(problem))
+    return read, [value for value in values if value is not _UNREAD]
 
 
 _UNREAD = object()
