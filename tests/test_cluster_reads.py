@@ -10,9 +10,10 @@ import pytest
 import redis
 from redis.crc import key_slot
 
-from skyline_analyzer import config, connections, storage
+from skyline_analyzer import config, connections, harness, storage
 from skyline_analyzer.cluster import ClusterClient
 from skyline_analyzer.exceptions import SettingsError
+from skyline_analyzer.webapp.store import Store
 from tests.support import free_port, write_settings
 
 #: Names a hostile feed can produce: hash-tag braces (a tag must not be honoured differently), non-ASCII,
@@ -150,3 +151,18 @@ def test_the_cluster_client_is_built_on_first_use(tmp_path):
 def test_a_malformed_startup_node_is_refused(bad, tmp_path):
     with pytest.raises(SettingsError, match="REDIS_CLUSTER_NODES"):
         config.load(write_settings(tmp_path, REDIS_CLUSTER_NODES=["127.0.0.1:7000", bad]))
+
+
+def test_the_web_app_store_reads_from_the_cluster(redis_cluster, load_settings):
+    settings = load_settings(REDIS_CLUSTER_NODES=redis_cluster.addresses[:1])
+    conn = connections.connect(settings)
+    conn.flushall()
+    pairs = [[1700000000 + 60 * n, float(n)] for n in range(100)]
+    harness.seed_redis(conn, {"web.one": pairs, "web.two": pairs}, settings.FULL_NAMESPACE)
+    conn.set("analyzer", 1700000000)
+    store = Store(connections.connect(settings), settings)
+    assert store.index.search("web.", 10)[0] == ["web.one", "web.two"]
+    assert list(store.series("web.two").values) == [float(n) for n in range(100)]
+    assert store.heartbeat() == 1700000000
+    store.conn.close()
+    conn.close()
