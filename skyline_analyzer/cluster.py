@@ -61,6 +61,17 @@ class _Translating:
         return _translated(self._target, attr, self) if callable(attr) else attr
 
 
+def _auth_error(exc: BaseException | None) -> BaseException | None:
+    """The authentication or authorization error ``exc`` is or was caused by, if any."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
 class ClusterClient(_Translating):
     """A :class:`RedisCluster` built on first use by ``factory``; its errors are :class:`redis.RedisError`.
 
@@ -78,9 +89,12 @@ class ClusterClient(_Translating):
         if self._target is None:
             try:
                 self._target = self._factory()
-            except (redis.exceptions.AuthenticationError, redis.exceptions.AuthorizationError):
-                raise
             except (redis.exceptions.RedisClusterException, redis.RedisError, OSError) as exc:
+                # redis-py reports a refused password as "no reachable node"; a password never heals by
+                # itself, so it is told apart (connections.check_credentials stops the start-up on it).
+                refused = _auth_error(exc)
+                if refused is not None:
+                    raise refused from exc
                 raise redis.ConnectionError(f"cannot load the slot map of {self.description}: {exc}") from exc
         return self._target
 

@@ -166,3 +166,20 @@ def test_the_web_app_store_reads_from_the_cluster(redis_cluster, load_settings):
     assert store.heartbeat() == 1700000000
     store.conn.close()
     conn.close()
+
+
+def test_the_password_goes_to_every_node_and_a_refused_one_stops_the_start_up(tmp_path):
+    (tmp_path / "nodes").mkdir()
+    with harness.private_cluster(tmp_path / "nodes", masters=3, replicas=0, password="s3cret") as cluster:
+        settings = config.load(write_settings(tmp_path, REDIS_CLUSTER_NODES=cluster.addresses[:2],
+                                              REDIS_PASSWORD="s3cret"))
+        conn = connections.connect(settings)
+        store(conn, [f"metrics.p{n}" for n in range(200)])
+        assert storage.fetch(conn, ["metrics.p7", "metrics.p150"])[1] == [b"metrics.p7" * 3, b"metrics.p150" * 3]
+        conn.close()
+        connections.check_credentials(settings)
+        for password in ("wrong", None):
+            refused = config.load(write_settings(tmp_path, REDIS_CLUSTER_NODES=cluster.addresses[:2],
+                                                 REDIS_PASSWORD=password))
+            with pytest.raises(connections.RedisAuthError, match="REDIS_PASSWORD"):
+                connections.check_credentials(refused)
