@@ -6,6 +6,8 @@ cluster client, which routes each key itself.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import redis
 from redis.crc import key_slot
@@ -183,3 +185,24 @@ def test_the_password_goes_to_every_node_and_a_refused_one_stops_the_start_up(tm
                                                  REDIS_PASSWORD=password))
             with pytest.raises(connections.RedisAuthError, match="REDIS_PASSWORD"):
                 connections.check_credentials(refused)
+
+
+def test_without_replicas_a_dead_master_costs_its_keys_then_clusterdown_costs_all_never_an_error(tmp_path):
+    (tmp_path / "nodes").mkdir()
+    with harness.private_cluster(tmp_path / "nodes", masters=3, replicas=0) as cluster:
+        settings = config.load(write_settings(tmp_path, REDIS_CLUSTER_NODES=cluster.addresses))
+        conn = connections.connect(settings)
+        names = [f"metrics.d{n}" for n in range(600)]
+        store(conn, names)
+        victim = cluster.masters()[0]
+        on_victim = {name for name in names
+                     if conn.client.nodes_manager.get_node_from_slot(conn.client.keyslot(name)).port == victim}
+        cluster.kill(victim)
+        read, values = storage.fetch(conn, names)  # before the others mark it failed: they still serve
+        assert set(read) == set(names) - on_victim
+        assert values == [name.encode() * 3 for name in read]
+        deadline = time.monotonic() + 30
+        while storage.fetch(conn, names)[0]:  # the cluster state turns to fail: CLUSTERDOWN for every key
+            assert time.monotonic() < deadline, "the cluster never stopped serving"
+            time.sleep(0.2)
+        conn.close()
