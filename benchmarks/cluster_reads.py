@@ -7,6 +7,8 @@ of ``MGET_CHUNK`` plain metric names, as an Analyzer worker reads them:
 
 * ``standalone MGET (tcp)``: one MGET per chunk, the baseline of every ratio;
 * ``standalone MGET (unix)``: the same over the unix socket;
+* ``standalone fetch (unix)``: :func:`skyline_analyzer.storage.fetch` there, as the worker now calls it
+  (the single-Redis path must cost what the plain MGET costs);
 * ``cluster mget_nonatomic``: redis-py's cross-slot MGET, one command per slot of the chunk;
 * ``cluster slot-grouped``: :func:`skyline_analyzer.storage.fetch`, one pipeline per master holding one
   MGET per slot.
@@ -112,6 +114,7 @@ def main() -> None:
                 ways = {
                     "standalone MGET (tcp)": tcp.mget,
                     "standalone MGET (unix)": unix.mget,
+                    "standalone fetch (unix)": lambda chunk: storage.fetch(unix, chunk),
                     "cluster mget_nonatomic": client.client.mget_nonatomic,
                     "cluster slot-grouped": lambda chunk: storage.fetch(client, chunk),
                 }

@@ -10,8 +10,9 @@ loops cannot absorb as they are written, and :class:`ClusterClient` bridges both
   which every loop catches. Here they are re-raised as :class:`redis.exceptions.ClusterError`, also from the
   pipelines it hands out.
 
-Everything else (routing by slot, following MOVED/ASK, reloading the slot map after a failover, splitting a
-multi-key DEL per slot, a PING sent to every node) is redis-py's own.
+Its PING goes to every master (not to the replicas, which nothing reads). Everything else (routing by slot,
+following MOVED/ASK, reloading the slot map after a failover, splitting a multi-key DEL per slot) is
+redis-py's own.
 """
 
 from __future__ import annotations
@@ -101,6 +102,11 @@ class ClusterClient(_Translating):
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self.client, name)
         return _translated(self._target, attr, self) if callable(attr) else attr
+
+    def ping(self) -> bool:
+        """PING every master (redis-py's default also pings the replicas, which are never read here: a
+        dead replica would stop the loops until the cluster forgets it)."""
+        return self.__getattr__("ping")(target_nodes=RedisCluster.PRIMARIES)
 
     def close(self) -> None:
         """Close every node's connections (nothing to do when no command was ever sent)."""

@@ -206,3 +206,13 @@ def test_without_replicas_a_dead_master_costs_its_keys_then_clusterdown_costs_al
             assert time.monotonic() < deadline, "the cluster never stopped serving"
             time.sleep(0.2)
         conn.close()
+
+
+def test_a_dead_replica_costs_nothing(redis_cluster, cluster_conn):
+    masters = redis_cluster.masters()
+    replica = next(port for port in redis_cluster.ports if port not in masters)
+    store(cluster_conn, ["metrics.r1", "metrics.r2"])
+    redis_cluster.kill(replica)
+    assert cluster_conn.ping()  # what every loop's RedisLink.ping sends
+    assert storage.fetch(cluster_conn, ["metrics.r1", "metrics.r2"]) == (["metrics.r1", "metrics.r2"],
+                                                                         [b"metrics.r1" * 3, b"metrics.r2" * 3])
