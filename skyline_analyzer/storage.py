@@ -45,9 +45,11 @@ def fetch(conn: Any, names: Sequence[str]) -> tuple[Sequence[str], list[bytes | 
     On a single Redis every name is read with one MGET (a failure raises). On a cluster, the names whose
     slot could not be read are left out of the first list (and logged); the rest are read.
     """
-    if not isinstance(conn, ClusterClient):
-        return names, conn.mget(names)
-    return cluster_fetch(conn.client, names)
+    if isinstance(conn, ClusterClient):
+        return cluster_fetch(conn.client, names)
+    if isinstance(conn, RedisCluster):
+        return cluster_fetch(conn, names)
+    return names, conn.mget(names)
 
 
 def cluster_fetch(client: RedisCluster, names: Sequence[str]) -> tuple[Sequence[str], list[bytes | None]]:
