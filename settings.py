@@ -22,6 +22,10 @@ REDIS_PASSWORD = None
 REDIS_HOST = None
 # TCP port used with REDIS_HOST.
 REDIS_PORT = 6379
+# Redis Cluster startup nodes, e.g. ['10.0.0.1:7000', '10.0.0.2:7000'] (beyond v1.2.8; docs/redis-cluster.md).
+# Empty: the single Redis above. When set, every component uses the cluster and REDIS_HOST/REDIS_SOCKET_PATH
+# are not used; REDIS_PASSWORD is sent to every node.
+REDIS_CLUSTER_NODES = []
 
 # ----------------------------------------------------------------------------------------------------
 # Paths and namespaces

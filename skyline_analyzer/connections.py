@@ -13,8 +13,10 @@ import logging
 import redis
 import redis.exceptions
 from redis.backoff import NoBackoff
+from redis.cluster import RedisCluster
 from redis.retry import Retry
 
+from skyline_analyzer.cluster import ClusterClient, startup_nodes
 from skyline_analyzer.config import Settings
 
 log = logging.getLogger(__name__)
@@ -33,21 +35,31 @@ class RedisAuthError(Exception):
     """Redis refused our credentials: retrying cannot help, so start-up must fail."""
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """A client for database 0: over ``REDIS_HOST:REDIS_PORT`` when a host is set, else the unix socket.
+def connect(settings: Settings) -> redis.Redis | ClusterClient:
+    """A client for database 0: over ``REDIS_HOST:REDIS_PORT`` when a host is set, else the unix socket;
+    a Redis Cluster client when ``REDIS_CLUSTER_NODES`` is set (docs/redis-cluster.md).
 
     ``REDIS_PASSWORD`` is sent with AUTH when truthy. Nothing is sent until the first command. A failed
-    command is retried ``COMMAND_RETRIES`` times at once, then raises.
+    command is retried ``COMMAND_RETRIES`` times at once, then raises (on a cluster, after reloading the
+    slot map: the retry goes to the replica promoted in the meantime, if any).
     """
     password = settings.REDIS_PASSWORD or None
     retry = Retry(NoBackoff(), COMMAND_RETRIES)
+    if settings.REDIS_CLUSTER_NODES:
+        nodes = startup_nodes(settings.REDIS_CLUSTER_NODES)
+        # A partly covered cluster (a shard lost with no replica) still serves the other shards' keys:
+        # require_full_coverage=False lets the client load such a slot map instead of refusing every key.
+        return ClusterClient(lambda: RedisCluster(startup_nodes=nodes, password=password, retry=retry,
+                                                  require_full_coverage=False), describe(settings))
     if settings.REDIS_HOST:
         return redis.Redis(host=settings.REDIS_HOST, port=settings.REDIS_PORT, db=0, password=password, retry=retry)
     return redis.Redis(unix_socket_path=settings.REDIS_SOCKET_PATH, db=0, password=password, retry=retry)
 
 
 def describe(settings: Settings) -> str:
-    """Where the settings point: ``unix:<path>`` or ``<host>:<port>`` (for log lines)."""
+    """Where the settings point: ``unix:<path>``, ``<host>:<port>`` or ``cluster:<node>,...`` (for log lines)."""
+    if settings.REDIS_CLUSTER_NODES:
+        return "cluster:" + ",".join(settings.REDIS_CLUSTER_NODES)
     if settings.REDIS_HOST:
         return f"{settings.REDIS_HOST}:{settings.REDIS_PORT}"
     return f"unix:{settings.REDIS_SOCKET_PATH}"

@@ -50,6 +50,8 @@ DEFAULTS: dict[str, Any] = {
     # Beyond v1.2.8 (socket only): when REDIS_HOST is set, connect over TCP instead of the socket.
     "REDIS_HOST": None,
     "REDIS_PORT": 6379,
+    # Beyond v1.2.8: "host:port" startup nodes of a Redis Cluster; empty: the single Redis above.
+    "REDIS_CLUSTER_NODES": [],
     # --- Paths -----------------------------------------------------------------------------------
     "LOG_PATH": "/var/log/skyline",
     "PID_PATH": "/run/skyline",  # v1.2.8: /var/run/skyline, the same directory

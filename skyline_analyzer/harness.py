@@ -24,7 +24,7 @@ from typing import Any
 
 import redis
 
-from skyline_analyzer import codec, config, connections, keys
+from skyline_analyzer import codec, config, connections, keys, storage
 from skyline_analyzer.codec import decode_pairs
 from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.horizon.senders import send_pickle
@@ -74,6 +74,117 @@ def private_redis(directory: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+class PrivateCluster:
+    """The redis-server processes of :func:`private_cluster`, by client port."""
+
+    def __init__(self, ports: Sequence[int], password: str | None) -> None:
+        self.ports = list(ports)
+        self.password = password
+        self.processes: dict[int, subprocess.Popen] = {}
+
+    @property
+    def addresses(self) -> list[str]:
+        """``REDIS_CLUSTER_NODES`` for it: ``'127.0.0.1:<port>'`` of every node."""
+        return [f"127.0.0.1:{port}" for port in self.ports]
+
+    def node(self, port: int) -> redis.Redis:
+        """A plain client of one node (for CLUSTER commands)."""
+        return redis.Redis(host="127.0.0.1", port=port, password=self.password)
+
+    def masters(self) -> list[int]:
+        """Ports of the nodes that are masters now and serve slots, as a live node sees it."""
+        for port, process in self.processes.items():
+            if process.poll() is None:
+                with self.node(port) as client:
+                    return sorted(int(address.split(":")[1].split("@")[0])
+                                  for address, node in client.execute_command("CLUSTER NODES").items()
+                                  if "master" in node["flags"] and "fail" not in node["flags"] and node["slots"])
+        return []
+
+    def wait_ok(self, timeout: float = 60.0) -> None:
+        """Until every live node says ``cluster_state:ok``; RuntimeError after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        for port, process in self.processes.items():
+            while process.poll() is None:
+                try:
+                    with self.node(port) as client:
+                        if client.execute_command("CLUSTER INFO").get("cluster_state") == "ok":
+                            break
+                except redis.RedisError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the cluster node on port {port} is not ok after {timeout:g} s")
+                time.sleep(0.1)
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node, as a crash would."""
+        self.processes[port].kill()
+        self.processes[port].wait()
+
+    def stop(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes.values():
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@contextmanager
+def private_cluster(directory: Path, masters: int = 3, replicas: int = 1, node_timeout_ms: int = 1000,
+                    password: str | None = None) -> Iterator[PrivateCluster]:
+    """A Redis Cluster of ``masters`` masters with ``replicas`` replicas each on free loopback ports.
+
+    Every node runs without persistence in its own directory under ``directory``; ``node_timeout_ms``
+    is how long a silent master takes to be failed over (Redis's default is 15000). Every node is stopped
+    when the block ends.
+    """
+    binary = shutil.which("redis-server") or "redis-server"
+    count = masters * (1 + replicas)
+    cluster = PrivateCluster([free_port() for _ in range(count)], password)
+    auth = ["--requirepass", password, "--masterauth", password] if password else []
+    try:
+        for port in cluster.ports:
+            node_dir = directory / f"node{port}"
+            node_dir.mkdir()
+            cluster.processes[port] = subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-port", str(free_port()), "--cluster-config-file", str(node_dir / "nodes.conf"),
+                 "--cluster-node-timeout", str(node_timeout_ms), "--save", "", "--appendonly", "no",
+                 "--dir", str(node_dir), "--logfile", str(node_dir / "redis.log"), *auth],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+        for port in cluster.ports:
+            _wait_ping(cluster.node(port), cluster.processes[port])
+        cli = shutil.which("redis-cli") or "redis-cli"
+        created = subprocess.run(
+            [cli, *(["-a", password, "--no-auth-warning"] if password else []), "--cluster", "create",
+             *cluster.addresses, "--cluster-replicas", str(replicas), "--cluster-yes"],
+            capture_output=True, timeout=START_TIMEOUT, check=False)
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout.decode(errors='replace')}")
+        cluster.wait_ok()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def _wait_ping(client: redis.Redis, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 10
+    with client:
+        while True:
+            try:
+                client.ping()
+                return
+            except (redis.ConnectionError, FileNotFoundError):
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.05)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -139,7 +250,10 @@ def _new_log(log: Path, offset: int) -> str:
 def stored_counts(conn: Any, full_keys: Sequence[str]) -> list[int]:
     """Datapoints Redis holds for each key (0 when the key is missing or cannot be decoded)."""
     counts = []
-    for raw in conn.mget(full_keys):
+    read, values = storage.fetch(conn, full_keys)
+    if len(read) < len(full_keys):
+        return [0] * len(full_keys)  # some slot of a cluster is not serving yet: ask again
+    for raw in values:
         try:
             counts.append(len(decode_pairs(raw)) if raw else 0)
         except SeriesFormatError:
@@ -183,6 +297,7 @@ def ingest(settings: config.Settings, metrics: Mapping[str, Sequence[Sequence[An
     overrides = {
         "REDIS_SOCKET_PATH": settings.REDIS_SOCKET_PATH, "REDIS_HOST": settings.REDIS_HOST,
         "REDIS_PORT": settings.REDIS_PORT, "REDIS_PASSWORD": settings.REDIS_PASSWORD,
+        "REDIS_CLUSTER_NODES": list(settings.REDIS_CLUSTER_NODES),
         "LOG_PATH": str(directory), "PID_PATH": str(directory), "SKYLINE_TMP_DIR": settings.SKYLINE_TMP_DIR,
         "GRAPHITE_HOST": "", "HORIZON_IP": "127.0.0.1", **free_ports(),
         "MAX_RESOLUTION": settings.FULL_DURATION + settings.ROOMBA_GRACE_TIME,

@@ -63,6 +63,14 @@ def bind_address(value: Any) -> Iterator[Problem]:
         yield from text(spaces=False)(value)
 
 
+def cluster_node(value: Any) -> Iterator[Problem]:
+    """A Redis Cluster startup node: ``'host:port'`` (an IPv6 host in brackets: ``'[::1]:7000'``)."""
+    host, _, port = value.rpartition(":")
+    good_host = host.strip("[]") and host.isprintable() and not any(c.isspace() for c in host)
+    if not (good_host and port.isascii() and port.isdigit() and 1 <= int(port[:6]) <= 65535):
+        yield Problem("'host:port' with a port number (1..65535)", value)
+
+
 def syslog_address(value: Any) -> Iterator[Problem]:
     """A unix socket path, or a ``[host, port]`` pair for UDP."""
     if isinstance(value, str):
@@ -159,6 +167,7 @@ SCHEMA: dict[str, Rule] = {
     "REDIS_PASSWORD": Rule(STR_OR_NONE, secret=True),
     "REDIS_HOST": Rule(STR_OR_NONE, WORD),
     "REDIS_PORT": Rule(INT, PORT),
+    "REDIS_CLUSTER_NODES": Rule(LIST, items(cluster_node)),
     # --- Paths
     "LOG_PATH": Rule(STR, path("dir", absolute=True)),
     "PID_PATH": Rule(STR, path("dir", absolute=True)),

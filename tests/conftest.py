@@ -1,4 +1,5 @@
-"""Shared fixtures: private Redis servers, settings files pointing at them, a private carbon-cache.
+"""Shared fixtures: private Redis servers and a Redis Cluster, settings files pointing at them, a private
+carbon-cache.
 
 Plain helpers (ports, log waits, settings files without a fixture) are in ``tests/support.py``.
 """
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from skyline_analyzer import config
+from skyline_analyzer import config, harness
 from tests import support
 from tests.carbon_server import CarbonServer
 from tests.redis_server import RedisServer
@@ -74,3 +75,11 @@ def carbon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CarbonServer]:
     server = CarbonServer(tmp_path_factory.mktemp("carbon")).start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.PrivateCluster]:
+    """A Redis Cluster of 3 masters and 3 replicas on free loopback ports for the test module (a few
+    seconds to start); a master that does not answer is failed over after 1 s."""
+    with harness.private_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster

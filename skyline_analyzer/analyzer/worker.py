@@ -26,7 +26,7 @@ from typing import Any
 
 import redis
 
-from skyline_analyzer import codec, connections, keys, logs
+from skyline_analyzer import codec, connections, keys, logs, storage
 from skyline_analyzer.allocator import tune_allocator
 from skyline_analyzer.analyzer import history, tune_record
 from skyline_analyzer.analyzer.messages import ChunkDone, WorkerDone, WorkerSummary
@@ -57,10 +57,11 @@ Fetched = tuple[Sequence[str], list[bytes | None]]
 def fetch_chunk(conn: Any, names: Sequence[str]) -> Fetched:
     """The values of one chunk of full keys: the one place the worker reads series from Redis.
 
-    Returns the names read and their values (None for a key that does not exist), in order. One MGET
-    here; another store may return fewer names than asked (those left out count as unprocessed).
+    Returns the names read and their values (None for a key that does not exist), in order. One MGET on a
+    single Redis; on a Redis Cluster, slot-grouped MGETs, and the names whose slot cannot be read now are
+    left out (not counted as processed: the parent reports them as unprocessed for this run).
     """
-    return names, conn.mget(names)
+    return storage.fetch(conn, names)
 
 
 def prefetched(settings: Settings, chunks: Sequence[Sequence[str]]) -> Iterator[Fetched]:

@@ -18,7 +18,7 @@ import time
 
 import redis
 
-from skyline_analyzer import config, connections, keys, synthetic
+from skyline_analyzer import config, connections, keys, storage, synthetic
 from skyline_analyzer.codec import decode
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import engine
@@ -87,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
         return 1
     try:
         wait_until_stored(conn, full_keys, [points] * len(names), args.timeout)
-        series = [decode(raw, key) for raw, key in zip(conn.mget(full_keys), full_keys, strict=True)]
+        read, values = storage.fetch(conn, full_keys)
+        if len(read) < len(full_keys):
+            raise RuntimeError(f"{len(full_keys) - len(read)} metrics could not be read back (cluster slots down)")
+        series = [decode(raw, key) for raw, key in zip(values, full_keys, strict=True)]
     except RuntimeError as exc:
         print(f"error :: {exc}", file=sys.stderr)
         return 1
