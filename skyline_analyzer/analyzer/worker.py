@@ -33,6 +33,7 @@ from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import engine
 from skyline_analyzer.detection.anomaly import Anomaly
+from skyline_analyzer.detection.reference import Recorder
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import ExceptionKind, SeriesFormatError
 from skyline_analyzer.slices import assigned_slice
@@ -70,7 +71,7 @@ def decode_chunk(
 
 
 def _analyse(
-    series: list[Series], names: list[str], settings: Settings, now: float, conn: Any, recorder: RunMetricsRecorder
+    series: list[Series], names: list[str], settings: Settings, now: float, conn: Any, recorder: Recorder
 ) -> list[engine.Outcome | None]:
     """The outcomes for a chunk, after the Redis side of each verdict; if the batch call fails, each series
     alone (a failure is None)."""
@@ -97,7 +98,7 @@ def process_chunk(
     names: Sequence[str],
     settings: Settings,
     now: float,
-    recorder: RunMetricsRecorder,
+    recorder: Recorder,
     summary: WorkerSummary,
 ) -> list[Anomaly]:
     """Fetch, decode and analyse one chunk; update ``summary``; return its anomalies.
