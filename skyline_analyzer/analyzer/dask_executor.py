@@ -125,11 +125,13 @@ class DaskExecutor:
         preferred = units.placement(plan, owners, client.scheduler_info(n_workers=-1).get("workers", {}))
         # Keys unique to the run: a unit of an earlier run still known to the scheduler is never reused.
         run = uuid.uuid4().hex[:12]
-        return {
-            u.unit_id: client.submit(unit.analyse_unit, u, self.settings, now, key=f"skyline-unit-{run}-{u.unit_id}",
-                                     workers=preferred[u.unit_id] or None, allow_other_workers=True, pure=False)
-            for u in plan
-        }
+        futures = {}
+        for u in plan:
+            # Preferred, not required: any worker takes the unit when those are busy or gone.
+            where = {"workers": preferred[u.unit_id], "allow_other_workers": True} if preferred[u.unit_id] else {}
+            futures[u.unit_id] = client.submit(unit.analyse_unit, u, self.settings, now,
+                                               key=f"skyline-unit-{run}-{u.unit_id}", pure=False, **where)
+        return futures
 
     def _gather(self, client: Client, futures: dict[int, Future], results: dict[int, UnitDone],
                 daemon: Daemon) -> dict[int, Future]:
