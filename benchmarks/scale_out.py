@@ -40,7 +40,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 from algorithms import synthetic_chunk  # noqa: E402
 from end_to_end import POINTS, STEP, encode_block  # noqa: E402
 
-from skyline_analyzer import config, harness, keys  # noqa: E402
+from skyline_analyzer import config, connections, harness, keys  # noqa: E402
 from skyline_analyzer.analyzer.daemon import Analyzer  # noqa: E402
 from skyline_analyzer.dask_cluster import private_dask  # noqa: E402
 
@@ -131,9 +131,9 @@ def storage(kind: str, directory: Path) -> Iterator[tuple[dict, Any]]:
     """(settings overrides, client) for a private single Redis or, when the harness has one, a cluster."""
     if kind == "cluster":
         with harness.private_cluster(directory) as cluster:  # type: ignore[attr-defined]
-            settings = config.load().replace(REDIS_CLUSTER_NODES=cluster.nodes)
-            conn = harness.connections.connect(settings)
-            yield {"REDIS_CLUSTER_NODES": cluster.nodes}, conn
+            overrides = {"REDIS_CLUSTER_NODES": cluster.addresses}
+            conn = connections.connect(config.load().replace(**overrides))
+            yield overrides, conn
             conn.close()
         return
     with harness.private_redis(directory) as socket_path:
