@@ -104,6 +104,15 @@ ANALYZER_ENGINE = 'fast'
 ANALYZER_OPTIMUM_RUN_DURATION = 60
 # Seconds after which a worker is killed and the run carries on.
 MAX_ANALYZER_PROCESS_RUNTIME = 180
+# Where the analysis runs (docs/scale-out.md): 'local' forks ANALYZER_PROCESSES workers on this machine;
+# 'dask' sends it to the Dask scheduler below (install the package's `dask` extra).
+ANALYZER_EXECUTOR = 'local'
+# The Dask scheduler's address, with ANALYZER_EXECUTOR = 'dask'.
+DASK_SCHEDULER_ADDRESS = 'tcp://127.0.0.1:8786'
+# Work units (ranges of Redis Cluster hash slots) a run is split into for Dask: a few per Dask worker thread.
+DASK_UNITS_PER_RUN = 64
+# Seconds to wait for the Dask scheduler before the run counts every metric as unprocessed.
+DASK_CONNECT_TIMEOUT = 10.0
 # A series whose last datapoint is older than this (s) is Stale and not analysed.
 STALE_PERIOD = 500
 # Send the stale-metrics digest.

@@ -71,6 +71,11 @@ class Settings(Mapping[str, Any]):
     def __len__(self) -> int:
         return len(self._values)
 
+    def __reduce__(self) -> tuple[type[Settings], tuple[dict[str, Any], str]]:
+        # Pickled by value (for Dask workers): the default protocol would look up attributes through
+        # __getattr__ before _values exists.
+        return Settings, (self._values, self.source)
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some settings changed (for programmatic callers; tests use a settings file)."""
         return Settings({**self._values, **changes}, self.source)

@@ -28,6 +28,7 @@ ALGORITHM_NAMES = (
 
 #: The values ``ANALYZER_ENGINE`` accepts: 'fast' (batched) and 'reference' (per series, the oracle).
 ENGINES = ("fast", "reference")
+EXECUTORS = ("local", "dask")
 
 #: The alerter names an ALERTS tuple may use, each a module of ``skyline_analyzer.alerters``, with the
 #: setting that switches it on (None: always on). An e-mail address is also accepted: the legacy form of smtp.
@@ -86,6 +87,12 @@ DEFAULTS: dict[str, Any] = {
     "ANALYZER_ENGINE": "fast",
     "ANALYZER_OPTIMUM_RUN_DURATION": 60,
     "MAX_ANALYZER_PROCESS_RUNTIME": 180,
+    # Beyond v1.2.8 (docs/scale-out.md): 'local' forks ANALYZER_PROCESSES workers; 'dask' hands ranges of
+    # hash slots to the Dask scheduler at DASK_SCHEDULER_ADDRESS, in about DASK_UNITS_PER_RUN units a run.
+    "ANALYZER_EXECUTOR": "local",
+    "DASK_SCHEDULER_ADDRESS": "tcp://127.0.0.1:8786",
+    "DASK_UNITS_PER_RUN": 64,
+    "DASK_CONNECT_TIMEOUT": 10.0,
     "STALE_PERIOD": 500,
     "ALERT_ON_STALE_METRICS": True,
     "ALERT_ON_STALE_PERIOD": 300,

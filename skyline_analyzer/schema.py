@@ -40,7 +40,7 @@ from skyline_analyzer.checks import (
     text,
     value_problems,
 )
-from skyline_analyzer.defaults import ALERTER_NAMES, ALGORITHM_NAMES, ENGINES, RETIRED_ALERTERS
+from skyline_analyzer.defaults import ALERTER_NAMES, ALGORITHM_NAMES, ENGINES, EXECUTORS, RETIRED_ALERTERS
 
 #: Most processes or threads one setting may ask for.
 MAX_PROCESSES = 1024
@@ -200,6 +200,10 @@ SCHEMA: dict[str, Rule] = {
     "ANALYZER_ENGINE": Rule(STR, one_of(*ENGINES)),
     "ANALYZER_OPTIMUM_RUN_DURATION": Rule(INT, POSITIVE),
     "MAX_ANALYZER_PROCESS_RUNTIME": Rule(INT, POSITIVE),
+    "ANALYZER_EXECUTOR": Rule(STR, one_of(*EXECUTORS)),
+    "DASK_SCHEDULER_ADDRESS": Rule(STR, WORD),
+    "DASK_UNITS_PER_RUN": Rule(INT, between(1, 16384, rule="1 to 16384 (one hash slot each at most)")),
+    "DASK_CONNECT_TIMEOUT": Rule(NUMBER, seconds),
     "STALE_PERIOD": Rule(INT, POSITIVE),
     "ALERT_ON_STALE_METRICS": Rule(BOOL),
     "ALERT_ON_STALE_PERIOD": Rule(INT, NON_NEGATIVE),

@@ -7,12 +7,14 @@ Plain helpers (ports, log waits, settings files without a fixture) are in ``test
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 import redis
 
 from skyline_analyzer import config, harness
+from skyline_analyzer.dask_cluster import DaskCluster, private_dask
 from tests import support
 from tests.carbon_server import CarbonServer
 from tests.redis_server import RedisServer
@@ -83,3 +85,17 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.
     seconds to start); a master that does not answer is failed over after 1 s."""
     with harness.private_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaskCluster]:
+    """A real ``dask scheduler`` and two ``dask worker`` processes for the test module (left intact)."""
+    with private_dask(tmp_path_factory.mktemp("dask"), workers=2) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def own_dask(tmp_path: Path) -> Iterator[Callable[[int], DaskCluster]]:
+    """Start a Dask scheduler with ``n`` workers of the test's own (ones it may kill or stop)."""
+    with ExitStack() as stack:
+        yield lambda workers: stack.enter_context(private_dask(tmp_path / "dask", workers=workers))

@@ -37,7 +37,7 @@ needs_systemd_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-anal
 
 
 def test_every_daemon_has_a_unit() -> None:
-    assert [unit.stem for unit in UNITS] == ["analyzer", "horizon", "webapp"]
+    assert [unit.stem for unit in UNITS] == ["analyzer", "dask-scheduler", "dask-worker", "horizon", "webapp"]
 
 
 @needs_systemd_analyze
@@ -57,9 +57,12 @@ def test_units_verify(tmp_path: Path) -> None:
     copies = []
     for unit in UNITS:
         text = unit.read_text()
-        assert "ExecStart=/opt/skyline-analyzer/.venv/bin/skyline-analyzer " in text
+        # The Dask units run the venv's interpreter (docs/scale-out.md#deploy), the others its console script.
+        assert re.search(r"^ExecStart=/opt/skyline-analyzer/\.venv/bin/(skyline-analyzer|python -m dask) ", text,
+                         re.MULTILINE)
         copy = tmp_path / unit.name
-        copy.write_text(text.replace("/opt/skyline-analyzer/.venv/bin/skyline-analyzer", str(SCRIPT)))
+        copy.write_text(text.replace("/opt/skyline-analyzer/.venv/bin/skyline-analyzer", str(SCRIPT))
+                        .replace("/opt/skyline-analyzer/.venv/bin/python", sys.executable))
         copies.append(copy)
     result = subprocess.run([ANALYZE, "verify", "--no-pager", *map(str, copies)],
                             capture_output=True, text=True, timeout=120)

@@ -107,6 +107,8 @@ class Analyzer(Daemon):
         self._smtp_matches = MatchCache(smtp_alerter_matcher(settings), settings.ALERT_MATCH_CACHE_SIZE)
         # The smtp alerter metrics as last published; None when unknown (start, or a failed write).
         self._published: set[str] | None = None
+        # The Dask client (ANALYZER_EXECUTOR = 'dask'), made by the first run that needs it.
+        self._dask: Any = None
 
     def run_forever(
         self, max_runs: int | None = None, on_report: Callable[[RunReport], None] | None = None
@@ -138,6 +140,13 @@ class Analyzer(Daemon):
                 log.info("sleeping for %.2f seconds due to low run time...", pause)
                 self.sleep(pause)
         self.handle_signals()
+        self.close()
+
+    def close(self) -> None:
+        """Let go of the Redis client and, with the Dask executor, of the Dask client."""
+        if self._dask is not None:
+            self._dask.close()
+            self._dask = None
         self.link.close()
 
     # --- one run ------------------------------------------------------------------------------
@@ -171,15 +180,21 @@ class Analyzer(Daemon):
         engine.preload(self.settings)
         self.checkpoint()
 
-        workers = pool.spawn(self._context, self.settings, unique_metrics, now)
-        try:
-            late = pool.supervise(workers, time.monotonic(), self.settings.MAX_ANALYZER_PROCESS_RUNTIME, self)
-        finally:
-            pool.reap(workers, self.notifier)
-        self.checkpoint()
-        self._report_algorithm_errors([w.pid for w in workers])
-        report = pool.collate(workers, late, len(members), now, {ExceptionKind.UNDECODABLE_NAME: undecodable})
-        self._mark_exception_sets(conn, workers)
+        skipped = {ExceptionKind.UNDECODABLE_NAME: undecodable}
+        if self.settings.ANALYZER_EXECUTOR == "dask":
+            report, sets_complete = self._dask_run(conn, unique_metrics, len(members), now, skipped)
+        else:
+            workers = pool.spawn(self._context, self.settings, unique_metrics, now)
+            try:
+                late = pool.supervise(workers, time.monotonic(), self.settings.MAX_ANALYZER_PROCESS_RUNTIME, self)
+            finally:
+                pool.reap(workers, self.notifier)
+            self.checkpoint()
+            self._report_algorithm_errors([w.pid for w in workers])
+            report = pool.collate(workers, late, len(members), now, skipped)
+            sets_complete = all(w.summary is not None and not w.summary.redis_set_errors for w in workers)
+        if sets_complete:
+            self._mark_exception_sets(conn)
         self.checkpoint()
 
         sent_to_mirage = self._alert(conn, report.anomalies, now)
@@ -274,10 +289,20 @@ class Analyzer(Daemon):
             log.error("error :: spin_process with pid %d has reported an error with the %s algorithm", pid, algorithm)
             log.error("%s", text)
 
-    def _mark_exception_sets(self, conn: Any, workers: list[pool.WorkerHandle]) -> None:
-        """Keep one ``_updated_at_<UTC time>`` marker per exception set (FIX L3: markers do not pile up)."""
-        if any(w.summary is None or w.summary.redis_set_errors for w in workers):
-            return
+    def _dask_run(self, conn: Any, unique_metrics: list[str], total: int, now: float,
+                  skipped: dict[str, int]) -> tuple[RunReport, bool]:
+        """The analysis on Dask (docs/scale-out.md); Dask is imported here only, on the first such run."""
+        if self._dask is None:
+            from skyline_analyzer.analyzer.dask_executor import DaskExecutor
+
+            self._dask = DaskExecutor(self.settings)
+        return self._dask.run(conn, unique_metrics, total, now, skipped, self)
+
+    def _mark_exception_sets(self, conn: Any) -> None:
+        """Keep one ``_updated_at_<UTC time>`` marker per exception set (FIX L3: markers do not pile up).
+
+        Called only when every worker (or unit) reported and updated its sets.
+        """
         marker = keys.UPDATED_AT_MARKER + time.strftime("%Y%m%d%H%M%S", time.gmtime())
         try:
             for key in worker.EXCEPTION_SETS.values():

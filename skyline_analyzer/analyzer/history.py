@@ -48,8 +48,9 @@ def is_anomalously_anomalous(redis: Any, metric_name: str, datapoint: Number, no
     """Second-order check on the metric's ``trigger_history.<full key>``.
 
     First trigger: store ``[(now, datapoint)]`` and return True. The same datapoint again within 300 s:
-    False, history untouched. Otherwise append ``[now, datapoint]`` (the history never expires, as in
-    v1.2.8) and test the latest interval between triggers
+    False, history untouched. The run's own entry (same ``now``, same datapoint: the check ran again in this
+    run) gives the first pass's answer, history untouched. Otherwise append ``[now, datapoint]`` (the history
+    never expires, as in v1.2.8) and test the latest interval between triggers
     (:func:`skyline_analyzer.detection.algorithms.interval_is_anomalous`).
     """
     key = keys.trigger_history(metric_name)
@@ -59,6 +60,10 @@ def is_anomalously_anomalous(redis: Any, metric_name: str, datapoint: Number, no
         return True
     history = msgpack.unpackb(raw)
     last_time, last_datapoint = history[-1]
+    if last_time == now and datapoint == last_datapoint:
+        # This run's own entry: the check is running again (Dask re-ran the unit, docs/scale-out.md). Decide
+        # as the first pass did, which wrote it, and write nothing: one entry per run whatever re-runs.
+        return len(history) == 1 or interval_is_anomalous([entry[0] for entry in history])
     if datapoint == last_datapoint and now - last_time <= SECOND_ORDER_REPEAT_WINDOW:
         return False
     history.append([now, datapoint])

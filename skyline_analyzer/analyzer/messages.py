@@ -4,6 +4,10 @@
   anomalies found before a worker is killed still reach the run;
 * :class:`WorkerDone` at the end, with the counts: like the original's queues, a killed worker contributes
   no counts, and the parent reports its unprocessed metrics (docs/analyzer.md).
+
+With ``ANALYZER_EXECUTOR = 'dask'`` a work unit returns one :class:`UnitDone` as its Dask result instead
+(docs/scale-out.md): the same summary and anomalies, plus what a forked worker leaves in files (timings,
+algorithm errors), which the parent writes once per unit.
 """
 
 from __future__ import annotations
@@ -38,6 +42,18 @@ class WorkerDone:
     """The worker finished its slice (or stopped early after a Redis failure) and is exiting."""
 
     summary: WorkerSummary
+
+
+@dataclass(frozen=True)
+class UnitDone:
+    """A Dask work unit finished: its counts and anomalies, the algorithms' timings and error reports."""
+
+    unit_id: int
+    summary: WorkerSummary
+    anomalies: list[Anomaly]
+    timings: dict[str, list[float]]
+    errors: list[tuple[str, str]]
+    where: str
 
 
 Message = ChunkDone | WorkerDone

@@ -12,7 +12,7 @@ import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 
@@ -143,9 +143,12 @@ def _join_all(processes: list[multiprocessing.process.BaseProcess], timeout: flo
         process.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
-def collate(workers: list[WorkerHandle], late: list[WorkerHandle], total: int, now: float,
-            skipped: Mapping[str, int]) -> RunReport:
+def collate(workers: Sequence[WorkerHandle], late: Sequence[WorkerHandle], total: int, now: float,
+            skipped: Mapping[str, int], label: str = "spin_process") -> RunReport:
     """Add up the workers' counts; ``skipped`` are the exceptions counted before the workers started.
+
+    A Dask run passes its units (same fields: index, assigned, processed, anomalies, summary), named
+    ``label`` in the log lines.
 
     ``total_analyzed`` counts only metrics actually analysed: the total less every exception and less the
     metrics a dead or killed worker left (FIX of v1.2.8, which counted those as analysed).
@@ -163,10 +166,10 @@ def collate(workers: list[WorkerHandle], late: list[WorkerHandle], total: int, n
         else:
             missing = handle.assigned - handle.processed
             state = "was killed at the runtime limit" if handle in late else "exited without reporting"
-            log.error("error :: spin_process %d %s", handle.index, state)
+            log.error("error :: %s %d %s", label, handle.index, state)
         if missing:
             unprocessed += missing
-            log.error("error :: spin_process %d left %d of its %d metrics unprocessed", handle.index, missing,
+            log.error("error :: %s %d left %d of its %d metrics unprocessed", label, handle.index, missing,
                       handle.assigned)
     return RunReport(
         run_time=time.time() - now,

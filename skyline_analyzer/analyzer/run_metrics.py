@@ -68,6 +68,11 @@ class RunMetricsRecorder:
         log.error("error :: algorithm %s raised on %s; its vote is None (counts towards anomalous)",
                   algorithm, metric_name, exc_info=error)
 
+    def add(self, timings: dict[str, list[float]]) -> None:
+        """Buffer timings collected elsewhere (a Dask unit's :class:`CollectingRecorder`)."""
+        for algorithm, seconds in timings.items():
+            self._pending.setdefault(algorithm, []).extend(seconds)
+
     def flush(self) -> None:
         """Append everything buffered; a file that cannot be written loses these records (logged once)."""
         pending, self._pending, runs, self._runs = self._pending, {}, self._runs, {}
@@ -82,6 +87,26 @@ class RunMetricsRecorder:
                 if not self._write_failed:
                     self._write_failed = True
                     log.error("error :: could not write the algorithm timing files in %s: %s", self.tmp_dir, exc)
+
+
+class CollectingRecorder:
+    """Keeps timings and error reports in memory, for a Dask unit to return to the parent.
+
+    A unit may run on another machine, and Dask may run it twice: what it would write to the run-metric
+    files travels in its result instead, and the parent writes the result it takes, once.
+    """
+
+    def __init__(self) -> None:
+        self.timings: dict[str, list[float]] = {}
+        self.errors: list[tuple[str, str]] = []
+
+    def record(self, algorithm: str, seconds: float, runs: int = 1) -> None:
+        self.timings.setdefault(algorithm, []).extend([seconds] * runs)
+
+    def failed(self, algorithm: str, metric_name: str, error: BaseException) -> None:
+        self.errors.append((algorithm, "".join(traceback.format_exception(error))))
+        log.error("error :: algorithm %s raised on %s; its vote is None (counts towards anomalous)",
+                  algorithm, metric_name, exc_info=error)
 
 
 @dataclass(frozen=True)

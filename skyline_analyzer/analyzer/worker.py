@@ -30,10 +30,10 @@ from skyline_analyzer import codec, connections, keys, logs, storage
 from skyline_analyzer.allocator import tune_allocator
 from skyline_analyzer.analyzer import history, tune_record
 from skyline_analyzer.analyzer.messages import ChunkDone, WorkerDone, WorkerSummary
-from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import engine
 from skyline_analyzer.detection.anomaly import Anomaly
+from skyline_analyzer.detection.reference import Recorder
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import ExceptionKind, SeriesFormatError
 from skyline_analyzer.slices import assigned_slice
@@ -105,7 +105,7 @@ def decode_chunk(
 
 
 def _analyse(
-    series: list[Series], names: list[str], settings: Settings, now: float, conn: Any, recorder: RunMetricsRecorder
+    series: list[Series], names: list[str], settings: Settings, now: float, conn: Any, recorder: Recorder
 ) -> list[engine.Outcome | None]:
     """The outcomes for a chunk, after the Redis side of each verdict; if the batch call fails, each series
     alone (a failure is None)."""
@@ -133,7 +133,7 @@ def process_chunk(
     raw_values: Sequence[bytes | None],
     settings: Settings,
     now: float,
-    recorder: RunMetricsRecorder,
+    recorder: Recorder,
     summary: WorkerSummary,
 ) -> list[Anomaly]:
     """Decode and analyse one fetched chunk; update ``summary``; return its anomalies.
