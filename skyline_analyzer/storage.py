@@ -39,6 +39,11 @@ _MIGRATING = (redis.exceptions.AskError, redis.exceptions.TryAgainError)
 _NODE_DOWN = (redis.ConnectionError, redis.TimeoutError, OSError)
 
 
+def is_cluster(conn: Any) -> bool:
+    """Whether ``conn`` talks to a Redis Cluster (pipelines there cannot carry scripts)."""
+    return isinstance(conn, (ClusterClient, RedisCluster))
+
+
 def fetch(conn: Any, names: Sequence[str]) -> tuple[Sequence[str], list[bytes | None]]:
     """The names read and their values (None for a missing key), in the order of ``names``.
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import redis
 
-from skyline_analyzer import keys
+from skyline_analyzer import keys, storage
 from skyline_analyzer.codec import decode_pairs, encode_as_roomba
 from skyline_analyzer.config import Settings
 from skyline_analyzer.connections import RedisLink, connect
@@ -236,10 +236,19 @@ class Vacuum:
         return counted
 
     def _send(self, writes: list[Write]) -> list[Any]:
+        if storage.is_cluster(self.conn):
+            # redis-py's cluster pipeline refuses scripts: one EVALSHA per key, each routed to its slot.
+            return [self._one(write) for write in writes]
         pipe = self.conn.pipeline(transaction=False)
         for write in writes:
             pipe.evalsha(self._script.sha, 1, write.key, *write.args())
         return pipe.execute(raise_on_error=False)
+
+    def _one(self, write: Write) -> Any:
+        try:
+            return self.conn.evalsha(self._script.sha, 1, write.key, *write.args())
+        except redis.RedisError as exc:
+            return exc
 
     @staticmethod
     def _count(write: Write, outcome: int, result: VacuumResult) -> bool:
@@ -280,7 +289,9 @@ class Vacuum:
         retry: list[bytes] = []
         writes: list[Write] = []
         largest = 0
-        for key, raw in zip(batch, self.conn.mget(batch), strict=True):
+        # On a Redis Cluster, keys whose slot cannot be read now are left out: they wait for the next pass.
+        read, values = storage.fetch(self.conn, batch)
+        for key, raw in zip(read, values, strict=True):
             if raw is None:
                 # Gone, or not a string (MGET cannot tell): the per-key path handles both as before.
                 if not self.key(key, cutoff, result):
