@@ -27,7 +27,7 @@ import redis
 
 from skyline_analyzer import codec, connections, keys, logs
 from skyline_analyzer.allocator import tune_allocator
-from skyline_analyzer.analyzer import history
+from skyline_analyzer.analyzer import history, recheck
 from skyline_analyzer.analyzer.messages import ChunkDone, WorkerDone, WorkerSummary
 from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder
 from skyline_analyzer.config import Settings
@@ -76,8 +76,8 @@ def _analyse(
     alone (a failure is None)."""
     history.record_stale_candidates(conn, settings, series, names, now)
     try:
-        return history.apply_second_order(conn, settings, engine.analyse(series, names, settings, now,
-                                                                           recorder=recorder), now)
+        return history.apply_second_order(conn, settings, recheck.first_stage(series, names, settings, now,
+                                                                               recorder), now)
     except Exception:
         log.error("error :: analysing a chunk of %d metrics failed; retrying one by one", len(names),
                   exc_info=True)
@@ -85,7 +85,7 @@ def _analyse(
     for one, name in zip(series, names, strict=True):
         try:
             outcomes.extend(history.apply_second_order(
-                conn, settings, engine.analyse([one], [name], settings, now, recorder=recorder), now))
+                conn, settings, recheck.first_stage([one], [name], settings, now, recorder), now))
         except Exception:
             log.error("error :: %s not analysed", name, exc_info=True)
             outcomes.append(None)
@@ -109,7 +109,7 @@ def process_chunk(
     raw_values = conn.mget(names)
     series, kept = decode_chunk(names, raw_values, summary)
     by_name = dict(zip(kept, series, strict=True))
-    anomalies: list[Anomaly] = []
+    candidates: list[tuple[Anomaly, bool]] = []
     set_members: dict[str, list[str]] = {}
     for name, outcome in zip(kept, _analyse(series, kept, settings, now, conn, recorder), strict=True):
         if outcome is None:
@@ -122,10 +122,13 @@ def process_chunk(
                 set_members.setdefault(EXCEPTION_SETS[outcome.exception], []).append(base)
             continue
         verdict = outcome.verdict
-        if verdict is not None and verdict.anomalous:
-            triggered = verdict.triggered(algorithms)
-            summary.anomaly_breakdown.update(triggered)
-            anomalies.append(Anomaly(verdict.datapoint, base, by_name[name].last_timestamp, tuple(triggered)))
+        if verdict is not None and (verdict.anomalous or recheck.nearly_flagged(verdict, settings)):
+            triggered = tuple(verdict.triggered(algorithms))
+            candidates.append((Anomaly(verdict.datapoint, base, by_name[name].last_timestamp, triggered),
+                               verdict.anomalous))
+    anomalies = recheck.apply(conn, settings, candidates, by_name)
+    for anomaly in anomalies:
+        summary.anomaly_breakdown.update(anomaly.triggered)
     summary.processed += len(names)
     if set_members:
         try:
