@@ -8,7 +8,10 @@ processes, so that each run's peak RSS is its own:
 * ``fast``: the fast engine (the default settings);
 * ``floor``: the same run with the analysis replaced by nothing, so workers only MGET and decode: the
   cost no engine can go below;
-* ``reference``: the per-series reference engine (only at the smaller count: it is slow).
+* ``reference``: the per-series reference engine (only at the smaller count: it is slow);
+* ``second``: the fast engine with the second stage on (``SECOND_STAGE_ENABLED``), every metric having a
+  seven-day copy in ``second_stage.<key>`` (its day averaged into 600 s buckets and repeated): the extra
+  cost is the second stage's work on its candidates and the fuller ensembles that find them.
 
 It prints seconds, metrics per second, the peak RSS of the parent and of the largest worker, and the
 ratio of each run to the floor with the same number of processes, all measured in this same run, for
@@ -41,7 +44,7 @@ from algorithms import synthetic_chunk  # noqa: E402
 from skyline_analyzer import config, keys  # noqa: E402
 from skyline_analyzer.analyzer import worker  # noqa: E402
 from skyline_analyzer.analyzer.daemon import Analyzer  # noqa: E402
-from skyline_analyzer.detection import engine  # noqa: E402
+from skyline_analyzer.detection import engine, second_stage  # noqa: E402
 from skyline_analyzer.harness import private_redis  # noqa: E402
 
 POINTS = 1440
@@ -59,6 +62,13 @@ def encode_block(timestamps: np.ndarray, values: np.ndarray) -> bytes:
     return records.tobytes()
 
 
+def week_copy(timestamps: np.ndarray, values: np.ndarray) -> bytes:
+    """A seven-day downsampled copy as Horizon's keeper would hold it: the day's buckets, repeated."""
+    starts, means = second_stage.downsample(timestamps, values, 600)
+    days = [starts - 86400 * back for back in range(7, 0, -1)] + [starts]
+    return encode_block(np.concatenate(days), np.tile(means, len(days)))
+
+
 def seed(socket_path: str, count: int, now: int, namespace: str) -> None:
     conn = redis.Redis(unix_socket_path=socket_path)
     conn.flushall()
@@ -69,6 +79,7 @@ def seed(socket_path: str, count: int, now: int, namespace: str) -> None:
         full_keys = [keys.metric(namespace, name.removeprefix("metrics.")) for name in names]
         for full_key, one in zip(full_keys, series, strict=True):
             pipe.set(full_key, encode_block(one.timestamps + shift, one.values))
+            pipe.set(keys.second_stage_history(full_key), week_copy(one.timestamps + shift, one.values))
         pipe.sadd(keys.unique_metrics(namespace), *full_keys)
         pipe.execute()
     conn.close()
@@ -81,7 +92,7 @@ def one_run(socket_path: str, tmp: str, mode: str, processes: int, now: int) -> 
         REDIS_SOCKET_PATH=socket_path, REDIS_HOST=None, REDIS_PASSWORD=None, LOG_PATH=tmp, PID_PATH=tmp,
         SKYLINE_TMP_DIR=str(root / f"tmp-{mode}-{processes}"), ANOMALY_DUMP=str(root / "anomalies.json"),
         GRAPHITE_HOST="", ENABLE_ALERTS=False, ANALYZER_PROCESSES=processes, MAX_ANALYZER_PROCESS_RUNTIME=3600,
-        ANALYZER_ENGINE="reference" if mode == "reference" else "fast",
+        ANALYZER_ENGINE="reference" if mode == "reference" else "fast", SECOND_STAGE_ENABLED=mode == "second",
     )
     if mode == "floor":
         # Workers are forked from this process, so they inherit this: every metric is fetched and decoded,
@@ -140,19 +151,21 @@ def main() -> None:
             info = redis.Redis(unix_socket_path=socket_path).info("memory")
             print(f"\n{count} metrics x {POINTS} points seeded in {time.perf_counter() - started:.1f} s"
                   f" (redis used_memory {info['used_memory'] / 2**20:.0f} MiB)", flush=True)
-            modes = ["floor", "fast"] + (["reference"] if count <= args.reference_up_to else [])
+            modes = ["floor", "fast", "second"] + (["reference"] if count <= args.reference_up_to else [])
             for processes in args.processes:
-                floor = None
+                floor = fast = None
                 for mode in modes:
                     row = {"count": count, "processes": processes, "mode": mode,
                            **measure(socket_path, tmp, mode, processes, now, args.repeat)}
                     floor = row["seconds"] if mode == "floor" else floor
+                    fast = row["seconds"] if mode == "fast" else fast
                     row["ratio_to_floor"] = row["seconds"] / floor
                     rows.append(row)
                     print(f"{count:>7} metrics  {processes} proc  {mode:<9} {row['seconds']:7.2f} s"
                           f"  {row['metrics'] / row['seconds']:>9.0f} metrics/s  x{row['ratio_to_floor']:5.2f} floor"
                           f"  parent {row['parent_rss_mib']:6.0f} MiB  worker {row['worker_rss_mib']:6.0f} MiB"
-                          f"  anomalies {row['anomalies']}", flush=True)
+                          f"  anomalies {row['anomalies']}"
+                          + (f"  x{row['seconds'] / fast:5.3f} fast" if mode == "second" else ""), flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -42,7 +42,7 @@ def test_the_daily_peak_is_normal_for_the_time_of_day() -> None:
     noon = int(np.flatnonzero(timestamps == 7 * 86400 + 43200)[0]) + 1
     decision = judged(timestamps[:noon], values[:noon])
     assert decision is not None and not decision.anomalous
-    assert decision.check == "seasonal_robust_z"
+    assert decision.check == "seasonal_nearest"
     assert decision.statistic <= decision.threshold == 3.5
     assert decision.reason.startswith("normal for the time of day")
 
@@ -57,7 +57,7 @@ def test_a_peak_at_an_unusual_hour_is_anomalous_and_says_why() -> None:
     assert decision.neighbours > 0
     record = decision.as_dict()
     assert json.loads(json.dumps(record)) == record
-    assert record["check"] == "seasonal_robust_z" and record["threshold"] == 3.5
+    assert record["check"] == "seasonal_nearest" and record["threshold"] == 3.5
 
 
 def test_too_little_history_is_not_judged() -> None:

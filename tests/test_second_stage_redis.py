@@ -96,7 +96,7 @@ def test_a_seasonal_peak_is_not_reported_and_an_unusual_one_is_with_its_reason(r
     report = Analyzer(settings).run_once()
     assert [a.base_name for a in report.anomalies] == ["night"]
     decision = report.anomalies[0].second_stage
-    assert decision is not None and decision["anomalous"] and decision["check"] == "seasonal_robust_z"
+    assert decision is not None and decision["anomalous"] and decision["check"] == "seasonal_nearest"
     assert decision["statistic"] > decision["threshold"] == settings.SECOND_STAGE_THRESHOLD
     dump = json.loads(anomaly_dump_path(settings).read_text())
     assert dump == [[metrics["night"][-1][1], "night", now, decision]]

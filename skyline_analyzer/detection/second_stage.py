@@ -4,17 +4,21 @@ Three-sigma algorithms over the last ``FULL_DURATION`` see a daily peak as an ou
 asks a seasonal question instead, on a longer history kept at a coarser resolution (``history``: buckets
 of :attr:`Parameters.resolution` seconds over :attr:`Parameters.duration`, see :func:`downsample`).
 
-The *seasonal neighbours* of now are the buckets lying within :attr:`Parameters.window` seconds of the
-same phase of the period (:attr:`Parameters.period`, a day) on each earlier period. The candidate is
-anomalous when the tail (the mean of the last three points of the recent series, as the first stage's
-algorithms use) is far from them by a robust z-score: ``|tail - median| / (1.4826 * MAD)`` above
-:attr:`Parameters.threshold` (1.4826 makes the MAD a standard deviation for normal data). The MAD has a
-floor, :data:`MIN_SPREAD` of the neighbours' median magnitude, so that neighbours which barely
-vary (a flat night, a quantised counter) do not turn a negligible difference into an infinite score.
+The *seasonal neighbours* of now are the buckets within :attr:`Parameters.window` seconds of the same
+phase of the period (:attr:`Parameters.period`, a day) on each earlier period. The *tail* is the mean of
+the last three points of the recent series, as the first stage's algorithms use. For each earlier period,
+the distance from the tail to its closest neighbour; the statistic is the median of these distances over
+the periods, in robust standard deviations of the neighbours (``1.4826 * MAD``; 1.4826 makes the MAD a
+standard deviation for normal data), and the candidate is anomalous above :attr:`Parameters.threshold`.
+In words: on most earlier days, was there a value like this near this time? The closest neighbour lets a
+short daily peak pass (every day had one, though an hour's window holds mostly ordinary values); the
+median over the days tolerates a day or two that were themselves anomalous. The spread has a floor,
+:data:`MIN_SPREAD` of the neighbours' median magnitude, so that neighbours which barely vary (a flat
+night, a quantised counter) do not turn a negligible difference into an infinite score.
 
 When it cannot judge (fewer than :attr:`Parameters.min_periods` earlier periods with neighbours) the
 decision is ``None``: the caller keeps the first stage's verdict. Every decision carries the check's
-name, the statistic, the threshold, the number of neighbours and a one-line reason.
+name, the statistic, the threshold, the number of neighbours and a one-line reason (docs/second-stage.md).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 #: Scales the median absolute deviation to the standard deviation of normally distributed data.
 MAD_TO_SIGMA = 1.4826
 #: The check's name, as reported with every decision.
-CHECK = "seasonal_robust_z"
+CHECK = "seasonal_nearest"
 #: Points of the recent series averaged into the tail (the first stage's algorithms use three).
 TAIL_POINTS = 3
 
