@@ -334,13 +334,16 @@ def _consensus(settings: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
 
 
 def _second_stage_votes(settings: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    if settings["SECOND_STAGE_MIN_VOTES"] > settings["CONSENSUS"]:
+    # Only with the stage on: a settings file that lowers CONSENSUS must not fail over a stage it does not use.
+    if settings["SECOND_STAGE_ENABLED"] and settings["SECOND_STAGE_MIN_VOTES"] > settings["CONSENSUS"]:
         yield "SECOND_STAGE_MIN_VOTES", (f"SECOND_STAGE_MIN_VOTES = {settings['SECOND_STAGE_MIN_VOTES']} is more than "
                                          f"CONSENSUS = {settings['CONSENSUS']}: the first stage's anomalies would "
                                          "not all be candidates")
 
 
 def _second_stage_history(settings: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    if not settings["SECOND_STAGE_ENABLED"]:
+        return
     needed = settings["SECOND_STAGE_MIN_PERIODS"] * settings["SECOND_STAGE_PERIOD"]
     if settings["SECOND_STAGE_DURATION"] < needed:
         yield "SECOND_STAGE_DURATION", (f"SECOND_STAGE_DURATION = {settings['SECOND_STAGE_DURATION']} is shorter than "
@@ -379,8 +382,9 @@ CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[Mapping[str, Any]], Iterato
     (("SLACK_ENABLED", "ALERTS"), _slack_after_smtp),
     (("HORIZON_MAX_BUFFERED_BYTES", "MAX_PICKLE_FRAME_BYTES"), _buffer_holds_a_frame),
     (("WEBAPP_AUTH_ENABLED", "WEBAPP_AUTH_USER_PASSWORD"), _webapp_password),
-    (("SECOND_STAGE_MIN_VOTES", "CONSENSUS"), _second_stage_votes),
-    (("SECOND_STAGE_DURATION", "SECOND_STAGE_MIN_PERIODS", "SECOND_STAGE_PERIOD"), _second_stage_history),
+    (("SECOND_STAGE_ENABLED", "SECOND_STAGE_MIN_VOTES", "CONSENSUS"), _second_stage_votes),
+    (("SECOND_STAGE_ENABLED", "SECOND_STAGE_DURATION", "SECOND_STAGE_MIN_PERIODS", "SECOND_STAGE_PERIOD"),
+     _second_stage_history),
 )
 
 
