@@ -14,15 +14,15 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import nab  # noqa: E402
+import nab
 
-from skyline_analyzer.detection import second_stage  # noqa: E402
+from skyline_analyzer.detection import second_stage
 
 
 def main(argv: list[str]) -> int:
