@@ -6,8 +6,11 @@ import json
 
 import numpy as np
 
+from skyline_analyzer import synthetic
+from skyline_analyzer.analyzer import recheck
 from skyline_analyzer.config import Settings
-from skyline_analyzer.detection import second_stage
+from skyline_analyzer.detection import engine, second_stage
+from skyline_analyzer.detection.series import Series
 
 STEP = 300
 PARAMETERS = second_stage.Parameters.from_settings(Settings({}))
@@ -82,3 +85,22 @@ def test_all_zero_neighbours_give_an_unbounded_score_reported_as_null() -> None:
     values[-3:] = 1.0
     decision = judged(timestamps, values)
     assert decision is not None and decision.anomalous and decision.as_dict()["statistic"] is None
+
+
+def test_the_first_stage_verdicts_are_the_same_with_the_stage_on() -> None:
+    now = 1_700_000_000
+    metrics = synthetic.make_metrics(60, now, anomalous=10, points=300)
+    names = sorted(metrics)
+    series = [Series.from_pairs(metrics[n]) for n in names]
+    off = Settings({})
+    on = off.replace(SECOND_STAGE_ENABLED=True)
+    faithful = engine.analyse(series, names, off, now)
+    staged = recheck.first_stage(series, names, on, now, None)
+    assert [o.exception for o in staged] == [o.exception for o in faithful]
+    assert [o.verdict.anomalous for o in staged if o.verdict] == [o.verdict.anomalous for o in faithful if o.verdict]
+    assert any(o.verdict.anomalous for o in faithful if o.verdict)
+    near = [n for n, o in zip(names, staged, strict=True) if o.verdict and recheck.nearly_flagged(o.verdict, on)]
+    assert not any(recheck.nearly_flagged(o.verdict, off) for o in faithful if o.verdict)
+    for name in near:
+        verdict = staged[names.index(name)].verdict
+        assert not verdict.anomalous and verdict.ensemble.count(True) >= on.SECOND_STAGE_MIN_VOTES
