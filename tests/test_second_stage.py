@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from skyline_analyzer import synthetic
+from skyline_analyzer import schema, synthetic
 from skyline_analyzer.analyzer import recheck
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import engine, second_stage
@@ -104,3 +104,11 @@ def test_the_first_stage_verdicts_are_the_same_with_the_stage_on() -> None:
     for name in near:
         verdict = staged[names.index(name)].verdict
         assert not verdict.anomalous and verdict.ensemble.count(True) >= on.SECOND_STAGE_MIN_VOTES
+
+
+def test_the_stage_settings_are_checked_only_when_it_is_on() -> None:
+    lowered = Settings({"CONSENSUS": 4, "SECOND_STAGE_DURATION": 86400})
+    assert schema.check(lowered) == []
+    problems = dict(schema.check(lowered.replace(SECOND_STAGE_ENABLED=True)))
+    assert set(problems) == {"SECOND_STAGE_MIN_VOTES", "SECOND_STAGE_DURATION"}
+    assert "more than CONSENSUS = 4" in problems["SECOND_STAGE_MIN_VOTES"]

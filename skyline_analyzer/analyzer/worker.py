@@ -3,7 +3,8 @@
 A worker takes its slice of ``metrics.unique_metrics``, fetches the values with MGET in chunks of
 ``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics), decodes them and
 hands each chunk to :func:`skyline_analyzer.detection.engine.analyse`, then applies the Redis side of the
-verdicts (:mod:`skyline_analyzer.analyzer.history`). It reports to the parent over a pipe with the typed
+verdicts (:mod:`skyline_analyzer.analyzer.history`) and, with ``SECOND_STAGE_ENABLED``, the second stage on
+its candidates (:mod:`skyline_analyzer.analyzer.recheck`). It reports to the parent over a pipe with the typed
 messages of :mod:`skyline_analyzer.analyzer.messages`.
 
 Exception kinds (:class:`skyline_analyzer.exceptions.ExceptionKind`): ``TooShort``, ``Stale``, ``Boring``
