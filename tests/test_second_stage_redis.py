@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 
 import numpy as np
@@ -109,3 +110,21 @@ def test_without_a_copy_the_first_stage_verdict_stands(redis_conn, stage_setting
     seed_redis(redis_conn, {n: [p for p in s if p[0] > now - DAY] for n, s in metrics.items()}, "metrics.")
     report = Analyzer(stage_settings()).run_once()
     assert [(a.base_name, a.second_stage) for a in report.anomalies] == [("noon", None)]
+
+
+def test_the_keeper_thread_makes_a_pass_and_stops(redis_conn, stage_settings):
+    settings = stage_settings()
+    now = int(time.time())
+    seed_redis(redis_conn, {"a": [(t, 1.0) for t in range(now - DAY, now + 1, 60)]}, "metrics.")
+    stop = threading.Event()
+    thread = threading.Thread(target=long_history.run_keeper, args=(settings, stop))
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not redis_conn.exists(keys.second_stage_history("metrics.a")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert len(codec.decode(redis_conn.get(keys.second_stage_history("metrics.a")))) >= DAY // 600 - 1
