@@ -245,6 +245,17 @@ DEFAULTS: dict[str, Any] = {
     # Beyond v1.2.8 (which read one key at a time): bytes of values Roomba reads in one batch (about).
     "ROOMBA_BATCH_BYTES": 8388608,
     "MAX_RESOLUTION": 1000,
+    # Beyond v1.2.8 (docs/second-stage.md): the opt-in second stage. Candidates (at least
+    # SECOND_STAGE_MIN_VOTES votes) are re-checked against the same time of day on earlier days of a longer
+    # history that Horizon keeps downsampled in Redis, and reported only if still anomalous.
+    "SECOND_STAGE_ENABLED": False,
+    "SECOND_STAGE_MIN_VOTES": 5,
+    "SECOND_STAGE_DURATION": 604800,
+    "SECOND_STAGE_RESOLUTION": 600,
+    "SECOND_STAGE_PERIOD": 86400,
+    "SECOND_STAGE_WINDOW": 3600,
+    "SECOND_STAGE_MIN_PERIODS": 3,
+    "SECOND_STAGE_THRESHOLD": 3.5,
     "SKIP_LIST": ["skyline.analyzer.", "skyline.boundary.", "skyline.ionosphere.", "skyline.mirage."],
     "DO_NOT_SKIP_LIST": [
         "skyline.analyzer.run_time",

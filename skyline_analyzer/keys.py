@@ -60,3 +60,8 @@ def trigger_history(full_key: str) -> str:
 def mirage_metric(base: str) -> str:
     """Mirage's dynamic skip list entry: ``mirage.metrics.<base_name>``."""
     return f"mirage.metrics.{base}"
+
+
+def second_stage_history(full_key: str) -> str:
+    """The second stage's longer, downsampled copy of a series: ``second_stage.<full key>``."""
+    return f"second_stage.{full_key}"

@@ -328,6 +328,15 @@ SCHEMA: dict[str, Rule] = {
     "HORIZON_MAX_NAME_BYTES": Rule(INT, POSITIVE),
     "HORIZON_CACHE_BYTES": Rule(INT, POSITIVE),
     "HORIZON_REPORT_INTERVAL": Rule(INT, between(1, 86400, rule="1 to 86400 seconds")),
+    # --- The second stage
+    "SECOND_STAGE_ENABLED": Rule(BOOL),
+    "SECOND_STAGE_MIN_VOTES": Rule(INT, POSITIVE),
+    "SECOND_STAGE_DURATION": Rule(INT, POSITIVE),
+    "SECOND_STAGE_RESOLUTION": Rule(INT, between(1, 86400, rule="1 to 86400 seconds")),
+    "SECOND_STAGE_PERIOD": Rule(INT, POSITIVE),
+    "SECOND_STAGE_WINDOW": Rule(INT, NON_NEGATIVE),
+    "SECOND_STAGE_MIN_PERIODS": Rule(INT, POSITIVE),
+    "SECOND_STAGE_THRESHOLD": Rule(NUMBER, seconds),
 }
 
 
@@ -339,6 +348,23 @@ def _consensus(settings: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     if settings["CONSENSUS"] > count:
         yield "CONSENSUS", (f"CONSENSUS = {settings['CONSENSUS']} is more than the {count} ALGORITHMS:"
                             " nothing could ever be anomalous")
+
+
+def _second_stage_votes(settings: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    # Only with the stage on: a settings file that lowers CONSENSUS must not fail over a stage it does not use.
+    if settings["SECOND_STAGE_ENABLED"] and settings["SECOND_STAGE_MIN_VOTES"] > settings["CONSENSUS"]:
+        yield "SECOND_STAGE_MIN_VOTES", (f"SECOND_STAGE_MIN_VOTES = {settings['SECOND_STAGE_MIN_VOTES']} is more than "
+                                         f"CONSENSUS = {settings['CONSENSUS']}: the first stage's anomalies would "
+                                         "not all be candidates")
+
+
+def _second_stage_history(settings: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    if not settings["SECOND_STAGE_ENABLED"]:
+        return
+    needed = settings["SECOND_STAGE_MIN_PERIODS"] * settings["SECOND_STAGE_PERIOD"]
+    if settings["SECOND_STAGE_DURATION"] < needed:
+        yield "SECOND_STAGE_DURATION", (f"SECOND_STAGE_DURATION = {settings['SECOND_STAGE_DURATION']} is shorter than "
+                                        f"SECOND_STAGE_MIN_PERIODS periods ({needed} s): nothing could be judged")
 
 
 def _slack_after_smtp(settings: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
@@ -373,6 +399,9 @@ CROSS_CHECKS: tuple[tuple[tuple[str, ...], Callable[[Mapping[str, Any]], Iterato
     (("SLACK_ENABLED", "ALERTS"), _slack_after_smtp),
     (("HORIZON_MAX_BUFFERED_BYTES", "MAX_PICKLE_FRAME_BYTES"), _buffer_holds_a_frame),
     (("WEBAPP_AUTH_ENABLED", "WEBAPP_AUTH_USER_PASSWORD"), _webapp_password),
+    (("SECOND_STAGE_ENABLED", "SECOND_STAGE_MIN_VOTES", "CONSENSUS"), _second_stage_votes),
+    (("SECOND_STAGE_ENABLED", "SECOND_STAGE_DURATION", "SECOND_STAGE_MIN_PERIODS", "SECOND_STAGE_PERIOD"),
+     _second_stage_history),
 )
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import math
+import json
 
 import numpy as np
 
-from skyline_analyzer.detection import second_stage
+from skyline_analyzer import schema, synthetic
+from skyline_analyzer.analyzer import recheck
+from skyline_analyzer.config import Settings
+from skyline_analyzer.detection import engine, second_stage
+from skyline_analyzer.detection.series import Series
 
 STEP = 300
+PARAMETERS = second_stage.Parameters.from_settings(Settings({}))
 
 
 def daily(days: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -19,36 +24,91 @@ def daily(days: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return timestamps, 10 + 50 * np.exp(-((phase - 0.5) ** 2) / 0.002) + noise
 
 
-def test_the_daily_peak_is_dropped_as_seasonal() -> None:
+def judged(timestamps: np.ndarray, values: np.ndarray) -> second_stage.Decision | None:
+    """The decision with the history downsampled as Horizon keeps it and the last day as the recent series."""
+    history = second_stage.downsample(timestamps, values, PARAMETERS.resolution)
+    recent = timestamps >= timestamps[-1] - 86400
+    return second_stage.recheck(history, (timestamps[recent], values[recent]), PARAMETERS)
+
+
+def test_downsample_averages_complete_buckets_only() -> None:
+    timestamps = np.array([0, 300, 600, 900, 1200, 1250], dtype=np.float64)
+    values = np.array([1, 3, 5, 7, 100, 100], dtype=np.float64)
+    starts, means = second_stage.downsample(timestamps, values, 600)
+    assert starts.tolist() == [0, 600] and means.tolist() == [2, 6]
+    starts, means = second_stage.downsample(timestamps, values, 600, after=0)
+    assert starts.tolist() == [600] and means.tolist() == [6]
+
+
+def test_the_daily_peak_is_normal_for_the_time_of_day() -> None:
     timestamps, values = daily(8)
     noon = int(np.flatnonzero(timestamps == 7 * 86400 + 43200)[0]) + 1
-    decision = second_stage.recheck(timestamps[:noon], values[:noon])
-    assert not decision.anomalous
-    assert decision.check == "seasonal_robust_z"
-    assert decision.statistic is not None and decision.statistic <= decision.threshold == 3.5
-    assert decision.reason.startswith("dropped")
+    decision = judged(timestamps[:noon], values[:noon])
+    assert decision is not None and not decision.anomalous
+    assert decision.check == "seasonal_nearest"
+    assert decision.statistic <= decision.threshold == 3.5
+    assert decision.reason.startswith("normal for the time of day")
 
 
-def test_a_peak_at_an_unusual_hour_is_kept() -> None:
+def test_a_peak_at_an_unusual_hour_is_anomalous_and_says_why() -> None:
     timestamps, values = daily(8)
     values = values.copy()
     values[-3:] = 60.0
-    decision = second_stage.recheck(timestamps, values)
-    assert decision.anomalous
-    assert decision.statistic is not None and decision.statistic > 3.5
+    decision = judged(timestamps, values)
+    assert decision is not None and decision.anomalous
+    assert decision.statistic > 3.5
     assert decision.neighbours > 0
+    record = decision.as_dict()
+    assert json.loads(json.dumps(record)) == record
+    assert record["check"] == "seasonal_nearest" and record["threshold"] == 3.5
 
 
-def test_too_little_history_keeps_the_first_stage_verdict_and_says_why() -> None:
+def test_too_little_history_is_not_judged() -> None:
     timestamps, values = daily(2)
-    decision = second_stage.recheck(timestamps, values)
-    assert decision.anomalous and decision.statistic is None
-    assert "3 needed" in decision.reason
+    assert judged(timestamps, values) is None
 
 
-def test_flat_neighbours_and_a_differing_tail_give_an_infinite_statistic() -> None:
+def test_neighbours_that_barely_vary_need_a_real_difference() -> None:
     timestamps = np.arange(0, 5 * 86400, STEP, dtype=np.float64)
-    values = np.ones(timestamps.shape[0])
-    values[-1] = 2.0
-    decision = second_stage.recheck(timestamps, values)
-    assert decision.anomalous and decision.statistic is not None and math.isinf(decision.statistic)
+    values = np.full(timestamps.shape[0], 100.0)
+    values[-3:] = 100.5
+    decision = judged(timestamps, values)
+    assert decision is not None and not decision.anomalous
+    values[-3:] = 110.0
+    decision = judged(timestamps, values)
+    assert decision is not None and decision.anomalous and decision.statistic == 10.0 / 1.0
+
+
+def test_all_zero_neighbours_give_an_unbounded_score_reported_as_null() -> None:
+    timestamps = np.arange(0, 5 * 86400, STEP, dtype=np.float64)
+    values = np.zeros(timestamps.shape[0])
+    values[-3:] = 1.0
+    decision = judged(timestamps, values)
+    assert decision is not None and decision.anomalous and decision.as_dict()["statistic"] is None
+
+
+def test_the_first_stage_verdicts_are_the_same_with_the_stage_on() -> None:
+    now = 1_700_000_000
+    metrics = synthetic.make_metrics(60, now, anomalous=10, points=300)
+    names = sorted(metrics)
+    series = [Series.from_pairs(metrics[n]) for n in names]
+    off = Settings({})
+    on = off.replace(SECOND_STAGE_ENABLED=True)
+    faithful = engine.analyse(series, names, off, now)
+    staged = recheck.first_stage(series, names, on, now, None)
+    assert [o.exception for o in staged] == [o.exception for o in faithful]
+    assert [o.verdict.anomalous for o in staged if o.verdict] == [o.verdict.anomalous for o in faithful if o.verdict]
+    assert any(o.verdict.anomalous for o in faithful if o.verdict)
+    near = [n for n, o in zip(names, staged, strict=True) if o.verdict and recheck.nearly_flagged(o.verdict, on)]
+    assert not any(recheck.nearly_flagged(o.verdict, off) for o in faithful if o.verdict)
+    for name in near:
+        verdict = staged[names.index(name)].verdict
+        assert not verdict.anomalous and verdict.ensemble.count(True) >= on.SECOND_STAGE_MIN_VOTES
+
+
+def test_the_stage_settings_are_checked_only_when_it_is_on() -> None:
+    lowered = Settings({"CONSENSUS": 4, "SECOND_STAGE_DURATION": 86400})
+    assert schema.check(lowered) == []
+    problems = dict(schema.check(lowered.replace(SECOND_STAGE_ENABLED=True)))
+    assert set(problems) == {"SECOND_STAGE_MIN_VOTES", "SECOND_STAGE_DURATION"}
+    assert "more than CONSENSUS = 4" in problems["SECOND_STAGE_MIN_VOTES"]

@@ -100,7 +100,9 @@ def run_report_text(report: RunReport, started: float) -> str:
         "exceptions": report.exceptions,
         "anomaly_breakdown": report.anomaly_breakdown,
         "anomalies": [{"metric": a.base_name, "value": a.value, "timestamp": a.timestamp,
-                       "triggered": list(a.triggered)} for a in report.anomalies],
+                       "triggered": list(a.triggered),
+                       **({"second_stage": a.second_stage} if a.second_stage is not None else {})}
+                      for a in report.anomalies],
     })
 
 

@@ -4,7 +4,8 @@ A worker takes its slice of ``metrics.unique_metrics``, fetches the values with 
 ``MGET_CHUNK`` keys (so its memory depends on the chunk, not on the number of metrics; the next chunk is
 fetched in a thread while this one is worked on: :func:`prefetched`, :func:`fetch_chunk`), decodes them and
 hands each chunk to :func:`skyline_analyzer.detection.engine.analyse`, then applies the Redis side of the
-verdicts (:mod:`skyline_analyzer.analyzer.history`). It reports to the parent over a pipe with the typed
+verdicts (:mod:`skyline_analyzer.analyzer.history`) and, with ``SECOND_STAGE_ENABLED``, the second stage on
+its candidates (:mod:`skyline_analyzer.analyzer.recheck`). It reports to the parent over a pipe with the typed
 messages of :mod:`skyline_analyzer.analyzer.messages`.
 
 Exception kinds (:class:`skyline_analyzer.exceptions.ExceptionKind`): ``TooShort``, ``Stale``, ``Boring``
@@ -28,7 +29,7 @@ import redis
 
 from skyline_analyzer import codec, connections, keys, logs, storage
 from skyline_analyzer.allocator import tune_allocator
-from skyline_analyzer.analyzer import history, tune_record
+from skyline_analyzer.analyzer import history, recheck, tune_record
 from skyline_analyzer.analyzer.messages import ChunkDone, WorkerDone, WorkerSummary
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import engine
@@ -111,8 +112,8 @@ def _analyse(
     alone (a failure is None)."""
     history.record_stale_candidates(conn, settings, series, names, now)
     try:
-        return history.apply_second_order(conn, settings, engine.analyse(series, names, settings, now,
-                                                                           recorder=recorder), now)
+        return history.apply_second_order(conn, settings, recheck.first_stage(series, names, settings, now,
+                                                                               recorder), now)
     except Exception:
         log.error("error :: analysing a chunk of %d metrics failed; retrying one by one", len(names),
                   exc_info=True)
@@ -120,7 +121,7 @@ def _analyse(
     for one, name in zip(series, names, strict=True):
         try:
             outcomes.extend(history.apply_second_order(
-                conn, settings, engine.analyse([one], [name], settings, now, recorder=recorder), now))
+                conn, settings, recheck.first_stage([one], [name], settings, now, recorder), now))
         except Exception:
             log.error("error :: %s not analysed", name, exc_info=True)
             outcomes.append(None)
@@ -144,7 +145,7 @@ def process_chunk(
     algorithms = list(settings.ALGORITHMS)
     series, kept = decode_chunk(names, raw_values, summary)
     by_name = dict(zip(kept, series, strict=True))
-    anomalies: list[Anomaly] = []
+    candidates: list[tuple[Anomaly, bool]] = []
     set_members: dict[str, list[str]] = {}
     outcomes = _analyse(series, kept, settings, now, conn, recorder)
     tune_record.observe(recorder, series, outcomes)
@@ -159,10 +160,13 @@ def process_chunk(
                 set_members.setdefault(EXCEPTION_SETS[outcome.exception], []).append(base)
             continue
         verdict = outcome.verdict
-        if verdict is not None and verdict.anomalous:
-            triggered = verdict.triggered(algorithms)
-            summary.anomaly_breakdown.update(triggered)
-            anomalies.append(Anomaly(verdict.datapoint, base, by_name[name].last_timestamp, tuple(triggered)))
+        if verdict is not None and (verdict.anomalous or recheck.nearly_flagged(verdict, settings)):
+            triggered = tuple(verdict.triggered(algorithms))
+            candidates.append((Anomaly(verdict.datapoint, base, by_name[name].last_timestamp, triggered),
+                               verdict.anomalous))
+    anomalies = recheck.apply(conn, settings, candidates, by_name)
+    for anomaly in anomalies:
+        summary.anomaly_breakdown.update(anomaly.triggered)
     summary.processed += len(names)
     if set_members:
         try:

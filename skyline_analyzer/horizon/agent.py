@@ -31,7 +31,7 @@ from typing import Any
 from skyline_analyzer import graphite
 from skyline_analyzer.config import Settings
 from skyline_analyzer.daemon import Daemon
-from skyline_analyzer.horizon import listener, roomba, worker
+from skyline_analyzer.horizon import listener, long_history, roomba, worker
 from skyline_analyzer.horizon.counters import PROTOCOLS, Counters, interval_start, report_metrics
 from skyline_analyzer.horizon.stop_flag import Flag, child_main
 from skyline_analyzer.systemd import Notifier
@@ -88,6 +88,7 @@ class Horizon(Daemon):
         self.queue_sizes: list[int] = []
         self.roomba_stop = threading.Event()
         self.roomba_thread: threading.Thread | None = None
+        self.keeper_thread: threading.Thread | None = None
         # One row per worker and per listener, and the agent's own, last.
         self.counters = Counters(settings.WORKER_PROCESSES + len(PROTOCOLS) + 1, self.context)
         self.own_counters = self.counters.row(self.counters.rows - 1)
@@ -110,6 +111,11 @@ class Horizon(Daemon):
             target=roomba.run_roomba, args=(self.settings, self.roomba_stop, self.context, self.roomba_interval),
             name="roomba", daemon=True)
         self.roomba_thread.start()
+        if self.settings.SECOND_STAGE_ENABLED:
+            self.keeper_thread = threading.Thread(target=long_history.run_keeper,
+                                                  args=(self.settings, self.roomba_stop), name="long-history",
+                                                  daemon=True)
+            self.keeper_thread.start()
         addresses = ", ".join(f"{p} {s.getsockname()[0]}:{s.getsockname()[1]}" for p, s in self.sockets.items())
         log.info("horizon :: started %d workers; listening on %s", self.settings.WORKER_PROCESSES, addresses)
 
@@ -195,8 +201,9 @@ class Horizon(Daemon):
         log.info("horizon :: stopping")
         self.roomba_stop.set()
         self._stop_children()
-        if self.roomba_thread is not None:
-            self.roomba_thread.join(timeout=STOP_TIMEOUT)
+        for thread in (self.roomba_thread, self.keeper_thread):
+            if thread is not None:
+                thread.join(timeout=STOP_TIMEOUT)
         final = self.report()
         self._close_sockets()
         log.info("horizon :: stopped")

@@ -206,9 +206,10 @@ def _parse_dump(text: str, state: RunState) -> list[Any]:
 
 
 def _anomaly(record: Any) -> DumpAnomaly | None:
-    if not isinstance(record, list) or len(record) != 3:
+    # A fourth item is the second stage's decision (docs/second-stage.md); the page shows the first three.
+    if not isinstance(record, list) or len(record) not in (3, 4):
         return None
-    value, metric, timestamp = record
+    value, metric, timestamp = record[:3]
     if not isinstance(metric, str) or not is_number(value) or not is_number(timestamp):
         return None
     if not (math.isfinite(value) and math.isfinite(timestamp)):

@@ -44,6 +44,7 @@ def event(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings) -
                 "metric_timestamp": anomaly.timestamp,
                 "triggered_algorithms": list(anomaly.triggered),
                 "alert_pattern": rule.pattern,
+                **({"second_stage": anomaly.second_stage} if anomaly.second_stage is not None else {}),
             },
         },
     }

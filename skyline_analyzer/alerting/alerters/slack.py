@@ -38,6 +38,8 @@ def text(anomaly: Anomaly, context: str, settings: Settings, redis: Any) -> str:
         message += f" :: <{link}|graphite image link>"
     if anomaly.triggered:
         message += f"\n*Triggered algorithms* :: {', '.join(anomaly.triggered)}"
+    if anomaly.second_stage_reason() is not None:
+        message += f"\n*Second stage* :: {html.escape(anomaly.second_stage_reason() or '', quote=False)}"
     return message
 
 

@@ -205,6 +205,8 @@ def build_message(rule: AlertRule, anomaly: Anomaly, context: str, settings: Set
         ("Next alert in", f"{rule.expiration} seconds"),
         ("Triggered algorithms", ", ".join(anomaly.triggered) if anomaly.triggered else "none reported"),
     ]
+    if anomaly.second_stage_reason() is not None:
+        facts.append(("Second stage", anomaly.second_stage_reason()))
     if derivative:
         facts.append(("Derivative graph", "True"))
     text = [f"Skyline {context} alert", "", f"metric: {excerpt.escape(base, NAME_LIMIT)}"]

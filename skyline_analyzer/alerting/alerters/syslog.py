@@ -29,7 +29,9 @@ def message(anomaly: Anomaly, context: str) -> str:
 
     Escaped, a name cannot end the line early or carry terminal escape sequences into the log.
     """
-    return f"{context} - Anomalous metric: {excerpt.escape(anomaly.base_name, NAME_LIMIT)} (value: {anomaly.value})"
+    text = f"{context} - Anomalous metric: {excerpt.escape(anomaly.base_name, NAME_LIMIT)} (value: {anomaly.value})"
+    reason = anomaly.second_stage_reason()
+    return text if reason is None else f"{text} - second stage {reason}"
 
 
 def datagram(ident: str, text: str, when: float | None = None) -> bytes:

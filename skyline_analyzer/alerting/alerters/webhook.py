@@ -48,6 +48,7 @@ def payload(rule: AlertRule, anomaly: Anomaly, context: str, settings: Settings,
         "graph_url": links.graphite_link(settings, base, anomaly.timestamp, context, anomaly.value,
                                          derivative=derivative, always_port=False),
         "source": "skyline-analyzer",
+        **({"second_stage": anomaly.second_stage} if anomaly.second_stage is not None else {}),
         "version": __version__,
     }
 
