@@ -64,6 +64,8 @@ PROBES_PER_MINUTE = 20
 SAMPLE_SECONDS = 2.0
 SEED_CHUNK = 1000
 COMPONENTS = ("horizon", "roomba", "analyzer", "redis", "sender", "bench")
+#: The components of the system itself: not this script's probes and sampling.
+SYSTEM = COMPONENTS[:5]
 
 
 def metric_name(n: int) -> str:
@@ -161,14 +163,15 @@ class Sampler(threading.Thread):
         super().__init__(daemon=True)
         self.components = components
         self.conn = redis.Redis(unix_socket_path=socket_path)
-        self.samples: list[tuple[float, dict[str, float], dict[str, float], float, float]] = []
+        self.samples: list[tuple[float, dict[str, float], dict[str, float], float, float, float]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
-            cpu, pss = self.components.sample()
+            cpu, pss, pass_age = self.components.sample()
             memory = self.conn.info("memory")
-            self.samples.append((time.time(), cpu, pss, memory["used_memory"] / 2**20, os.getloadavg()[0]))
+            self.samples.append((time.time(), cpu, pss, memory["used_memory"] / 2**20, os.getloadavg()[0],
+                                 pass_age))
             self.stop.wait(SAMPLE_SECONDS)
 
 
@@ -304,18 +307,23 @@ def report(result: dict, minutes: int) -> bool:
         passes = [p.seconds for p in result["passes"] if in_minute(p.end, start)]
         lags = [lag for sent, lag in result["lags"] if in_minute(sent, start)]
         offered, stored = result["offered"][minute], int(held.live_found[minute])
-        load = nearest(samples, start + STEP)[4]
-        print(f"{minute + 1:>3} {','.join(f'{r:.1f}' for r in runs) or '-':>12} "
-              f"{','.join(f'{p:.1f}' for p in passes) or '-':>12} "
+        load, age = nearest(samples, start + STEP)[4:6]
+        # No pass ended in this minute: how long the one under way has been running.
+        shown = ",".join(f"{p:.1f}" for p in passes) or (f"({age:.0f} on)" if age else "-")
+        print(f"{minute + 1:>3} {','.join(f'{r:.1f}' for r in runs) or '-':>12} {shown:>12} "
               f"{statistics.median(lags) if lags else float('nan'):>7.2f} {max(lags, default=float('nan')):>7.2f} "
               f"{offered:>9,} {stored:>9,} {offered - stored:>6,}  {load:>5.2f}")
     print(f"\n{'min':>3} " + " ".join(f"{c + ' cpu':>12}" for c in COMPONENTS) + " "
-          + " ".join(f"{c[:5] + ' MiB':>10}" for c in COMPONENTS[:4]) + f" {'redis used':>10}")
+          + f"{'system cpu':>11} {'of cores':>8} " + " ".join(f"{c[:5] + ' MiB':>10}" for c in COMPONENTS[:4])
+          + f" {'redis used':>10}")
     for minute in range(minutes):
         start = result["first_live"] + STEP * minute
         first, last = nearest(samples, start), nearest(samples, start + STEP)
         inside = [s for s in samples if in_minute(s[0], start)] or [last]
-        print(f"{minute + 1:>3} " + " ".join(f"{last[1][c] - first[1][c]:>12.1f}" for c in COMPONENTS) + " "
+        used = {c: last[1][c] - first[1][c] for c in COMPONENTS}
+        system = sum(used[c] for c in SYSTEM)
+        print(f"{minute + 1:>3} " + " ".join(f"{used[c]:>12.1f}" for c in COMPONENTS)
+              + f"{system:>11.1f} {system / (STEP * os.cpu_count()):>8.0%} "
               + " ".join(f"{max(s[2][c] for s in inside):>10,.0f}" for c in COMPONENTS[:4])
               + f" {max(s[3] for s in inside):>10,.0f}")
     window_start = result["first_live"]
@@ -325,12 +333,15 @@ def report(result: dict, minutes: int) -> bool:
     lost = sum(result["offered"]) - int(held.live_found.sum())
     counters = result["counters"]
     runs_ok = len(runs) >= minutes - 1 and all(r.seconds < STEP and r.detail in ("", "unprocessed 0") for r in runs)
-    passes_ok = len(passes) >= minutes - 1 and all(p.seconds < STEP and not p.killed for p in passes)
+    running = samples[-1][5]
+    passes_ok = (len(passes) >= minutes - 1 and running < STEP
+                 and all(p.seconds < STEP and not p.killed for p in passes))
     nothing_lost = lost == 0 and held.backfill_missing == 0 and held.missing_keys == 0
     print(f"\nAnalyzer runs ended in the window: {len(runs)}, longest "
           f"{max((r.seconds for r in runs), default=0):.1f} s; "
           f"Roomba passes: {len(passes)}, longest {max((p.seconds for p in passes), default=0):.1f} s"
-          f"{' (killed at ROOMBA_TIMEOUT)' if any(p.killed for p in passes) else ''}")
+          f"{' (killed at ROOMBA_TIMEOUT)' if any(p.killed for p in passes) else ''}"
+          f"{f'; a pass still running after {running:.0f} s' if running else ''}")
     print(f"live datapoints offered {sum(result['offered']):,}, stored {int(held.live_found.sum()):,}, lost {lost:,}; "
           f"backfill still expected {held.backfill_expected:,}, missing {held.backfill_missing:,}; keys missing "
           f"{held.missing_keys}, in another format {held.other_format}, duplicate timestamps {held.duplicates:,}; "

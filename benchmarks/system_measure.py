@@ -57,6 +57,7 @@ class Stat:
     ppid: int
     own: float
     children: float
+    started: float
 
 
 def read_stat(pid: int | str) -> Stat | None:
@@ -67,7 +68,7 @@ def read_stat(pid: int | str) -> Stat | None:
     # The command name is in parentheses and may itself hold spaces or parentheses.
     fields = text[text.rindex(")") + 2:].split()
     return Stat(int(pid), int(fields[1]), (int(fields[11]) + int(fields[12])) / TICK,
-                (int(fields[13]) + int(fields[14])) / TICK)
+                (int(fields[13]) + int(fields[14])) / TICK, int(fields[19]) / TICK)
 
 
 def all_stats() -> dict[int, Stat]:
@@ -112,8 +113,9 @@ class Components:
     sender: int
     ingest: set[int] = field(default_factory=set)
 
-    def sample(self) -> tuple[dict[str, float], dict[str, float]]:
-        """CPU seconds so far and PSS in MiB now, per component (see the module's notes)."""
+    def sample(self) -> tuple[dict[str, float], dict[str, float], float]:
+        """CPU seconds so far and PSS in MiB now, per component (see the module's notes), and the age of
+        the oldest vacuum process (0 when Roomba is between passes)."""
         horizon = read_stat(self.horizon)
         analyzer = read_stat(self.analyzer)
         stats = all_stats()
@@ -145,7 +147,9 @@ class Components:
             "sender": pss_mib([self.sender]),
             "bench": pss_mib([os.getpid()]),
         }
-        return cpu, rss
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        pass_age = max((uptime - stats[pid].started for pid in vacuums if pid in stats), default=0.0)
+        return cpu, rss, pass_age
 
 
 # --- the daemons' logs -------------------------------------------------------------------------------------
