@@ -280,7 +280,7 @@ def run_scale(count: int, args: argparse.Namespace) -> dict:
                 if sender.is_alive():
                     sender.kill()
             if analyzer is not None:
-                stop_daemon(analyzer, settings.MAX_ANALYZER_PROCESS_RUNTIME + 30)
+                stop_daemon(analyzer, 60)
             stop_daemon(horizon, 60)
         return {
             "count": count, "first_live": first_live, "offered": list(offered), "held": held,
