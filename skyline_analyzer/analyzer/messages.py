@@ -51,7 +51,7 @@ class UnitDone:
     unit_id: int
     summary: WorkerSummary
     anomalies: list[Anomaly]
-    timings: dict[str, list[float]]
+    timings: dict[str, list[tuple[float, int]]]
     errors: list[tuple[str, str]]
     where: str
 

@@ -68,10 +68,11 @@ class RunMetricsRecorder:
         log.error("error :: algorithm %s raised on %s; its vote is None (counts towards anomalous)",
                   algorithm, metric_name, exc_info=error)
 
-    def add(self, timings: dict[str, list[float]]) -> None:
+    def add(self, timings: dict[str, list[tuple[float, int]]]) -> None:
         """Buffer timings collected elsewhere (a Dask unit's :class:`CollectingRecorder`)."""
-        for algorithm, seconds in timings.items():
-            self._pending.setdefault(algorithm, []).extend(seconds)
+        for algorithm, pairs in timings.items():
+            for seconds, runs in pairs:
+                self.record(algorithm, seconds, runs)
 
     def flush(self) -> None:
         """Append everything buffered; a file that cannot be written loses these records (logged once)."""
@@ -97,11 +98,12 @@ class CollectingRecorder:
     """
 
     def __init__(self) -> None:
-        self.timings: dict[str, list[float]] = {}
+        # (seconds each, runs) as the engine reported them: a block's timing is one pair, not one per series.
+        self.timings: dict[str, list[tuple[float, int]]] = {}
         self.errors: list[tuple[str, str]] = []
 
     def record(self, algorithm: str, seconds: float, runs: int = 1) -> None:
-        self.timings.setdefault(algorithm, []).extend([seconds] * runs)
+        self.timings.setdefault(algorithm, []).append((seconds, runs))
 
     def failed(self, algorithm: str, metric_name: str, error: BaseException) -> None:
         self.errors.append((algorithm, "".join(traceback.format_exception(error))))
