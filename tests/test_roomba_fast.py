@@ -235,6 +235,22 @@ def test_a_fast_delete_keeps_what_was_appended_since_the_read(redis_conn) -> Non
     assert redis_conn.sismember("metrics.unique_metrics", "metrics.k")
 
 
+def test_a_key_written_again_between_the_delete_and_the_srem_stays_in_the_set(redis_conn) -> None:
+    old = encode([(NOW - WINDOW - 120, 1.0)])
+    redis_conn.set("metrics.k", old)
+    redis_conn.set("metrics.gone", old)
+    redis_conn.sadd("metrics.unique_metrics", "metrics.k", "metrics.gone")
+    cleaner = Vacuum(redis_conn, "metrics.", WINDOW)
+    writes = [cleaner.plan(key, old, NOW - WINDOW) for key in (b"metrics.k", b"metrics.gone")]
+    outcomes = [cleaner._script(keys=[w.key], args=w.args()) for w in writes]  # the deletes, without the SREM
+    assert outcomes == [0, 0] and not redis_conn.exists("metrics.k")
+    # A Horizon worker re-creates the key and sends its SADD (a no-op: still a member) before Roomba's SREM.
+    redis_conn.append("metrics.k", msgpack.packb((NOW, 5.0)))
+    redis_conn.sadd("metrics.unique_metrics", "metrics.k")
+    cleaner.forget([b"metrics.k", b"metrics.gone"])
+    assert redis_conn.smembers("metrics.unique_metrics") == {b"metrics.k"}
+
+
 def test_a_key_that_changed_type_under_the_write_is_retried_and_zapped(redis_conn) -> None:
     raw = encode([(NOW - WINDOW - 60, 1.0), (NOW, 2.0)])
     redis_conn.set("metrics.k", raw)

@@ -210,7 +210,7 @@ class Vacuum:
     def _store(self, write: Write) -> int:
         outcome = int(self._script(keys=[write.key], args=write.args()))
         if outcome == 0:
-            self.conn.srem(self.unique_set, write.key)
+            self.forget([write.key])
         return outcome
 
     def store(self, writes: list[Write]) -> list[int]:
@@ -232,8 +232,24 @@ class Vacuum:
                      shown_key(failed[0][0].key), escape(str(failed[0][1])[:LIMIT]))
         deleted = [write.key for write, outcome in zip(writes, counted, strict=True) if outcome == 0]
         if deleted:
-            self.conn.srem(self.unique_set, *deleted)
+            self.forget(deleted)
         return counted
+
+    def forget(self, deleted: list[bytes]) -> None:
+        """Take keys Roomba deleted out of the set, unless a worker has written them again meanwhile.
+
+        The delete and the SREM cannot be one script on a Redis Cluster (the set lives on another slot).
+        A worker that re-creates a key between them has already sent its SADD, which the SREM would undo:
+        so the SREM goes first, then every key that exists again is added back. A worker's APPEND after
+        that check is followed by its own SADD. Each step is idempotent.
+        """
+        self.conn.srem(self.unique_set, *deleted)
+        pipe = self.conn.pipeline(transaction=False)
+        for key in deleted:
+            pipe.exists(key)
+        back = [key for key, exists in zip(deleted, pipe.execute(), strict=True) if exists]
+        if back:
+            self.conn.sadd(self.unique_set, *back)
 
     def _send(self, writes: list[Write]) -> list[Any]:
         if storage.is_cluster(self.conn):
@@ -275,7 +291,7 @@ class Vacuum:
             # Not a string (WRONGTYPE): the original's "zap" of anything it cannot read.
             log.info("horizon.roomba :: vacuum Euthanizing %s (%s)", shown_key(key), exc)
             self.conn.delete(key)
-            self.conn.srem(self.unique_set, key)
+            self.forget([key])
             result.euthanized += 1
             return True
         write = self.plan(key, raw if raw is not None else b"", cutoff)
