@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from skyline_analyzer import config, harness
+from skyline_analyzer import config, connections, harness
 from skyline_analyzer.dask_cluster import DaskCluster, private_dask
 from tests import support
 from tests.carbon_server import CarbonServer
@@ -85,6 +85,15 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[harness.
     seconds to start); a master that does not answer is failed over after 1 s."""
     with harness.private_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
         yield cluster
+
+
+@pytest.fixture
+def cluster_conn(redis_cluster, load_settings):
+    """A client of the module's Redis Cluster (through two of its nodes), emptied for the test."""
+    conn = connections.connect(load_settings(REDIS_CLUSTER_NODES=redis_cluster.addresses[:2]))
+    conn.flushall()
+    yield conn
+    conn.close()
 
 
 @pytest.fixture(scope="module")

@@ -24,14 +24,6 @@ ODD_NAMES = ["metrics.{a}.x", "metrics.{a}.y", "metrics.}{", "metrics.{}.z", "me
              "metrics." + "n" * 1000, "metrics.\u2603"]
 
 
-@pytest.fixture
-def cluster_conn(redis_cluster, load_settings):
-    conn = connections.connect(load_settings(REDIS_CLUSTER_NODES=redis_cluster.addresses[:2]))
-    conn.flushall()
-    yield conn
-    conn.close()
-
-
 def plain_gets(conn: ClusterClient, names: list[str]) -> list[bytes | None]:
     return [conn.get(name) for name in names]
 

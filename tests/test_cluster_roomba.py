@@ -6,9 +6,7 @@ when the key and ``metrics.unique_metrics`` live on different masters.
 
 from __future__ import annotations
 
-import pytest
-
-from skyline_analyzer import connections, keys
+from skyline_analyzer import keys
 from skyline_analyzer.codec import encode
 from skyline_analyzer.horizon.roomba import Vacuum
 
@@ -27,14 +25,6 @@ def values_by_shape() -> dict[str, bytes]:
         values[f"metrics.old.{n}"] = encode([(NOW - 2 * DURATION + i, 1.0) for i in range(5)])
         values[f"metrics.garbage.{n}"] = b"\xc1not msgpack"
     return values
-
-
-@pytest.fixture
-def cluster_conn(redis_cluster, load_settings):
-    conn = connections.connect(load_settings(REDIS_CLUSTER_NODES=redis_cluster.addresses[:2]))
-    conn.flushall()
-    yield conn
-    conn.close()
 
 
 def seed(conn, values: dict[str, bytes]) -> None:
