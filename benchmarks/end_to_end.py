@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from algorithms import synthetic_chunk  # noqa: E402
+from corpora import calm_chunk  # noqa: E402
 
 from skyline_analyzer import config, keys  # noqa: E402
 from skyline_analyzer.allocator import tune_allocator  # noqa: E402
@@ -67,9 +67,9 @@ def seed(socket_path: str, count: int, points: int, now: int, namespace: str) ->
     conn = redis.Redis(unix_socket_path=socket_path)
     conn.flushall()
     for first in range(0, count, 1000):
-        series, names = synthetic_chunk(first, min(1000, count - first), points, STEP)
+        series, names = calm_chunk(first, min(1000, count - first), points, STEP, 1_700_000_000)
         pipe = conn.pipeline(transaction=False)
-        shift = now - 1_700_000_000  # synthetic_chunk ends at 1.7e9; move the grid to end at `now`
+        shift = now - 1_700_000_000  # calm_chunk ends at 1.7e9 here; move the grid to end at `now`
         full_keys = [keys.metric(namespace, name.removeprefix("metrics.")) for name in names]
         for full_key, one in zip(full_keys, series, strict=True):
             pipe.set(full_key, encode_block(one.timestamps + shift, one.values))

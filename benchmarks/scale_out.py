@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from algorithms import synthetic_chunk  # noqa: E402
+from corpora import calm_chunk  # noqa: E402
 from end_to_end import POINTS, STEP, encode_block  # noqa: E402
 
 from skyline_analyzer import config, connections, harness, keys  # noqa: E402
@@ -47,7 +47,7 @@ from skyline_analyzer.dask_cluster import private_dask  # noqa: E402
 
 def seed(conn: Any, count: int, now: int) -> None:
     for first in range(0, count, 1000):
-        series, names = synthetic_chunk(first, min(1000, count - first), POINTS, STEP)
+        series, names = calm_chunk(first, min(1000, count - first), POINTS, STEP, 1_700_000_000)
         shift = now - 1_700_000_000
         pipe = conn.pipeline(transaction=False)
         full_keys = [keys.metric("metrics.", name.removeprefix("metrics.")) for name in names]

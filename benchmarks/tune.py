@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from algorithms import NOW, synthetic_chunk, vectors  # noqa: E402
+from algorithms import NOW, vectors  # noqa: E402
+from corpora import calm_chunk  # noqa: E402
 from end_to_end import seed  # noqa: E402
 
 from skyline_analyzer import config  # noqa: E402
@@ -109,7 +110,7 @@ def main() -> None:
           f"{'µs/ser':>8}{'complete ms':>12}{'overhead':>11}")
     with tempfile.TemporaryDirectory() as tmp:
         settings = settings.replace(SKYLINE_TMP_DIR=tmp)
-        synthetic = [synthetic_chunk(first, min(CHUNK, args.series - first), 1440, 60)
+        synthetic = [calm_chunk(first, min(CHUNK, args.series - first), 1440, 60, NOW)
                      for first in range(0, args.series, CHUNK)]
         recording_cost("synthetic 60 s", synthetic, settings, tmp)
         for name in ("corpus_60s", "corpus_10s"):
