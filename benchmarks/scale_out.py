@@ -38,11 +38,14 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from corpora import calm_chunk  # noqa: E402
-from end_to_end import POINTS, STEP, encode_block  # noqa: E402
+from end_to_end import STEP, encode_block  # noqa: E402
 
 from skyline_analyzer import config, connections, harness, keys  # noqa: E402
 from skyline_analyzer.analyzer.daemon import Analyzer  # noqa: E402
 from skyline_analyzer.dask_cluster import private_dask  # noqa: E402
+
+#: Points per series: a day at 60 s, as the end-to-end benchmark seeds by default.
+POINTS = 1440
 
 
 def seed(conn: Any, count: int, now: int) -> None:
