@@ -44,6 +44,22 @@ def next_report(analyzer: Analyzer, now: int):
     return report
 
 
+def quiet_master(cluster: harness.PrivateCluster, conn: ClusterClient) -> int:
+    """A master holding neither the heartbeat nor ``metrics.unique_metrics``: a run can start without it."""
+    busy = {slot_owner(conn, "analyzer"), slot_owner(conn, "metrics.unique_metrics")}
+    return next(port for port in cluster.masters() if port not in busy)
+
+
+def run_killing(cluster: harness.PrivateCluster, victim: int, analyzer: Analyzer, now: int, after: float):
+    """One run with the master ``victim`` SIGKILLed ``after`` seconds in; its report."""
+    killer = threading.Timer(after, cluster.kill, [victim])
+    killer.start()
+    try:
+        return analyzer.run_once(now=now)
+    finally:
+        killer.join()
+
+
 def test_a_master_killed_mid_run_costs_at_most_its_metrics_for_one_run(redis_cluster, load_settings):
     now = int(time.time())
     metrics = synthetic.make_metrics(3000, end=now, anomalous=20, seed=5)
@@ -57,16 +73,9 @@ def test_a_master_killed_mid_run_costs_at_most_its_metrics_for_one_run(redis_clu
     took = time.monotonic() - started
     assert before.unprocessed == 0 and len(before.anomalies) >= 20
 
-    # The victim holds neither the heartbeat nor metrics.unique_metrics, so the run can start without it.
-    busy = {slot_owner(conn, "analyzer"), slot_owner(conn, "metrics.unique_metrics")}
-    victim = next(port for port in redis_cluster.masters() if port not in busy)
+    victim = quiet_master(redis_cluster, conn)
     on_victim = sum(slot_owner(conn, key) == victim for key in full_keys)
-    killer = threading.Timer(took / 3, redis_cluster.kill, [victim])
-    killer.start()
-    try:
-        during = analyzer.run_once(now=now)
-    finally:
-        killer.join()
+    during = run_killing(redis_cluster, victim, analyzer, now, took / 3)
     assert during is not None and during.total_metrics == len(metrics)
     assert during.unprocessed <= on_victim
     anomalies, exceptions, _, analyzed, _ = outcome(during)

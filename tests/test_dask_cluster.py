@@ -6,14 +6,13 @@ The last test kills masters of the module's cluster: it stays last.
 
 from __future__ import annotations
 
-import threading
 import time
 
 from skyline_analyzer import config, connections
 from skyline_analyzer.analyzer.daemon import Analyzer
 from tests.scale_data import seed_mixed
 from tests.support import NO_ALERTS
-from tests.test_cluster_failover import outcome, slot_owner, wait_for_failover
+from tests.test_cluster_failover import outcome, quiet_master, run_killing, wait_for_failover
 from tests.test_daemon_graphite import PlaintextListener
 from tests.test_dask_run import anomalies, figures
 
@@ -63,14 +62,8 @@ def test_a_master_killed_under_a_dask_run(redis_cluster, dask_cluster, load_sett
         took = time.monotonic() - started
         assert before.unprocessed == 0 and before.anomalies
 
-        busy = {slot_owner(conn, "analyzer"), slot_owner(conn, "metrics.unique_metrics")}
-        victim = next(port for port in redis_cluster.masters() if port not in busy)
-        killer = threading.Timer(took / 3, redis_cluster.kill, [victim])
-        killer.start()
-        try:
-            during = analyzer.run_once(now=now)
-        finally:
-            killer.join()
+        victim = quiet_master(redis_cluster, conn)
+        during = run_killing(redis_cluster, victim, analyzer, now, took / 3)
         assert during is not None and during.total_metrics == len(names)
         # Not only the victim's keys: until the failover the other masters may answer CLUSTERDOWN too.
         found, exceptions, _, analyzed, _ = outcome(during)
