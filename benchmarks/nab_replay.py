@@ -1,0 +1,208 @@
+"""The NAB protocol replayed from every row's complete ensemble: second stages and their ceilings in seconds.
+
+``benchmarks/nab.py`` runs the engine at every row with the early exit and the 12 h expiry, so each
+detector costs a full pass (about 20 s on two idle cores). The votes of a row do not depend on the
+detector, only whether the row is analysed does (the expiry after a *reported* detection). So this script
+computes once, with no early exit and no expiry, the complete ensemble of every row (about 100 s on two
+cores; cached in a ``.npz`` file), then replays the protocol row by row for any candidate level and any
+re-check: a row is analysed unless a detection was reported within ``EXPIRY``, it is a candidate when at
+least ``min_votes`` of the seven algorithms voted True (a vote that raised is not a False, as in the
+consensus), the first stage flags it at ``CONSENSUS``, and the re-check decides.
+
+It prints, standard / reward low FP / reward low FN:
+
+* the faithful default (equal to ``benchmarks/nab.py``'s, and to NAB's own scorer);
+* the oracle ceilings: a re-check that knows the labels (every candidate outside a window dropped), with
+  candidates at ``CONSENSUS``, ``CONSENSUS - 1`` and ``CONSENSUS - 2`` votes: no re-check of those
+  candidates can score more;
+* the second stage's seasonal check at those candidate levels and at several thresholds;
+* with ``--windows``, each labelled window the default misses and the earliest row in it (as a share of the
+  window) with at least 5, 4, 3 and 2 votes: a window with no candidate cannot be found by any re-check.
+
+    .venv/bin/python benchmarks/nab_replay.py NAB_DIR [--cache votes.npz] [--windows]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from multiprocessing import Pool
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import nab
+from nab_scoring import PROFILES, Truth, corpus_score
+
+from skyline_analyzer.detection import engine
+
+#: A vote as cached: True 1, False 0, raised -1; a row the filters rejected (or the first) holds -2.
+TRUE, FALSE, RAISED, NOT_ANALYSED = 1, 0, -1, -2
+
+#: (file index, row, flagged by the first stage) -> reported.
+Check = Callable[[int, int, bool], bool]
+
+
+def ensembles(files: Sequence[nab.DataFile]) -> list[np.ndarray]:
+    """Per file, every row's complete ensemble (rows x algorithms, int8), the history up to the row."""
+    settings = nab.detector_settings("fast").replace(RUN_OPTIMIZED_WORKFLOW=False)
+    width = len(settings.ALGORITHMS)
+    votes = [np.full((f.values.shape[0], width), NOT_ANALYSED, dtype=np.int8) for f in files]
+    for length in range(1, max(f.values.shape[0] for f in files) + 1):
+        by_now: dict[float, list[int]] = {}
+        for k, f in enumerate(files):
+            if f.values.shape[0] >= length:
+                by_now.setdefault(float(f.timestamps[length - 1]), []).append(k)
+        for now, group in by_now.items():
+            batch = [nab._history(files[k], length) for k in group]
+            for k, outcome in zip(group, engine.analyse(batch, [files[k].name for k in group], settings, now),
+                                  strict=True):
+                if outcome.verdict is not None:
+                    votes[k][length - 1] = [RAISED if v is None else int(v) for v in outcome.verdict.ensemble]
+    return votes
+
+
+def _ensembles_job(job: tuple[Path, list[str]]) -> list[np.ndarray]:
+    root, names = job
+    return ensembles([nab.read_file(root, n) for n in names])
+
+
+def cached_ensembles(root: Path, names: list[str], files: Sequence[nab.DataFile], cache: Path | None,
+                     workers: int) -> list[np.ndarray]:
+    """The ensembles from ``cache`` when it holds every file, else computed (and written to ``cache``)."""
+    keys = [n.replace("/", "__") for n in names]
+    if cache is not None and cache.is_file():
+        with np.load(cache) as stored:
+            if all(k in stored for k in keys):
+                return [stored[k] for k in keys]
+    groups = nab.balanced(files, workers)
+    with Pool(len(groups)) as pool:
+        results = pool.map(_ensembles_job, [(root, [names[k] for k in g]) for g in groups])
+    votes: list[np.ndarray] = [np.empty(0)] * len(files)
+    for group, found in zip(groups, results, strict=True):
+        for k, one in zip(group, found, strict=True):
+            votes[k] = one
+    if cache is not None:
+        np.savez_compressed(cache, **dict(zip(keys, votes, strict=True)))
+    return votes
+
+
+def replay(files: Sequence[nab.DataFile], votes: Sequence[np.ndarray], consensus: int,
+           check: Check | None = None, min_votes: int | None = None) -> list[np.ndarray]:
+    """Per file, the protocol's anomaly scores: the faithful default, or ``check`` on the candidates."""
+    scores = []
+    for k, (data, ensemble) in enumerate(zip(files, votes, strict=True)):
+        width = ensemble.shape[1]
+        falses = (ensemble == FALSE).sum(axis=1)
+        analysed = ensemble[:, 0] != NOT_ANALYSED
+        flagged = analysed & (falses <= width - consensus)
+        candidate = analysed & (falses <= width - (consensus if min_votes is None else min_votes))
+        score = np.zeros(data.values.shape[0])
+        last = -np.inf
+        for row in np.flatnonzero(candidate):
+            if data.timestamps[row] - last < nab.EXPIRY:
+                continue
+            if check is None and not flagged[row]:
+                continue
+            if check is not None and not check(k, int(row), bool(flagged[row])):
+                continue
+            score[row] = 1.0
+            last = data.timestamps[row]
+        scores.append(score)
+    return scores
+
+
+def inside_windows(truths: Sequence[Truth]) -> list[np.ndarray]:
+    """Per file, which rows lie in a labelled window."""
+    inside = []
+    for truth in truths:
+        rows = np.zeros(truth.rows, dtype=bool)
+        for left, right in truth.windows:
+            rows[left : right + 1] = True
+        inside.append(rows)
+    return inside
+
+
+def seasonal_check(files: Sequence[nab.DataFile], threshold: float) -> Check:
+    """The second stage's seasonal check (``nab.stage_recheck``) at ``threshold``, memoised by row."""
+    settings = nab.detector_settings("fast").replace(SECOND_STAGE_THRESHOLD=threshold)
+    recheck = nab.stage_recheck(settings)
+
+    def check(k: int, row: int, flagged: bool) -> bool:
+        data = files[k]
+        return recheck(k, row, data.timestamps[: row + 1], data.values[: row + 1], flagged)
+
+    return check
+
+
+def print_missed_windows(names: Sequence[str], truths: Sequence[Truth], votes: Sequence[np.ndarray],
+                         default: Sequence[np.ndarray]) -> None:
+    for name, truth, ensemble, score in zip(names, truths, votes, default, strict=True):
+        width = ensemble.shape[1]
+        analysed = ensemble[:, 0] != NOT_ANALYSED
+        falses = np.where(analysed, (ensemble == FALSE).sum(axis=1), width + 1)
+        for left, right in truth.windows:
+            if score[left : right + 1].any():
+                continue
+            size = right - left + 1
+            cells = []
+            for needed in (5, 4, 3, 2):
+                rows = np.flatnonzero(falses[left : right + 1] <= width - needed)
+                cells.append(f"{rows[0] / size:.2f} ({rows.shape[0]})" if rows.shape[0] else "-")
+            print(f"  {name[:50]:<50} [{left}, {right}]  " + "  ".join(
+                f">={n}: {c:<11}" for n, c in zip((5, 4, 3, 2), cells, strict=True)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("nab_dir", type=Path)
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="a .npz file holding the ensembles: read when complete, else written")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--thresholds", default="2,3.5,5", help="the seasonal check's thresholds, comma-separated")
+    parser.add_argument("--windows", action="store_true", help="list the windows the default misses")
+    args = parser.parse_args(argv)
+    root: Path = args.nab_dir
+    windows = json.loads((root / "labels" / "combined_windows.json").read_text())
+    names = sorted(n for n in windows if (root / "data" / n).is_file())
+    files = [nab.read_file(root, n) for n in names]
+    truths = nab.read_truths(root, files)
+    started = time.perf_counter()
+    votes = cached_ensembles(root, names, files, args.cache, args.workers)
+    print(f"{len(files)} files, {sum(len(t.windows) for t in truths)} windows; ensembles of every row in "
+          f"{time.perf_counter() - started:.1f} s")
+    consensus = nab.detector_settings("fast").CONSENSUS
+    inside = inside_windows(truths)
+
+    def oracle(k: int, row: int, _flagged: bool) -> bool:
+        return bool(inside[k][row])
+
+    def show(label: str, scores: list[np.ndarray]) -> None:
+        row = [corpus_score(truths, scores, profile).score for profile in PROFILES]
+        detections = int(sum(s.sum() for s in scores))
+        print(f"{label:>42}: " + " / ".join(f"{r:.2f}" for r in row)
+              + f"  {detections} detections ({nab.false_positives(truths, scores)} outside windows)", flush=True)
+
+    default = replay(files, votes, consensus)
+    show("faithful default", default)
+    for below in (0, 1, 2):
+        show(f"oracle, candidates >= {consensus - below} votes",
+             replay(files, votes, consensus, oracle, consensus - below))
+    for threshold in (float(t) for t in args.thresholds.split(",")):
+        check = seasonal_check(files, threshold)
+        for below in (0, 1, 2):
+            show(f"seasonal {threshold:g}, candidates >= {consensus - below} votes",
+                 replay(files, votes, consensus, check, consensus - below))
+    if args.windows:
+        print("windows the faithful default misses: the earliest row with at least N votes (share of the window, rows)")
+        print_missed_windows(names, truths, votes, default)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
