@@ -346,13 +346,15 @@ ROOMBA_TIMEOUT = 100
 ROOMBA_BATCH_BYTES = 8388608
 # Horizon drops datapoints older than this many seconds.
 MAX_RESOLUTION = 1000
-# The second stage (docs/second-stage.md), off by default. A metric with at least SECOND_STAGE_MIN_VOTES
-# votes (at most CONSENSUS) is re-checked against the same time of day on earlier days and reported only if
-# its tail is more than SECOND_STAGE_THRESHOLD robust z-scores from them. Horizon keeps each series
-# averaged over SECOND_STAGE_RESOLUTION seconds for SECOND_STAGE_DURATION seconds in second_stage.<key>.
+# The second stage (docs/second-stage.md), off by default. Horizon keeps each series averaged over
+# SECOND_STAGE_RESOLUTION seconds for SECOND_STAGE_DURATION seconds in second_stage.<key>. A metric the
+# first stage flags is reported only if its tail is more than SECOND_STAGE_THRESHOLD robust z-scores from
+# the same time of day on earlier days; a metric with at least SECOND_STAGE_MIN_VOTES votes but short of
+# CONSENSUS is reported only if the ALGORITHMS reach CONSENSUS on that longer history, its daily profile removed.
 SECOND_STAGE_ENABLED = False
-# Votes that make a metric a candidate (CONSENSUS - 1 lets the stage find what the ensemble nearly flagged).
-SECOND_STAGE_MIN_VOTES = 5
+# Votes that make a metric nearly flagged (at most CONSENSUS; CONSENSUS re-checks only the flags). Each vote
+# below CONSENSUS runs one more algorithm on every metric before the early exit (docs/second-stage.md#cost).
+SECOND_STAGE_MIN_VOTES = 2
 # Seconds of downsampled history kept and searched (7 days).
 SECOND_STAGE_DURATION = 604800
 # Seconds per bucket of the downsampled history, and between Horizon's passes that extend it.
@@ -361,9 +363,9 @@ SECOND_STAGE_RESOLUTION = 600
 SECOND_STAGE_PERIOD = 86400
 # Half-width in seconds of the neighbourhood of the same time on each earlier period.
 SECOND_STAGE_WINDOW = 3600
-# Earlier periods with neighbours needed to judge; with fewer, the first stage's verdict stands.
+# Earlier periods needed to judge; with fewer, the first stage's verdict stands.
 SECOND_STAGE_MIN_PERIODS = 3
-# Robust z-score above which a candidate is anomalous.
+# Robust z-score above which a flagged metric is still anomalous.
 SECOND_STAGE_THRESHOLD = 3.5
 # Metrics Horizon does not store (substring or dotted-element match).
 SKIP_LIST = ['skyline.analyzer.', 'skyline.boundary.', 'skyline.ionosphere.', 'skyline.mirage.']

@@ -10,7 +10,11 @@ The script seeds a private redis-server (60 s data ending now, the shapes of ``b
   engine, alerts off) and ``ANALYZER_PROCESSES`` workers. The process runs twice and the second run is the
   one compared (the daemon runs forever: its first run also pays one-off imports, printed apart);
 * ``reference``: the same with ``ANALYZER_ENGINE = 'reference'``, only for counts up to
-  ``--reference-up-to`` (it is slow).
+  ``--reference-up-to`` (it is slow);
+* with ``--second-stage``, ``stage`` and ``stage-flags``: the fast daemon with ``SECOND_STAGE_ENABLED``,
+  candidates at ``SECOND_STAGE_MIN_VOTES = CONSENSUS - 1`` (the default) and at ``CONSENSUS`` (only the
+  flags re-checked). Every metric then also gets a seven-day copy (``second_stage.<key>``, 600 s buckets:
+  its last day averaged and repeated), as Horizon's keeper would have written it.
 
 It prints, per configuration, the median seconds and its spread, metrics per second, each daemon run's
 ratio to the lean loop of the same repetition (median and range), and every process's own peak memory:
@@ -19,7 +23,7 @@ itself at its end (a forked worker would otherwise report the peak of the proces
 Nothing is asserted.
 
     .venv/bin/python benchmarks/end_to_end.py [--counts 100000] [--points 1440] [--processes 1 2]
-                                              [--repeat 3] [--json out.json]
+                                              [--repeat 3] [--second-stage] [--json out.json]
 """
 
 from __future__ import annotations
@@ -63,7 +67,22 @@ def encode_block(timestamps: np.ndarray, values: np.ndarray) -> bytes:
     return records.tobytes()
 
 
-def seed(socket_path: str, count: int, points: int, now: int, namespace: str) -> None:
+#: The second stage's copies as the benchmark seeds them: buckets of this many seconds over this many days.
+COPY_RESOLUTION, COPY_DAYS = 600, 7
+
+
+def seasonal_copy(timestamps: np.ndarray, values: np.ndarray) -> bytes:
+    """A seven-day copy of a series: its last day averaged into 600 s buckets, repeated on each earlier day."""
+    day = 86400
+    recent = timestamps >= timestamps[-1] - day
+    buckets = np.floor(timestamps[recent] / COPY_RESOLUTION) * COPY_RESOLUTION
+    starts, inverse = np.unique(buckets, return_inverse=True)
+    means = np.bincount(inverse, weights=values[recent]) / np.bincount(inverse)
+    copies = [starts - day * ago for ago in range(COPY_DAYS, 0, -1)]
+    return encode_block(np.concatenate(copies), np.tile(means, COPY_DAYS))
+
+
+def seed(socket_path: str, count: int, points: int, now: int, namespace: str, copies: bool = False) -> None:
     conn = redis.Redis(unix_socket_path=socket_path)
     conn.flushall()
     for first in range(0, count, 1000):
@@ -73,6 +92,8 @@ def seed(socket_path: str, count: int, points: int, now: int, namespace: str) ->
         full_keys = [keys.metric(namespace, name.removeprefix("metrics.")) for name in names]
         for full_key, one in zip(full_keys, series, strict=True):
             pipe.set(full_key, encode_block(one.timestamps + shift, one.values))
+            if copies:
+                pipe.set(keys.second_stage_history(full_key), seasonal_copy(one.timestamps + shift, one.values))
         pipe.sadd(keys.unique_metrics(namespace), *full_keys)
         pipe.execute()
     conn.close()
@@ -129,14 +150,23 @@ def lean_run(socket_path: str) -> dict:
             "decode_seconds": decoding, "parent_mib": own_peak_mib(), "worker_mib": 0.0}
 
 
-def daemon_run(socket_path: str, tmp: str, engine: str, processes: int, now: int) -> dict:
+#: Second-stage modes: ``SECOND_STAGE_MIN_VOTES`` below ``CONSENSUS`` by this many votes.
+STAGE_MODES = {"stage": 1, "stage-flags": 0}
+
+
+def daemon_run(socket_path: str, tmp: str, mode: str, processes: int, now: int) -> dict:
     """Two runs of one Analyzer (the second is the steady state); each process's own peak memory."""
     root = Path(tmp)
-    settings = config.load().replace(
+    engine = "fast" if mode in STAGE_MODES else mode
+    settings = config.load()
+    stage = {}
+    if mode in STAGE_MODES:
+        stage = {"SECOND_STAGE_ENABLED": True, "SECOND_STAGE_MIN_VOTES": settings.CONSENSUS - STAGE_MODES[mode]}
+    settings = settings.replace(
         REDIS_SOCKET_PATH=socket_path, REDIS_HOST=None, REDIS_PASSWORD=None, LOG_PATH=tmp, PID_PATH=tmp,
-        SKYLINE_TMP_DIR=str(root / f"tmp-{engine}-{processes}"), ANOMALY_DUMP=str(root / "anomalies.json"),
+        SKYLINE_TMP_DIR=str(root / f"tmp-{mode}-{processes}"), ANOMALY_DUMP=str(root / "anomalies.json"),
         GRAPHITE_HOST="", ENABLE_ALERTS=False, ANALYZER_PROCESSES=processes, MAX_ANALYZER_PROCESS_RUNTIME=3600,
-        ANALYZER_ENGINE=engine,
+        ANALYZER_ENGINE=engine, **stage,
     )
     peaks = Path(tempfile.mkdtemp(dir=tmp, prefix="peaks-"))
     worker.spin_process = _measured_worker(peaks)
@@ -159,6 +189,14 @@ def in_fresh_process(*args: str) -> dict:
     return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
+def _against_fast(runs: dict[tuple[str, int], list[dict]], mode: str, processes: int) -> str:
+    """A second-stage run's seconds over the plain fast daemon's, repetition by repetition (median, range)."""
+    if mode not in STAGE_MODES:
+        return ""
+    ratios = [s["seconds"] / f["seconds"] for s, f in zip(runs[mode, processes], runs["fast", processes], strict=True)]
+    return f"  x{spread(ratios).strip()} the fast daemon"
+
+
 def spread(values: list[float]) -> str:
     return f"{statistics.median(values):7.2f} ({min(values):.2f}-{max(values):.2f})"
 
@@ -171,6 +209,9 @@ def main() -> None:
     parser.add_argument("--reference-up-to", type=int, default=10_000,
                         help="also time the reference engine for counts up to this")
     parser.add_argument("--repeat", type=int, default=3, help="alternations of the floor and each daemon run")
+    parser.add_argument("--second-stage", action="store_true",
+                        help="also time the fast daemon with the second stage on (candidates at CONSENSUS - 1, "
+                             "and at CONSENSUS)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -190,12 +231,13 @@ def main() -> None:
         for count in args.counts:
             now = int(time.time())
             started = time.perf_counter()
-            seed(socket_path, count, args.points, now, namespace)
+            seed(socket_path, count, args.points, now, namespace, copies=args.second_stage)
             info = redis.Redis(unix_socket_path=socket_path).info("memory")
             print(f"\n{count} metrics x {args.points} points seeded in {time.perf_counter() - started:.1f} s"
                   f" (redis used_memory {info['used_memory'] / 2**20:.0f} MiB); median (min-max) of"
                   f" {args.repeat} alternations", flush=True)
-            engines = ["fast"] + (["reference"] if count <= args.reference_up_to else [])
+            engines = (["fast"] + (["reference"] if count <= args.reference_up_to else [])
+                       + (list(STAGE_MODES) if args.second_stage else []))
             configs = [(engine, processes) for processes in args.processes for engine in engines]
             runs: dict[tuple[str, int], list[dict]] = {key: [] for key in [("lean", 0), *configs]}
             for _ in range(args.repeat):
@@ -219,7 +261,7 @@ def main() -> None:
                       f"  first run {statistics.median(r['first_run_seconds'] for r in done):.2f} s"
                       f"  peak parent {max(r['parent_mib'] for r in done):4.0f} MiB,"
                       f" worker {max(r['worker_mib'] for r in done):4.0f} MiB"
-                      f"  anomalies {done[0]['anomalies']}", flush=True)
+                      f"  anomalies {done[0]['anomalies']}" + _against_fast(runs, engine, processes), flush=True)
             rows.append({"count": count, "points": args.points,
                          "runs": {f"{mode}-{processes}": done for (mode, processes), done in runs.items()}})
     if args.json:

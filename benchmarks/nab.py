@@ -161,7 +161,7 @@ def balanced(files: Sequence[DataFile], workers: int) -> list[list[int]]:
 
 
 #: The detectors the benchmark can score: the faithful default, the second stage, the oracle ceilings.
-DETECTORS = ("faithful default", "second stage", "oracle, flags", "oracle, CONSENSUS-1")
+DETECTORS = ("faithful default", "second stage", "oracle, flags", "oracle, candidates")
 
 
 def _detect_group(job: tuple[Path, list[str], str, str]) -> list[np.ndarray]:
@@ -171,14 +171,18 @@ def _detect_group(job: tuple[Path, list[str], str, str]) -> list[np.ndarray]:
     if detector == "faithful default":
         return detect(files, settings)
     if detector == "second stage":
-        return detect(files, settings, stage_recheck(settings), settings.CONSENSUS - 1)
+        return detect(files, settings, stage_recheck(settings), settings.SECOND_STAGE_MIN_VOTES)
     truths = read_truths(root, files)
     oracle = _oracle(truths)
-    return detect(files, settings, oracle, settings.CONSENSUS - 1 if detector.endswith("-1") else settings.CONSENSUS)
+    return detect(files, settings, oracle,
+                  settings.SECOND_STAGE_MIN_VOTES if detector.endswith("candidates") else settings.CONSENSUS)
 
 
 def stage_recheck(settings: Settings) -> Recheck:
-    """The second stage with its default settings, on the history Horizon would keep and the last day."""
+    """The second stage as the worker runs it (``analyzer.recheck``), with ``settings``' ``SECOND_STAGE_*``, on
+    the history Horizon would keep (``SECOND_STAGE_DURATION`` up to the row, downsampled) and the last day:
+    a flagged row re-checked by ``seasonal_nearest``, a nearly flagged one re-analysed by
+    ``deseasonalised_ensemble`` with the detector's ensemble."""
     parameters = second_stage.Parameters.from_settings(settings)
 
     def recheck(_file: int, _row: int, timestamps: np.ndarray, values: np.ndarray, flagged: bool) -> bool:
@@ -186,7 +190,13 @@ def stage_recheck(settings: Settings) -> Recheck:
         lo = int(np.searchsorted(timestamps, now - parameters.duration))
         history = second_stage.downsample(timestamps[lo:], values[lo:], parameters.resolution)
         day = int(np.searchsorted(timestamps, now - settings.FULL_DURATION, side="right"))
-        decision = second_stage.recheck(history, (timestamps[day:], values[day:]), parameters)
+        recent = (timestamps[day:], values[day:])
+        if history[0].shape[0] == 0:
+            return flagged
+        if flagged:
+            decision = second_stage.recheck(history, recent, parameters)
+        else:
+            decision = second_stage.reanalyse(history, recent, parameters, settings, now)
         return flagged if decision is None else decision.anomalous
 
     return recheck
@@ -222,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--second-stage", action="store_true", help="also score with the second stage")
     parser.add_argument("--oracle", action="store_true",
                         help="also score the oracle ceilings: every false positive of the flags, or of the "
-                             "CONSENSUS-1 candidates, removed")
+                             "second stage's candidates (SECOND_STAGE_MIN_VOTES), removed")
     args = parser.parse_args(argv)
     root: Path = args.nab_dir
     windows = json.loads((root / "labels" / "combined_windows.json").read_text())

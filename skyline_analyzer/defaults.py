@@ -245,11 +245,11 @@ DEFAULTS: dict[str, Any] = {
     # Beyond v1.2.8 (which read one key at a time): bytes of values Roomba reads in one batch (about).
     "ROOMBA_BATCH_BYTES": 8388608,
     "MAX_RESOLUTION": 1000,
-    # Beyond v1.2.8 (docs/second-stage.md): the opt-in second stage. Candidates (at least
-    # SECOND_STAGE_MIN_VOTES votes) are re-checked against the same time of day on earlier days of a longer
-    # history that Horizon keeps downsampled in Redis, and reported only if still anomalous.
+    # Beyond v1.2.8 (docs/second-stage.md): the opt-in second stage. Candidates (flagged, or with at least
+    # SECOND_STAGE_MIN_VOTES votes) are judged on a longer history that Horizon keeps downsampled in Redis,
+    # seasonality taken into account, and reported only if anomalous there.
     "SECOND_STAGE_ENABLED": False,
-    "SECOND_STAGE_MIN_VOTES": 5,
+    "SECOND_STAGE_MIN_VOTES": 2,
     "SECOND_STAGE_DURATION": 604800,
     "SECOND_STAGE_RESOLUTION": 600,
     "SECOND_STAGE_PERIOD": 86400,

@@ -81,7 +81,7 @@ def test_the_replay_of_the_seasonal_second_stage_is_the_live_protocol(votes) -> 
     settings = _settings()
     live = nab.detect(FILES, settings, nab.stage_recheck(settings), settings.CONSENSUS - 1)
     replayed = nab_replay.replay(FILES, votes, settings.CONSENSUS,
-                                 nab_replay.seasonal_check(FILES, settings.SECOND_STAGE_THRESHOLD),
+                                 nab_replay.stage_check(FILES),
                                  settings.CONSENSUS - 1)
     assert any(not np.array_equal(a, b) for a, b in zip(live, nab.detect(FILES, settings), strict=True)), \
         "the second stage must change something, or it is not compared"

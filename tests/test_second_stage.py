@@ -13,7 +13,8 @@ from skyline_analyzer.detection import engine, second_stage
 from skyline_analyzer.detection.series import Series
 
 STEP = 300
-PARAMETERS = second_stage.Parameters.from_settings(Settings({}))
+SETTINGS = Settings({})
+PARAMETERS = second_stage.Parameters.from_settings(SETTINGS)
 
 
 def daily(days: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
@@ -63,6 +64,76 @@ def test_a_peak_at_an_unusual_hour_is_anomalous_and_says_why() -> None:
     assert record["check"] == "seasonal_nearest" and record["threshold"] == 3.5
 
 
+def reanalysed(timestamps: np.ndarray, values: np.ndarray, settings: Settings = SETTINGS,
+               ) -> second_stage.Decision | None:
+    """The re-analysis of a nearly flagged series, the history downsampled as Horizon keeps it."""
+    history = second_stage.downsample(timestamps, values, PARAMETERS.resolution)
+    recent = timestamps >= timestamps[-1] - 86400
+    return second_stage.reanalyse(history, (timestamps[recent], values[recent]), PARAMETERS, settings,
+                                  float(timestamps[-1]))
+
+
+def test_the_daily_profile_is_the_median_of_each_phase_on_earlier_days_only() -> None:
+    day = 86400.0
+    parameters = second_stage.Parameters(7 * day, 21600, day, 0, 3, 3.5)  # four 6 h phases a day
+    timestamps = np.arange(0, 5 * day, 21600, dtype=np.float64)
+    values = np.array([1, 2, 3, 4, 3, 2, 9, 4, 5, 2, 3, 4, 7, 2, 3, 40, 100, 100, 100, 100], dtype=np.float64)
+    now = float(timestamps[-1])
+    # the last day's own points (the 100s) are left out; phase 3 has 4, 4, 4 and 40 on earlier days
+    profile = second_stage.daily_profile((timestamps, values), now, parameters)
+    assert profile is not None and profile.tolist() == [4, 2, 3, 4]
+    # without phase 2 on earlier days, the phase takes the median of the others
+    gappy = np.isin(np.arange(20), [2, 6, 10, 14])
+    profile = second_stage.daily_profile((timestamps[~gappy], values[~gappy]), now, parameters)
+    assert profile is not None and profile.tolist() == [4, 2, 4, 4]
+    assert second_stage.daily_profile((timestamps[8:], values[8:]), now, parameters) is None  # 2 earlier days
+
+
+def test_deseasonalise_adds_the_recent_points_the_copy_lacks_and_removes_the_profile() -> None:
+    timestamps, values = daily(8)
+    history = second_stage.downsample(timestamps, values, PARAMETERS.resolution)
+    now = float(timestamps[-1])
+    series = second_stage.deseasonalise(history, (timestamps, values), now, PARAMETERS)
+    assert series is not None
+    out_t, out_v = series
+    fresh = timestamps >= history[0][-1] + PARAMETERS.resolution
+    assert out_t.tolist() == history[0].tolist() + timestamps[fresh].tolist()
+    # the noon peak is gone: what is left is about the noise of a 600 s average
+    assert np.abs(out_v).max() < 0.2 * np.abs(values - values.mean()).max()
+
+
+def test_the_daily_peak_is_normal_once_the_profile_is_removed() -> None:
+    timestamps, values = daily(8)
+    noon = int(np.flatnonzero(timestamps == 7 * 86400 + 43200)[0]) + 1
+    decision = reanalysed(timestamps[:noon], values[:noon])
+    assert decision is not None and not decision.anomalous
+    assert decision.check == "deseasonalised_ensemble" and decision.threshold == SETTINGS.CONSENSUS
+    assert decision.statistic < SETTINGS.CONSENSUS
+    assert decision.reason.startswith("normal with the daily profile removed")
+
+
+def test_a_value_ordinary_for_the_day_but_not_for_the_hour_is_anomalous_once_the_profile_is_removed() -> None:
+    timestamps, values = daily(8)
+    values = values.copy()
+    # at 3 a.m., a rise to 35: well inside the day's range (the noon peak reaches 60)
+    night = int(np.flatnonzero(timestamps == 7 * 86400 + 3 * 3600)[0]) + 1
+    values[night - 6 : night] = 35.0
+    decision = reanalysed(timestamps[:night], values[:night])
+    assert decision is not None and decision.anomalous
+    assert decision.statistic >= SETTINGS.CONSENSUS
+    record = decision.as_dict()
+    assert json.loads(json.dumps(record)) == record
+    assert record["reason"].startswith(f"anomalous with the daily profile removed: {int(decision.statistic)} of 9")
+
+
+def test_the_reanalysis_cannot_judge_a_series_the_filters_reject_or_too_short_a_history() -> None:
+    timestamps = np.arange(0, 8 * 86400, STEP, dtype=np.float64)
+    flat = np.full(timestamps.shape[0], 5.0)
+    assert reanalysed(timestamps, flat) is None  # the residual is all zeros: boring
+    timestamps, values = daily(2)
+    assert reanalysed(timestamps, values) is None
+
+
 def test_too_little_history_is_not_judged() -> None:
     timestamps, values = daily(2)
     assert judged(timestamps, values) is None
@@ -107,7 +178,7 @@ def test_the_first_stage_verdicts_are_the_same_with_the_stage_on() -> None:
 
 
 def test_the_stage_settings_are_checked_only_when_it_is_on() -> None:
-    lowered = Settings({"CONSENSUS": 4, "SECOND_STAGE_DURATION": 86400})
+    lowered = Settings({"CONSENSUS": 4, "SECOND_STAGE_MIN_VOTES": 5, "SECOND_STAGE_DURATION": 86400})
     assert schema.check(lowered) == []
     problems = dict(schema.check(lowered.replace(SECOND_STAGE_ENABLED=True)))
     assert set(problems) == {"SECOND_STAGE_MIN_VOTES", "SECOND_STAGE_DURATION"}

@@ -7,11 +7,14 @@ With it on, the first stage runs with its early exit at ``SECOND_STAGE_MIN_VOTES
 ``CONSENSUS``, so that the ensembles of the metrics it nearly flagged are complete; each verdict is then
 taken at ``CONSENSUS`` again, from the same ensemble (the early exit only ever skips algorithms once a
 consensus is impossible, so the faithful verdict set is the same). The *candidates* are the first stage's
-anomalies and the metrics with at least ``SECOND_STAGE_MIN_VOTES`` votes. Each is re-checked
-(:func:`skyline_analyzer.detection.second_stage.recheck`) on its downsampled copy
-(``second_stage.<full key>``, kept by :mod:`skyline_analyzer.horizon.long_history`) and reported only if
-anomalous there. Where the stage cannot judge (no copy, too few earlier days) the first stage's verdict
-stands. Each decision is logged and carried by the anomaly.
+anomalies and the metrics with at least ``SECOND_STAGE_MIN_VOTES`` votes. Each is judged on its
+downsampled copy (``second_stage.<full key>``, kept by :mod:`skyline_analyzer.horizon.long_history`): a
+flagged metric by :func:`~skyline_analyzer.detection.second_stage.recheck` (is it unusual for the time of
+day?), a nearly flagged one by :func:`~skyline_analyzer.detection.second_stage.reanalyse` (does the
+ensemble reach ``CONSENSUS`` on the longer history once the daily profile is removed?), and reported only
+if anomalous there. Where the stage cannot judge (no copy, too few earlier days) the first stage's verdict
+stands: a flagged metric is reported, a nearly flagged one is not. Each decision is logged and carried by
+the anomaly.
 """
 
 from __future__ import annotations
@@ -58,8 +61,9 @@ def nearly_flagged(verdict: Verdict, settings: Settings) -> bool:
 
 
 def apply(conn: Any, settings: Settings, candidates: Sequence[tuple[Anomaly, bool]],
-          series: dict[str, Series]) -> list[Anomaly]:
-    """The anomalies to report among ``(anomaly, flagged by the first stage)``; ``series`` by full key."""
+          series: dict[str, Series], now: float) -> list[Anomaly]:
+    """The anomalies to report among ``(anomaly, flagged by the first stage)``; ``series`` by full key,
+    ``now`` the run's time (the re-analysis filters stale series as the first stage does)."""
     if not settings.SECOND_STAGE_ENABLED or not candidates:
         return [a for a, flagged in candidates if flagged]
     parameters = second_stage.Parameters.from_settings(settings)
@@ -71,12 +75,12 @@ def apply(conn: Any, settings: Settings, candidates: Sequence[tuple[Anomaly, boo
         return [a for a, flagged in candidates if flagged]
     reported = []
     for (anomaly, flagged), name, raw in zip(candidates, full, copies, strict=True):
-        decision = _decide(name, raw, series[name], parameters)
+        decision = _decide(name, raw, series[name], flagged, parameters, settings, now)
         shown = escape(anomaly.base_name)
         if decision is None:
             if flagged:
                 reported.append(anomaly)
-            log.info("second stage :: %s not judged (too little longer history): first stage verdict %s stands",
+            log.info("second stage :: %s not judged (no usable longer history): first stage verdict %s stands",
                      shown, flagged)
             continue
         log.info("second stage :: %s %s by %s: %s", shown, "reported" if decision.anomalous else "not reported",
@@ -86,8 +90,8 @@ def apply(conn: Any, settings: Settings, candidates: Sequence[tuple[Anomaly, boo
     return reported
 
 
-def _decide(name: str, raw: bytes | None, recent: Series,
-            parameters: second_stage.Parameters) -> second_stage.Decision | None:
+def _decide(name: str, raw: bytes | None, recent: Series, flagged: bool, parameters: second_stage.Parameters,
+            settings: Settings, now: float) -> second_stage.Decision | None:
     if not raw:
         return None
     try:
@@ -95,4 +99,14 @@ def _decide(name: str, raw: bytes | None, recent: Series,
     except SeriesFormatError as exc:
         log.error("error :: second stage: %s", escape(str(exc)))
         return None
-    return second_stage.recheck((copy.timestamps, copy.values), (recent.timestamps, recent.values), parameters)
+    if len(copy) == 0:
+        return None
+    history, latest = (copy.timestamps, copy.values), (recent.timestamps, recent.values)
+    try:
+        if flagged:
+            return second_stage.recheck(history, latest, parameters)
+        return second_stage.reanalyse(history, latest, parameters, settings, now, name)
+    except Exception as exc:
+        # A copy is input like any Redis value: one that breaks a check leaves the first stage's verdict.
+        log.error("error :: second stage: %s not judged: %s", escape(name), escape(repr(exc)))
+        return None

@@ -164,7 +164,7 @@ def process_chunk(
             triggered = tuple(verdict.triggered(algorithms))
             candidates.append((Anomaly(verdict.datapoint, base, by_name[name].last_timestamp, triggered),
                                verdict.anomalous))
-    anomalies = recheck.apply(conn, settings, candidates, by_name)
+    anomalies = recheck.apply(conn, settings, candidates, by_name, now)
     for anomaly in anomalies:
         summary.anomaly_breakdown.update(anomaly.triggered)
     summary.processed += len(names)

@@ -1,4 +1,14 @@
-"""The second stage: a candidate series re-checked against the same time of day on earlier days.
+"""The second stage: two checks of a candidate series against a longer history, seasonality taken into account.
+
+* :func:`recheck` (``seasonal_nearest``) re-checks a metric the first stage *flagged*: is its tail unusual
+  for the time of day, compared with the same time on earlier days? It removes the first stage's seasonal
+  false positives (a daily peak outside a day-long window's three sigmas).
+* :func:`reanalyse` (``deseasonalised_ensemble``) re-analyses a metric the first stage *nearly* flagged: the
+  same ensemble, at the same ``CONSENSUS``, run on the longer history with its daily profile removed
+  (:func:`deseasonalise`). It finds what the day-long window hides: a value ordinary for the day but not for
+  the time of day, a shift the day's own spread absorbs.
+
+The checks in detail:
 
 Three-sigma algorithms over the last ``FULL_DURATION`` see a daily peak as an outlier; the second stage
 asks a seasonal question instead, on a longer history kept at a coarser resolution (``history``: buckets
@@ -28,10 +38,15 @@ from typing import Any
 
 import numpy as np
 
+from skyline_analyzer.config import Settings
+from skyline_analyzer.detection import engine
+from skyline_analyzer.detection.series import Series
+
 #: Scales the median absolute deviation to the standard deviation of normally distributed data.
 MAD_TO_SIGMA = 1.4826
-#: The check's name, as reported with every decision.
+#: The checks' names, as reported with every decision.
 CHECK = "seasonal_nearest"
+REANALYSIS = "deseasonalised_ensemble"
 #: Points of the recent series averaged into the tail (the first stage's algorithms use three).
 TAIL_POINTS = 3
 
@@ -62,7 +77,9 @@ class Parameters:
 class Decision:
     """Whether a candidate is anomalous on the longer history, and why: check, statistic, threshold.
 
-    ``statistic`` is the robust z-score of the tail among ``neighbours`` seasonal neighbours.
+    For ``seasonal_nearest``, ``statistic`` is the robust z-score of the tail among ``neighbours`` seasonal
+    neighbours; for ``deseasonalised_ensemble``, the votes of the ensemble (its algorithms that did not vote
+    False) against ``CONSENSUS``, on ``neighbours`` points re-analysed.
     """
 
     anomalous: bool
@@ -138,3 +155,75 @@ def recheck(history: tuple[np.ndarray, np.ndarray], recent: tuple[np.ndarray, np
     return Decision(anomalous, CHECK, float(statistic), threshold, count,
                     f"{verb} for the time of day: tail {tail:.6g} is {statistic:.2f} robust sigmas from the "
                     f"closest of {count} neighbours on {days.shape[0]} earlier days (threshold {threshold:g})")
+
+
+def daily_profile(history: tuple[np.ndarray, np.ndarray], now: float,
+                  parameters: Parameters) -> np.ndarray | None:
+    """The seasonal profile: for each phase bucket of the period (``period / resolution`` of them), the median
+    of the history's buckets at that phase on earlier periods (older than one period before ``now``); a phase
+    no earlier period has takes the median of the others. ``None`` with fewer than ``min_periods`` earlier
+    periods. The current period is left out: its points are the ones being judged.
+    """
+    timestamps, values = history
+    earlier = timestamps <= now - parameters.period
+    timestamps, values = timestamps[earlier], values[earlier]
+    periods = np.unique(np.floor((now - timestamps) / parameters.period))
+    if periods.shape[0] < parameters.min_periods:
+        return None
+    phase = _phase(timestamps, parameters)
+    order = np.lexsort((values, phase))
+    phase, values = phase[order], values[order]
+    starts = np.flatnonzero(np.r_[True, phase[1:] != phase[:-1]])
+    counts = np.diff(np.r_[starts, phase.shape[0]])
+    # The median of each phase's sorted run: the mean of its middle one or two values.
+    medians = (values[starts + (counts - 1) // 2] + values[starts + counts // 2]) / 2
+    profile = np.full(_phases(parameters), np.median(medians))
+    profile[phase[starts]] = medians
+    return profile
+
+
+def deseasonalise(history: tuple[np.ndarray, np.ndarray], recent: tuple[np.ndarray, np.ndarray], now: float,
+                  parameters: Parameters) -> tuple[np.ndarray, np.ndarray] | None:
+    """The series :func:`reanalyse` analyses: the history's buckets, then the recent points newer than its last
+    bucket (the ones the copy does not hold yet), each minus the :func:`daily_profile` at its phase.
+    ``None`` when there is no profile."""
+    profile = daily_profile(history, now, parameters)
+    if profile is None:
+        return None
+    timestamps, values = history
+    fresh = recent[0] >= timestamps[-1] + parameters.resolution
+    timestamps = np.concatenate([timestamps, recent[0][fresh]])
+    values = np.concatenate([values, recent[1][fresh]])
+    return timestamps, values - profile[_phase(timestamps, parameters)]
+
+
+def reanalyse(history: tuple[np.ndarray, np.ndarray], recent: tuple[np.ndarray, np.ndarray],
+              parameters: Parameters, settings: Settings, now: float, name: str = "series") -> Decision | None:
+    """The decision on a nearly flagged candidate: ``settings``' ensemble at its ``CONSENSUS`` on the longer
+    history from :func:`deseasonalise`; ``None`` when it cannot judge (too few earlier periods, or the
+    re-analysed series is filtered out: too short, stale, boring)."""
+    series = deseasonalise(history, recent, now, parameters)
+    if series is None:
+        return None
+    timestamps, values = series
+    outcome = engine.analyse([Series(timestamps, values, float(timestamps[-1]), float(values[-1]))], [name],
+                             settings, now)[0]
+    if outcome.verdict is None:
+        return None
+    count = len(settings.ALGORITHMS)
+    votes = count - outcome.verdict.ensemble.count(False)
+    anomalous = outcome.verdict.anomalous
+    verb = "anomalous" if anomalous else "normal"
+    return Decision(anomalous, REANALYSIS, float(votes), float(settings.CONSENSUS), int(timestamps.shape[0]),
+                    f"{verb} with the daily profile removed: {votes} of {count} algorithms on "
+                    f"{timestamps.shape[0]} points of the longer history (consensus {settings.CONSENSUS})")
+
+
+def _phases(parameters: Parameters) -> int:
+    return max(1, int(np.ceil(parameters.period / parameters.resolution)))
+
+
+def _phase(timestamps: np.ndarray, parameters: Parameters) -> np.ndarray:
+    """Each timestamp's phase bucket within the period (UTC: the period starts at the epoch)."""
+    phases = np.floor((timestamps % parameters.period) / parameters.resolution).astype(np.intp)
+    return np.minimum(phases, _phases(parameters) - 1)
