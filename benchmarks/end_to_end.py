@@ -14,7 +14,7 @@ The script seeds a private redis-server (60 s data ending now, the shapes of ``b
 * with ``--second-stage``, ``stage`` and ``stage-flags``: the fast daemon with ``SECOND_STAGE_ENABLED``,
   candidates at ``SECOND_STAGE_MIN_VOTES = CONSENSUS - 1`` (the default) and at ``CONSENSUS`` (only the
   flags re-checked). Every metric then also gets a seven-day copy (``second_stage.<key>``, 600 s buckets:
-  its last day averaged and repeated), as Horizon's keeper would have written it.
+  its last day averaged and repeated with noise), as Horizon's keeper would have written it.
 
 It prints, per configuration, the median seconds and its spread, metrics per second, each daemon run's
 ratio to the lean loop of the same repetition (median and range), and every process's own peak memory:
@@ -71,20 +71,25 @@ def encode_block(timestamps: np.ndarray, values: np.ndarray) -> bytes:
 COPY_RESOLUTION, COPY_DAYS = 600, 7
 
 
-def seasonal_copy(timestamps: np.ndarray, values: np.ndarray) -> bytes:
-    """A seven-day copy of a series: its last day averaged into 600 s buckets, repeated on each earlier day."""
+def seasonal_copy(timestamps: np.ndarray, values: np.ndarray, rng: np.random.Generator) -> bytes:
+    """A seven-day copy of a series: its last day averaged into 600 s buckets and repeated on each earlier
+    day with fresh noise of the buckets' own bucket-to-bucket spread (identical days would leave a residual
+    of zeros, which no real metric has)."""
     day = 86400
     recent = timestamps >= timestamps[-1] - day
     buckets = np.floor(timestamps[recent] / COPY_RESOLUTION) * COPY_RESOLUTION
     starts, inverse = np.unique(buckets, return_inverse=True)
     means = np.bincount(inverse, weights=values[recent]) / np.bincount(inverse)
+    spread = float(np.std(np.diff(means))) / np.sqrt(2) if means.shape[0] > 1 else 0.0
+    days = [means + rng.normal(0.0, spread, means.shape[0]) for _ in range(COPY_DAYS)]
     copies = [starts - day * ago for ago in range(COPY_DAYS, 0, -1)]
-    return encode_block(np.concatenate(copies), np.tile(means, COPY_DAYS))
+    return encode_block(np.concatenate(copies), np.concatenate(days))
 
 
 def seed(socket_path: str, count: int, points: int, now: int, namespace: str, copies: bool = False) -> None:
     conn = redis.Redis(unix_socket_path=socket_path)
     conn.flushall()
+    rng = np.random.default_rng(7)
     for first in range(0, count, 1000):
         series, names = calm_chunk(first, min(1000, count - first), points, STEP, 1_700_000_000)
         pipe = conn.pipeline(transaction=False)
@@ -93,7 +98,7 @@ def seed(socket_path: str, count: int, points: int, now: int, namespace: str, co
         for full_key, one in zip(full_keys, series, strict=True):
             pipe.set(full_key, encode_block(one.timestamps + shift, one.values))
             if copies:
-                pipe.set(keys.second_stage_history(full_key), seasonal_copy(one.timestamps + shift, one.values))
+                pipe.set(keys.second_stage_history(full_key), seasonal_copy(one.timestamps + shift, one.values, rng))
         pipe.sadd(keys.unique_metrics(namespace), *full_keys)
         pipe.execute()
     conn.close()

@@ -97,7 +97,13 @@ def test_deseasonalise_adds_the_recent_points_the_copy_lacks_and_removes_the_pro
     assert series is not None
     out_t, out_v = series
     fresh = timestamps >= history[0][-1] + PARAMETERS.resolution
-    assert out_t.tolist() == history[0].tolist() + timestamps[fresh].tolist()
+    # the two five-minute points after the copy's last bucket: one bucket, stamped with the newer point
+    assert fresh.sum() == 2
+    assert out_t.tolist() == [*history[0].tolist(), timestamps[-1]]
+    profile = second_stage.daily_profile(history, now, PARAMETERS)
+    assert profile is not None
+    phase = int((timestamps[-1] % 86400) // PARAMETERS.resolution)
+    assert out_v[-1] == values[fresh].mean() - profile[phase]
     # the noon peak is gone: what is left is about the noise of a 600 s average
     assert np.abs(out_v).max() < 0.2 * np.abs(values - values.mean()).max()
 

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 def first_stage(series: Sequence[Series], names: Sequence[str], settings: Settings, now: float,
                 recorder: Recorder | None) -> list[engine.Outcome]:
     """The first stage's outcomes; with the stage on, ensembles complete down to ``SECOND_STAGE_MIN_VOTES``."""
-    if not settings.SECOND_STAGE_ENABLED:
+    if not settings.SECOND_STAGE_ENABLED or settings.SECOND_STAGE_MIN_VOTES >= settings.CONSENSUS:
         return engine.analyse(series, names, settings, now, recorder=recorder)
     wide = settings.replace(CONSENSUS=settings.SECOND_STAGE_MIN_VOTES)
     outcomes = engine.analyse(series, names, wide, now, recorder=recorder)

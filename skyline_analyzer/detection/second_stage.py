@@ -4,9 +4,9 @@
   for the time of day, compared with the same time on earlier days? It removes the first stage's seasonal
   false positives (a daily peak outside a day-long window's three sigmas).
 * :func:`reanalyse` (``deseasonalised_ensemble``) re-analyses a metric the first stage *nearly* flagged: the
-  same ensemble, at the same ``CONSENSUS``, run on the longer history with its daily profile removed
-  (:func:`deseasonalise`). It finds what the day-long window hides: a value ordinary for the day but not for
-  the time of day, a shift the day's own spread absorbs.
+  same ensemble, at the same ``CONSENSUS``, run on the longer history (the recent points averaged to its
+  resolution) with its daily profile removed (:func:`deseasonalise`). It finds what the day-long window
+  hides: a value ordinary for the day but not for the time of day, a shift the day's own spread absorbs.
 
 The checks in detail:
 
@@ -184,17 +184,31 @@ def daily_profile(history: tuple[np.ndarray, np.ndarray], now: float,
 
 def deseasonalise(history: tuple[np.ndarray, np.ndarray], recent: tuple[np.ndarray, np.ndarray], now: float,
                   parameters: Parameters) -> tuple[np.ndarray, np.ndarray] | None:
-    """The series :func:`reanalyse` analyses: the history's buckets, then the recent points newer than its last
-    bucket (the ones the copy does not hold yet), each minus the :func:`daily_profile` at its phase.
-    ``None`` when there is no profile."""
+    """The series :func:`reanalyse` analyses, minus the :func:`daily_profile` at each point's phase: the
+    history's buckets, then the recent points newer than its last bucket (the minutes the copy does not
+    hold yet) averaged into buckets of the same resolution, the last one holding the points so far.
+
+    The recent points are averaged because a raw point varies more than a bucket's mean (about
+    ``sqrt(resolution / step)`` times): appended raw, the newest points would look like outliers among the
+    buckets. A recent bucket is stamped with its newest point's time, so the series is as fresh as the data.
+    ``None`` when there is no profile.
+    """
     profile = daily_profile(history, now, parameters)
     if profile is None:
         return None
     timestamps, values = history
     fresh = recent[0] >= timestamps[-1] + parameters.resolution
-    timestamps = np.concatenate([timestamps, recent[0][fresh]])
-    values = np.concatenate([values, recent[1][fresh]])
-    return timestamps, values - profile[_phase(timestamps, parameters)]
+    fresh_t, fresh_v = recent[0][fresh], recent[1][fresh]
+    phases = _phase(timestamps, parameters)
+    if fresh_t.shape[0]:
+        starts, inverse = np.unique(np.floor(fresh_t / parameters.resolution), return_inverse=True)
+        means = np.bincount(inverse, weights=fresh_v) / np.bincount(inverse)
+        newest = np.zeros(starts.shape[0])
+        np.maximum.at(newest, inverse, fresh_t)
+        timestamps = np.concatenate([timestamps, newest])
+        values = np.concatenate([values, means])
+        phases = np.concatenate([phases, _phase(starts * parameters.resolution, parameters)])
+    return timestamps, values - profile[phases]
 
 
 def reanalyse(history: tuple[np.ndarray, np.ndarray], recent: tuple[np.ndarray, np.ndarray],
