@@ -12,7 +12,7 @@ The script seeds a private redis-server (60 s data ending now, the shapes of ``b
 * ``reference``: the same with ``ANALYZER_ENGINE = 'reference'``, only for counts up to
   ``--reference-up-to`` (it is slow);
 * with ``--second-stage``, ``stage`` and ``stage-flags``: the fast daemon with ``SECOND_STAGE_ENABLED``,
-  candidates at ``SECOND_STAGE_MIN_VOTES = CONSENSUS - 1`` (the default) and at ``CONSENSUS`` (only the
+  candidates at the configured ``SECOND_STAGE_MIN_VOTES`` (default 2) and at ``CONSENSUS`` (only the
   flags re-checked). Every metric then also gets a seven-day copy (``second_stage.<key>``, 600 s buckets:
   its last day averaged and repeated with noise), as Horizon's keeper would have written it.
 
@@ -155,8 +155,8 @@ def lean_run(socket_path: str) -> dict:
             "decode_seconds": decoding, "parent_mib": own_peak_mib(), "worker_mib": 0.0}
 
 
-#: Second-stage modes: ``SECOND_STAGE_MIN_VOTES`` below ``CONSENSUS`` by this many votes.
-STAGE_MODES = {"stage": 1, "stage-flags": 0}
+#: Second-stage modes: ``SECOND_STAGE_MIN_VOTES`` as configured (default 2), or ``CONSENSUS`` (the flags only).
+STAGE_MODES = ("stage", "stage-flags")
 
 
 def daemon_run(socket_path: str, tmp: str, mode: str, processes: int, now: int) -> dict:
@@ -166,7 +166,8 @@ def daemon_run(socket_path: str, tmp: str, mode: str, processes: int, now: int) 
     settings = config.load()
     stage = {}
     if mode in STAGE_MODES:
-        stage = {"SECOND_STAGE_ENABLED": True, "SECOND_STAGE_MIN_VOTES": settings.CONSENSUS - STAGE_MODES[mode]}
+        stage = {"SECOND_STAGE_ENABLED": True, "SECOND_STAGE_MIN_VOTES": (
+            settings.CONSENSUS if mode == "stage-flags" else settings.SECOND_STAGE_MIN_VOTES)}
     settings = settings.replace(
         REDIS_SOCKET_PATH=socket_path, REDIS_HOST=None, REDIS_PASSWORD=None, LOG_PATH=tmp, PID_PATH=tmp,
         SKYLINE_TMP_DIR=str(root / f"tmp-{mode}-{processes}"), ANOMALY_DUMP=str(root / "anomalies.json"),
@@ -215,8 +216,8 @@ def main() -> None:
                         help="also time the reference engine for counts up to this")
     parser.add_argument("--repeat", type=int, default=3, help="alternations of the floor and each daemon run")
     parser.add_argument("--second-stage", action="store_true",
-                        help="also time the fast daemon with the second stage on (candidates at CONSENSUS - 1, "
-                             "and at CONSENSUS)")
+                        help="also time the fast daemon with the second stage on (candidates at "
+                             "SECOND_STAGE_MIN_VOTES, and at CONSENSUS)")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--one", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()

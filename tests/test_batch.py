@@ -7,10 +7,11 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import msgpack
 import numpy as np
 import pytest
 
-from skyline_analyzer import config
+from skyline_analyzer import codec, config
 from skyline_analyzer.analyzer import history
 from skyline_analyzer.analyzer.run_metrics import RunMetricsRecorder, collect_run_metrics, reset_run_metrics
 from skyline_analyzer.detection import batch, batched, engine
@@ -183,3 +184,22 @@ def test_consensus_extremes_match_the_reference(consensus: int, load_settings: C
     names, series, _ = corpus("corpus_60s")
     fast, reference = both(series, names, load_settings().replace(CONSENSUS=consensus))
     assert fast == reference
+
+
+def test_a_decoded_chunk_is_analysed_in_place_and_anything_else_is_copied() -> None:
+    owner = np.arange(40.0).reshape(8, 5).copy()  # owns its memory, as the decoder's blocks do
+    rows = [owner[2], owner[3], owner[4]]
+    view = batch._stack(rows, 5)
+    assert np.shares_memory(view, owner) and view.tolist() == owner[2:5].tolist()
+    for scattered in ([owner[4], owner[3]], [owner[1], owner[3]], [owner[2], np.arange(5.0)]):
+        copied = batch._stack(scattered, 5)
+        assert not np.shares_memory(copied, owner)
+        assert copied.tolist() == [row.tolist() for row in scattered]
+    # the decoder gives a chunk's equal-length series as such rows, so a chunk's block is not copied
+    raws = [b"".join(msgpack.packb((1_700_000_000 + 60 * i, float(i * k))) for i in range(100)) for k in range(4)]
+    decoded = codec.decode_many(raws, [f"metrics.m{k}" for k in range(4)])
+    assert np.shares_memory(batch._stack([one.values for one in decoded], 100), decoded[0].values)
+    # the block is read-only either way: an algorithm writing into it would change the series it came from
+    for block in (view, batch._stack([owner[4], owner[3]], 5)):
+        with pytest.raises(ValueError):
+            block[0, 0] = 1.0

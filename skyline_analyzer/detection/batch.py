@@ -128,9 +128,26 @@ def evaluate(
 
 
 def _stack(rows: list[np.ndarray], length: int) -> np.ndarray:
-    """Equal-length 1-D arrays as the rows of a new C-contiguous 2-D array (one concatenation)."""
+    """Equal-length 1-D float64 arrays as the rows of a C-contiguous 2-D array, read-only.
+
+    The decoder (:func:`skyline_analyzer.codec.decode_many`) already returns a chunk's series as
+    consecutive rows of one 2-D array; when ``rows`` are exactly such a run, that part of the array is
+    returned as it is (a view: no copy of the chunk). Otherwise one concatenation into a new array.
+    """
+    base = rows[0].base
+    if (isinstance(base, np.ndarray) and base.ndim == 2 and base.shape[1] == length and base.dtype == np.float64
+            and base.flags.c_contiguous and all(row.base is base for row in rows)):
+        row_bytes = 8 * length
+        origin = base.__array_interface__["data"][0]
+        starts = [row.__array_interface__["data"][0] - origin for row in rows]
+        first = starts[0] // row_bytes
+        if starts == list(range(starts[0], starts[0] + row_bytes * len(rows), row_bytes)) and not starts[0] % row_bytes:
+            view = base[first : first + len(rows)]
+            view.flags.writeable = False
+            return view
     stacked = np.empty((len(rows), length))
     np.concatenate(rows, out=stacked.reshape(-1))
+    stacked.flags.writeable = False
     return stacked
 
 
