@@ -202,14 +202,20 @@ def stage_recheck(settings: Settings) -> Recheck:
     return recheck
 
 
-def _oracle(truths: Sequence[Truth]) -> Recheck:
-    """A second stage that knows the labels: every candidate outside a window is dropped (the ceiling)."""
+def inside_windows(truths: Sequence[Truth]) -> list[np.ndarray]:
+    """Per file, which rows lie in a labelled window."""
     inside = []
     for truth in truths:
         rows = np.zeros(truth.rows, dtype=bool)
         for left, right in truth.windows:
             rows[left : right + 1] = True
         inside.append(rows)
+    return inside
+
+
+def _oracle(truths: Sequence[Truth]) -> Recheck:
+    """A second stage that knows the labels: every candidate outside a window is dropped (the ceiling)."""
+    inside = inside_windows(truths)
     return lambda file, row, _t, _v, _flagged: bool(inside[file][row])
 
 

@@ -122,17 +122,6 @@ def replay(files: Sequence[nab.DataFile], votes: Sequence[np.ndarray], consensus
     return scores
 
 
-def inside_windows(truths: Sequence[Truth]) -> list[np.ndarray]:
-    """Per file, which rows lie in a labelled window."""
-    inside = []
-    for truth in truths:
-        rows = np.zeros(truth.rows, dtype=bool)
-        for left, right in truth.windows:
-            rows[left : right + 1] = True
-        inside.append(rows)
-    return inside
-
-
 def stage_check(files: Sequence[nab.DataFile], **overrides: object) -> Check:
     """The second stage as ``benchmarks/nab.py`` runs it (``nab.stage_recheck``), settings overridden."""
     recheck = nab.stage_recheck(nab.detector_settings("fast").replace(**overrides))
@@ -180,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(files)} files, {sum(len(t.windows) for t in truths)} windows; ensembles of every row in "
           f"{time.perf_counter() - started:.1f} s")
     consensus = nab.detector_settings("fast").CONSENSUS
-    inside = inside_windows(truths)
+    inside = nab.inside_windows(truths)
 
     def oracle(k: int, row: int, _flagged: bool) -> bool:
         return bool(inside[k][row])

@@ -67,7 +67,7 @@ def test_the_replay_of_the_faithful_default_is_the_live_protocol(votes) -> None:
 @pytest.mark.parametrize("below", [0, 1, 2])
 def test_the_replay_of_an_oracle_is_the_live_protocol(votes, below: int) -> None:
     settings = _settings()
-    inside = nab_replay.inside_windows(TRUTHS)
+    inside = nab.inside_windows(TRUTHS)
     live = nab.detect(FILES, settings, nab._oracle(TRUTHS), settings.CONSENSUS - below)
     replayed = nab_replay.replay(FILES, votes, settings.CONSENSUS, lambda k, row, _f: bool(inside[k][row]),
                                  settings.CONSENSUS - below)
