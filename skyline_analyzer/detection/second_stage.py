@@ -79,7 +79,8 @@ class Decision:
 
     For ``seasonal_nearest``, ``statistic`` is the robust z-score of the tail among ``neighbours`` seasonal
     neighbours; for ``deseasonalised_ensemble``, the votes of the ensemble (its algorithms that did not vote
-    False) against ``CONSENSUS``, on ``neighbours`` points re-analysed.
+    False) against ``CONSENSUS``, on ``neighbours`` points re-analysed (with the early exit on, the
+    algorithms it skipped count as False: for a normal decision the votes are a lower bound).
     """
 
     anomalous: bool
