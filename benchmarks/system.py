@@ -62,6 +62,8 @@ STEP = 60
 SPREAD = 0.95
 PROBES_PER_MINUTE = 20
 SAMPLE_SECONDS = 2.0
+#: Seconds before the first live minute at which the sender connects to Horizon.
+CONNECT_AHEAD = 5.0
 SEED_CHUNK = 1000
 COMPONENTS = ("horizon", "roomba", "analyzer", "redis", "sender", "bench")
 #: The components of the system itself: not this script's probes and sampling.
@@ -111,6 +113,9 @@ def send(address: tuple[str, int], count: int, first_live: int, minutes: int, fi
     rng = np.random.default_rng(2)
     frames = math.ceil(count / FRAME_DATAPOINTS)
     probe_every = max(1, frames // PROBES_PER_MINUTE)
+    # Connect just before the first frame: Horizon closes a connection idle for HORIZON_IDLE_TIMEOUT
+    # (300 s), and the wait for the first live minute after a large seeding can be longer than that.
+    time.sleep(max(0.0, first_live - CONNECT_AHEAD - time.time()))
     with socket.create_connection(address, timeout=60) as sock:
         for minute in range(minutes):
             stamp = first_live + STEP * minute
