@@ -191,8 +191,6 @@ def stage_recheck(settings: Settings) -> Recheck:
         history = second_stage.downsample(timestamps[lo:], values[lo:], parameters.resolution)
         day = int(np.searchsorted(timestamps, now - settings.FULL_DURATION, side="right"))
         recent = (timestamps[day:], values[day:])
-        if history[0].shape[0] == 0:
-            return flagged
         if flagged:
             decision = second_stage.recheck(history, recent, parameters)
         else:

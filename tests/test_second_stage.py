@@ -189,3 +189,11 @@ def test_the_stage_settings_are_checked_only_when_it_is_on() -> None:
     problems = dict(schema.check(lowered.replace(SECOND_STAGE_ENABLED=True)))
     assert set(problems) == {"SECOND_STAGE_MIN_VOTES", "SECOND_STAGE_DURATION"}
     assert "more than CONSENSUS = 4" in problems["SECOND_STAGE_MIN_VOTES"]
+
+
+def test_an_empty_copy_is_not_judged_by_either_check() -> None:
+    empty = (np.empty(0), np.empty(0))
+    timestamps, values = daily(2)
+    recent = (timestamps, values)
+    assert second_stage.recheck(empty, recent, PARAMETERS) is None
+    assert second_stage.reanalyse(empty, recent, PARAMETERS, SETTINGS, float(timestamps[-1])) is None

@@ -99,8 +99,6 @@ def _decide(name: str, raw: bytes | None, recent: Series, flagged: bool, paramet
     except SeriesFormatError as exc:
         log.error("error :: second stage: %s", escape(str(exc)))
         return None
-    if len(copy) == 0:
-        return None
     history, latest = (copy.timestamps, copy.values), (recent.timestamps, recent.values)
     try:
         if flagged:
