@@ -51,6 +51,8 @@ from skyline_analyzer import config, keys  # noqa: E402
 from skyline_analyzer.allocator import tune_allocator  # noqa: E402
 from skyline_analyzer.analyzer import worker  # noqa: E402
 from skyline_analyzer.analyzer.daemon import Analyzer  # noqa: E402
+from skyline_analyzer.defaults import DEFAULTS  # noqa: E402
+from skyline_analyzer.detection import second_stage  # noqa: E402
 from skyline_analyzer.harness import private_redis  # noqa: E402
 
 STEP = 60
@@ -67,8 +69,8 @@ def encode_block(timestamps: np.ndarray, values: np.ndarray) -> bytes:
     return records.tobytes()
 
 
-#: The second stage's copies as the benchmark seeds them: buckets of this many seconds over this many days.
-COPY_RESOLUTION, COPY_DAYS = 600, 7
+#: The second stage's copies as the benchmark seeds them: the default buckets, over this many days.
+COPY_RESOLUTION, COPY_DAYS = DEFAULTS["SECOND_STAGE_RESOLUTION"], 7
 
 
 def seasonal_copy(timestamps: np.ndarray, values: np.ndarray, rng: np.random.Generator) -> bytes:
@@ -77,9 +79,7 @@ def seasonal_copy(timestamps: np.ndarray, values: np.ndarray, rng: np.random.Gen
     of zeros, which no real metric has)."""
     day = 86400
     recent = timestamps >= timestamps[-1] - day
-    buckets = np.floor(timestamps[recent] / COPY_RESOLUTION) * COPY_RESOLUTION
-    starts, inverse = np.unique(buckets, return_inverse=True)
-    means = np.bincount(inverse, weights=values[recent]) / np.bincount(inverse)
+    starts, means = second_stage.downsample(timestamps[recent], values[recent], COPY_RESOLUTION)
     spread = float(np.std(np.diff(means))) / np.sqrt(2) if means.shape[0] > 1 else 0.0
     days = [means + rng.normal(0.0, spread, means.shape[0]) for _ in range(COPY_DAYS)]
     copies = [starts - day * ago for ago in range(COPY_DAYS, 0, -1)]
