@@ -32,7 +32,6 @@ import math
 import multiprocessing
 import os
 import queue
-import signal
 import socket
 import statistics
 import struct
@@ -54,7 +53,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import system_measure as measure  # noqa: E402
 
 from skyline_analyzer import codec, config, keys  # noqa: E402
-from skyline_analyzer.harness import free_ports, private_redis, write_settings  # noqa: E402
+from skyline_analyzer.harness import free_ports, private_redis, stop, write_settings  # noqa: E402
 from skyline_analyzer.horizon.senders import FRAME_DATAPOINTS, pickle_frame  # noqa: E402
 
 STEP = 60
@@ -186,16 +185,6 @@ def start_daemon(command: str, settings_file: Path, out: Path) -> subprocess.Pop
                                 stderr=subprocess.STDOUT, env={**os.environ, "SKYLINE_SETTINGS": str(settings_file)})
 
 
-def stop_daemon(process: subprocess.Popen, timeout: float) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def wait_for_horizon(process: subprocess.Popen, log: Path, workers: int) -> set[int]:
     deadline = time.monotonic() + 120
     while len(pids := measure.ingest_pids(log)) < workers + 3:
@@ -285,8 +274,8 @@ def run_scale(count: int, args: argparse.Namespace) -> dict:
                 if sender.is_alive():
                     sender.kill()
             if analyzer is not None:
-                stop_daemon(analyzer, 60)
-            stop_daemon(horizon, 60)
+                stop(analyzer, 60)
+            stop(horizon, 60)
         return {
             "count": count, "first_live": first_live, "offered": list(offered), "held": held,
             "runs": measure.analyzer_runs(analyzer_log),

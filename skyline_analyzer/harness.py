@@ -228,15 +228,20 @@ def running(settings_file: Path) -> Iterator[config.Settings]:
             time.sleep(0.05)
         yield settings
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process, STOP_TIMEOUT)
         if process.stdout is not None:
             process.stdout.close()
+
+
+def stop(process: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM ``process`` if it still runs and wait for it; SIGKILL it after ``timeout`` seconds."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 def _new_log(log: Path, offset: int) -> str:
