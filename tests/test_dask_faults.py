@@ -66,6 +66,11 @@ class Run(threading.Thread):
         except BaseException as exc:
             self.error = exc
 
+    def finish(self, timeout: float) -> None:
+        """Wait for the run; it must have ended, without an error."""
+        self.join(timeout=timeout)
+        assert not self.is_alive() and self.error is None
+
 
 def counted_once(report: RunReport, names: list[str]) -> None:
     assert report.total_metrics == len(names)
@@ -75,6 +80,13 @@ def counted_once(report: RunReport, names: list[str]) -> None:
 def signature(report: RunReport) -> tuple:
     return (report.exceptions, report.anomaly_breakdown,
             sorted((a.base_name, a.value, a.timestamp, a.triggered) for a in report.anomalies))
+
+
+def whole_as_baseline(report: RunReport, names: list[str], baseline: RunReport) -> None:
+    """Every metric counted once, none unprocessed, and the same outcome as the local baseline run."""
+    counted_once(report, names)
+    assert report.unprocessed == 0
+    assert signature(report) == signature(baseline)
 
 
 @pytest.fixture
@@ -113,15 +125,12 @@ def test_a_worker_killed_mid_run_costs_no_metric(scene, own_dask, redis_conn, tm
         assert wait_until(one_done_one_running, timeout=300, interval=0.05)
         assert victim, "the run ended before a worker could be killed"
         os.kill(watcher.pid_of(victim[0]), signal.SIGKILL)
-        run.join(timeout=400)
-        assert not run.is_alive() and run.error is None
+        run.finish(timeout=400)
     finally:
         watcher.close()
         analyzer.close()
     report = run.report
-    counted_once(report, names)
-    assert report.unprocessed == 0
-    assert signature(report) == signature(baseline)
+    whole_as_baseline(report, names, baseline)
     # Timings written once per unit, second-order history one entry per anomalous metric, re-runs or not.
     assert {a: t.times_run for a, t in collect_run_metrics(tmp_path / "tmp", list(ALGORITHM_NAMES)).items()} == {
         a: t.times_run for a, t in timings.items()}
@@ -152,9 +161,8 @@ def test_a_hung_worker_costs_its_units_at_the_runtime_limit(scene, own_dask):
         assert stopped, "the run ended before a worker could be stopped"
         pid = watcher.pid_of(stopped[0])
         os.kill(pid, signal.SIGSTOP)
-        run.join(timeout=limit + 120)
+        run.finish(timeout=limit + 120)
         elapsed = time.monotonic() - started
-        assert not run.is_alive() and run.error is None
         report = run.report
         counted_once(report, names)
         assert report.unprocessed > 0 and report.killed_workers > 0
@@ -183,13 +191,10 @@ def test_a_worker_joining_mid_run_costs_no_metric(scene, own_dask):
                           timeout=300, interval=0.05)
         cluster.add_worker("joining")
         joined_during_run = run.is_alive()
-        run.join(timeout=400)
-        assert not run.is_alive() and run.error is None
+        run.finish(timeout=400)
     finally:
         watcher.close()
         analyzer.close()
     report = run.report
-    counted_once(report, names)
-    assert report.unprocessed == 0
-    assert signature(report) == signature(baseline)
+    whole_as_baseline(report, names, baseline)
     assert joined_during_run, "the run ended before the worker joined"
