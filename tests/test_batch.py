@@ -188,18 +188,26 @@ def test_consensus_extremes_match_the_reference(consensus: int, load_settings: C
 
 def test_a_decoded_chunk_is_analysed_in_place_and_anything_else_is_copied() -> None:
     owner = np.arange(40.0).reshape(8, 5).copy()  # owns its memory, as the decoder's blocks do
-    rows = [owner[2], owner[3], owner[4]]
-    view = batch._stack(rows, 5)
+    stamps = owner + 1000.0
+
+    def row(k: int, claimed: int | None = None) -> Series:
+        return Series(stamps[k], owner[k], float(stamps[k, -1]), float(owner[k, -1]), k if claimed is None else claimed)
+
+    view = batch._stack([row(2), row(3), row(4)], "values", 5)
     assert np.shares_memory(view, owner) and view.tolist() == owner[2:5].tolist()
-    for scattered in ([owner[4], owner[3]], [owner[1], owner[3]], [owner[2], np.arange(5.0)]):
-        copied = batch._stack(scattered, 5)
+    assert np.shares_memory(batch._stack([row(2), row(3)], "timestamps", 5), stamps)
+    loose = Series(np.arange(5.0), np.arange(5.0), 4.0, 4.0)
+    # out of order, not consecutive, not a row, and a row claiming to be another: each copied
+    for scattered in ([row(4), row(3)], [row(1), row(3)], [row(2), loose], [row(2), row(4, claimed=3)]):
+        copied = batch._stack(scattered, "values", 5)
         assert not np.shares_memory(copied, owner)
-        assert copied.tolist() == [row.tolist() for row in scattered]
+        assert copied.tolist() == [one.values.tolist() for one in scattered]
     # the decoder gives a chunk's equal-length series as such rows, so a chunk's block is not copied
     raws = [b"".join(msgpack.packb((1_700_000_000 + 60 * i, float(i * k))) for i in range(100)) for k in range(4)]
     decoded = codec.decode_many(raws, [f"metrics.m{k}" for k in range(4)])
-    assert np.shares_memory(batch._stack([one.values for one in decoded], 100), decoded[0].values)
+    assert [one.row for one in decoded] == [0, 1, 2, 3]
+    assert np.shares_memory(batch._stack(decoded, "values", 100), decoded[0].values)
     # the block is read-only either way: an algorithm writing into it would change the series it came from
-    for block in (view, batch._stack([owner[4], owner[3]], 5)):
+    for block in (view, batch._stack([row(4), row(3)], "values", 5)):
         with pytest.raises(ValueError):
             block[0, 0] = 1.0

@@ -180,3 +180,20 @@ def test_decode_many_decodes_a_chunk_together(monkeypatch: pytest.MonkeyPatch) -
     assert [s.values[-1] for s in series[:50]] == [float(k * 1439) for k in range(50)]
     assert series[50].last_value == 3 and type(series[50].last_value) is int and len(series[51]) == 0
     same_as_alone(raws)
+
+
+def test_a_group_is_decoded_in_parts_and_a_bad_part_alone() -> None:
+    """A group longer than GROUP_ROWS is joined a part at a time. A part failing the type check (one record
+    whose value is a uint64 among float64s: the same width) is decoded value by value; the other parts'
+    series are rows of the group's arrays; a row with a NaN is the reference's error."""
+    count = 2 * codec.GROUP_ROWS + 6
+    bad, nan = codec.GROUP_ROWS + 3, 5
+    raws = [codec.encode([(TS + 60 * i, 2**40 if (k, i) == (bad, 20) else math.nan if (k, i) == (nan, 30)
+                           else float(k + i) + 0.5) for i in range(50)]) for k in range(count)]
+    assert len({len(raw) for raw in raws}) == 1
+    series = codec.decode_many(raws, [f"m{k}" for k in range(count)])
+    same_as_alone(raws)
+    assert isinstance(series[nan], SeriesFormatError) and series[bad].values[20] == 2.0**40
+    part = range(codec.GROUP_ROWS, 2 * codec.GROUP_ROWS)
+    assert [one.row for one in series if isinstance(one, Series)] == [
+        None if k in part else k for k in range(count) if k != nan]

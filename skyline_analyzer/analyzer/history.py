@@ -32,11 +32,12 @@ def record_stale_candidates(redis: Any, settings: Settings, series: Sequence[Ser
     """SADD each full key whose age is in [ALERT_ON_STALE_PERIOD, STALE_PERIOD) to the stale-digest set."""
     if not settings.ALERT_ON_STALE_METRICS:
         return
+    # Settings read once: this loop sees every series of the run.
+    alert_period, stale_period, whole_now = settings.ALERT_ON_STALE_PERIOD, settings.STALE_PERIOD, int(now)
     for one, name in zip(series, names, strict=True):
         if one.last_timestamp is None:
             continue
-        age = int(now) - int(one.last_timestamp)
-        if settings.ALERT_ON_STALE_PERIOD <= age < settings.STALE_PERIOD:
+        if alert_period <= whole_now - int(one.last_timestamp) < stale_period:
             try:
                 redis.sadd(keys.ALERT_ON_STALE_METRICS, name)
             except Exception:

@@ -149,21 +149,23 @@ def process_chunk(
     set_members: dict[str, list[str]] = {}
     outcomes = _analyse(series, kept, settings, now, conn, recorder)
     tune_record.observe(recorder, series, outcomes)
+    # Most series are neither filtered nor flagged: the loop does no more for them than test both.
+    stage = settings.SECOND_STAGE_ENABLED
     for name, outcome in zip(kept, outcomes, strict=True):
         if outcome is None:
             summary.exceptions[ExceptionKind.OTHER] += 1
             continue
-        base = keys.base_name(namespace, name)
-        if outcome.exception is not None:
-            summary.exceptions[outcome.exception] += 1
-            if outcome.exception in EXCEPTION_SETS:
-                set_members.setdefault(EXCEPTION_SETS[outcome.exception], []).append(base)
+        exception = outcome.exception
+        if exception is not None:
+            summary.exceptions[exception] += 1
+            if exception in EXCEPTION_SETS:
+                set_members.setdefault(EXCEPTION_SETS[exception], []).append(keys.base_name(namespace, name))
             continue
         verdict = outcome.verdict
-        if verdict is not None and (verdict.anomalous or recheck.nearly_flagged(verdict, settings)):
+        if verdict is not None and (verdict.anomalous or (stage and recheck.nearly_flagged(verdict, settings))):
             triggered = tuple(verdict.triggered(algorithms))
-            candidates.append((Anomaly(verdict.datapoint, base, by_name[name].last_timestamp, triggered),
-                               verdict.anomalous))
+            candidates.append((Anomaly(verdict.datapoint, keys.base_name(namespace, name),
+                                       by_name[name].last_timestamp, triggered), verdict.anomalous))
     anomalies = recheck.apply(conn, settings, candidates, by_name, now)
     for anomaly in anomalies:
         summary.anomaly_breakdown.update(anomaly.triggered)

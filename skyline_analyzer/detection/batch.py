@@ -41,13 +41,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Sequence
-from typing import NamedTuple
 
 import numpy as np
 
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection.batched import BATCHED, DEFER, FALSE, NONE, TRUE, Block
-from skyline_analyzer.detection.reference import Recorder, Vote, early_exit_enabled, run_algorithm
+from skyline_analyzer.detection.reference import Recorder, Verdict, early_exit_enabled, run_algorithm
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import ExceptionKind
 
@@ -61,11 +60,8 @@ def boring(values: np.ndarray, max_boredom: int, boredom_set_size: int) -> np.nd
     return distinct == boredom_set_size
 
 
-class Result(NamedTuple):
-    """One series' fate: the filter exception, or the ensemble of votes."""
-
-    exception: ExceptionKind | None = None
-    ensemble: list[Vote] | None = None
+#: One series' fate: the filter exception that stopped it, or its verdict.
+Result = ExceptionKind | Verdict
 
 
 #: Bytes of one block's values array: small enough to stay in cache across the algorithms (about 360
@@ -90,33 +86,33 @@ def evaluate(
     recorder: Recorder | None = None,
     deferred: Counter[str] | None = None,
 ) -> list[Result]:
-    """Filters (TooShort, Stale, Boring, in that order) and ensembles for every series, in order.
+    """Filters (TooShort, Stale, Boring, in that order) and verdicts for every series, in order.
 
     ``names`` are full keys (used for error reports); ``recorder`` receives run times and errors,
-    ``deferred`` the count of rows left to the reference per algorithm. The verdict is the caller's
-    (:mod:`skyline_analyzer.detection.engine`).
+    ``deferred`` the count of rows left to the reference per algorithm. A verdict is the consensus of
+    :func:`skyline_analyzer.detection.reference.consensus`, counted for a whole block at once.
     """
     results: list[Result | None] = [None] * len(series)
     by_length: dict[int, list[int]] = {}
     min_length, stale_period = settings.MIN_TOLERABLE_LENGTH, settings.STALE_PERIOD
-    too_short, stale = Result(exception=ExceptionKind.TOO_SHORT), Result(exception=ExceptionKind.STALE)
     for index, one in enumerate(series):
         length = one.values.shape[0]
         if length < min_length:
-            results[index] = too_short
+            results[index] = ExceptionKind.TOO_SHORT
         elif now - one.last_timestamp > stale_period:
-            results[index] = stale
+            results[index] = ExceptionKind.STALE
         else:
             by_length.setdefault(length, []).append(index)
     for length, same_length in by_length.items():
         block_rows = max(1, BLOCK_BYTES // (8 * length))
         for start in range(0, len(same_length), block_rows):
             indices = same_length[start : start + block_rows]
+            block_series = [series[i] for i in indices]
             block = Block(
-                series=[series[i] for i in indices],
+                series=block_series,
                 names=[names[i] for i in indices],
-                timestamps=_stack([series[i].timestamps for i in indices], length),
-                values=_stack([series[i].values for i in indices], length),
+                timestamps=_stack(block_series, "timestamps", length),
+                values=_stack(block_series, "values", length),
                 now=now,
                 full_duration=settings.FULL_DURATION,
                 recorder=recorder,
@@ -127,39 +123,46 @@ def evaluate(
     return results  # type: ignore[return-value]
 
 
-def _stack(rows: list[np.ndarray], length: int) -> np.ndarray:
-    """Equal-length 1-D float64 arrays as the rows of a C-contiguous 2-D array, read-only.
+def _stack(series: list[Series], which: str, length: int) -> np.ndarray:
+    """The ``which`` arrays (``'timestamps'`` or ``'values'``) of equal-length series as the rows of a
+    C-contiguous 2-D array, read-only.
 
-    The decoder (:func:`skyline_analyzer.codec.decode_many`) already returns a chunk's series as
-    consecutive rows of one 2-D array; when ``rows`` are exactly such a run, that part of the array is
-    returned as it is (a view: no copy of the chunk). Otherwise one concatenation into a new array.
+    The decoder (:func:`skyline_analyzer.codec.decode_many`) returns a chunk's series as rows of one 2-D
+    array per group (:attr:`Series.row`); when ``series`` are consecutive rows of one such array, that part of
+    it is returned as it is (a view: no copy of the chunk). Otherwise one concatenation into a new array.
     """
-    base = rows[0].base
-    if (isinstance(base, np.ndarray) and base.ndim == 2 and base.shape[1] == length and base.dtype == np.float64
-            and base.flags.c_contiguous and all(row.base is base for row in rows)):
-        row_bytes = 8 * length
-        origin = base.__array_interface__["data"][0]
-        starts = [row.__array_interface__["data"][0] - origin for row in rows]
-        first = starts[0] // row_bytes
-        if starts == list(range(starts[0], starts[0] + row_bytes * len(rows), row_bytes)) and not starts[0] % row_bytes:
-            view = base[first : first + len(rows)]
-            view.flags.writeable = False
-            return view
+    rows = [getattr(one, which) for one in series]
+    base, first = rows[0].base, series[0].row
+    if (first is not None and isinstance(base, np.ndarray) and base.ndim == 2 and base.shape[1] == length
+            and base.dtype == np.float64 and base.flags.c_contiguous and first + len(rows) <= base.shape[0]
+            and all(row.base is base for row in rows)
+            and [one.row for one in series] == list(range(first, first + len(rows)))
+            and _address(rows[0]) == _address(base[first])
+            and _address(rows[-1]) == _address(base[first + len(rows) - 1])):
+        view = base[first : first + len(rows)]
+        view.flags.writeable = False
+        return view
     stacked = np.empty((len(rows), length))
     np.concatenate(rows, out=stacked.reshape(-1))
     stacked.flags.writeable = False
     return stacked
 
 
+def _address(array: np.ndarray) -> int:
+    return int(array.__array_interface__["data"][0])
+
+
 def evaluate_block(block: Block, settings: Settings) -> list[Result]:
-    """Boring filter and ensembles of one block of equal-length series."""
+    """Boring filter and verdicts of one block of equal-length series."""
     with np.errstate(all="ignore"):
         is_boring = boring(block.values, settings.MAX_TOLERABLE_BOREDOM, settings.BOREDOM_SET_SIZE)
         votes = _ensembles(block, np.flatnonzero(~is_boring), settings)
-    boring_result = Result(exception=ExceptionKind.BORING)
+    # consensus(): at most N - CONSENSUS Falses (a None is not a False), for every row at once.
+    anomalous = np.count_nonzero(votes == FALSE, axis=1) <= len(settings.ALGORITHMS) - settings.CONSENSUS
     return [
-        boring_result if row_is_boring else Result(ensemble=row_votes)
-        for row_is_boring, row_votes in zip(is_boring.tolist(), _VOTES[votes + 1].tolist(), strict=True)
+        ExceptionKind.BORING if row_is_boring else Verdict(row_anomalous, row_votes, one.last_value)
+        for row_is_boring, row_anomalous, row_votes, one in zip(
+            is_boring.tolist(), anomalous.tolist(), _VOTES[votes + 1].tolist(), block.series, strict=True)
     ]
 
 

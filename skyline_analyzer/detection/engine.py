@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from skyline_analyzer.config import Settings
 from skyline_analyzer.defaults import ENGINES
 from skyline_analyzer.detection import batch
-from skyline_analyzer.detection.reference import Recorder, Verdict, consensus, run_selected_algorithm
+from skyline_analyzer.detection.reference import Recorder, Verdict, run_selected_algorithm
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import ExceptionKind, SeriesException, SettingsError
 
@@ -89,7 +89,6 @@ def _analyse_fast(
 ) -> list[Outcome]:
     results = batch.evaluate(series, names, settings, now, recorder=recorder, deferred=deferred)
     return [
-        Outcome(name, exception=result.exception) if result.exception is not None
-        else Outcome(name, verdict=consensus(result.ensemble, one, settings))
-        for one, name, result in zip(series, names, results, strict=True)
+        Outcome(name, verdict=result) if isinstance(result, Verdict) else Outcome(name, exception=result)
+        for name, result in zip(names, results, strict=True)
     ]

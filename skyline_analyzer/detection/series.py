@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Real
 from typing import Any
 
@@ -21,12 +21,17 @@ class Series:
 
     The raw last pair is what the original reported: an int value stays an int (``1``, not ``1.0``) in
     the verdict's ``datapoint``, in ``anomalies.json`` and in alerts.
+
+    ``row`` is set only by the decoder (:func:`skyline_analyzer.codec.decode_many`), whose series are rows
+    of 2-D arrays: ``timestamps`` is ``timestamps.base[row]`` and ``values`` is ``values.base[row]``. The
+    fast engine then analyses a run of consecutive rows in place (:func:`skyline_analyzer.detection.batch.evaluate`).
     """
 
     timestamps: np.ndarray
     values: np.ndarray
     last_timestamp: Number | None
     last_value: Number | None
+    row: int | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
