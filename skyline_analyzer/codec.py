@@ -220,10 +220,11 @@ def decode_many(raws: Sequence[bytes], names: Sequence[str]) -> list[Series | Se
     """:func:`decode_fast` of every value, vectorised across values: each a :class:`Series` or the error.
 
     Values of one length whose first records have the same types (nearly every value of an MGET chunk)
-    are decoded together: one join, one type check over every record of the group, one conversion to
-    2-D float64 arrays whose rows are the series. A group that fails the check, and any row holding a
-    non-finite float, is decoded alone by :func:`decode_fast`, so every result (or error) is its result.
-    The per-value cost is then a few dictionary and object operations, not a dozen numpy calls.
+    are decoded together into two 2-D float64 arrays whose rows are the series, :data:`GROUP_ROWS`
+    values at a time: one join, one type check over every record of the part, one conversion. A part
+    that fails the check, and any row holding a non-finite float, is decoded alone by
+    :func:`decode_fast`, so every result (or error) is its result. The per-value cost is then a few
+    dictionary and object operations, not a dozen numpy calls.
     """
     results: list[Series | SeriesFormatError | None] = [None] * len(raws)
     groups: dict[tuple[int, int, int], list[int]] = {}

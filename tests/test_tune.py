@@ -224,3 +224,22 @@ def test_a_failing_record_never_reaches_the_worker(load_settings: Callable[..., 
     gone = redis_conn.__class__(unix_socket_path="/nonexistent/redis.sock")
     tune_record.store(recorder, gone)
     assert "could not store the run's tune record" in caplog.text
+
+
+def test_the_sample_keeps_copies_not_the_decoded_chunk(load_settings: Callable[..., config.Settings]) -> None:
+    """A decoded series is a row of its chunk's 2-D arrays; the sample, kept to the end of the run, holds
+    copies, so it keeps TUNE_SAMPLE_SIZE series alive and not their chunks."""
+    settings = load_settings(TUNE_SAMPLE_SIZE=5)
+    data = vector_input("corpus_60s")
+    names = sorted(data)[:40]
+    series = codec.decode_many([codec.encode(data[n]) for n in names], names)
+    assert any(one.row is not None for one in series)
+    recorder = tune_record.recorder(settings, CORPUS_NOW)
+    tune_record.observe(recorder, series, engine.analyse(series, names, settings, CORPUS_NOW))
+    sample = recorder._sample
+    assert len(sample) == 5
+    for _, kept, name, _ in sample:
+        original = series[names.index(name)]
+        assert np.array_equal(kept.values, original.values) and kept.last_value == original.last_value
+        assert not any(np.shares_memory(kept.values, one.values) or np.shares_memory(kept.timestamps, one.timestamps)
+                       for one in series)

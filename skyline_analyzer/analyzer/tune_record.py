@@ -89,7 +89,10 @@ class TuneRecorder(RunMetricsRecorder):
             threshold = self._sample[-1][0] if len(self._sample) >= size else 1.0
             for position in np.flatnonzero(drawn < threshold).tolist():
                 index = kept[position]
-                self._sample.append((float(drawn[position]), series[index], outcomes[index].name,  # type: ignore[union-attr]
+                one = series[index]
+                # A copy: a decoded series is a row of its chunk's arrays, which it would keep alive.
+                kept_series = Series(one.timestamps.copy(), one.values.copy(), one.last_timestamp, one.last_value)
+                self._sample.append((float(drawn[position]), kept_series, outcomes[index].name,  # type: ignore[union-attr]
                                      list(ensembles[position])))
             self._sample.sort(key=lambda entry: entry[0])
             del self._sample[size:]
