@@ -13,8 +13,9 @@ The script seeds a private redis-server (60 s data ending now, the shapes of ``b
   ``--reference-up-to`` (it is slow);
 * with ``--second-stage``, ``stage`` and ``stage-flags``: the fast daemon with ``SECOND_STAGE_ENABLED``,
   candidates at the configured ``SECOND_STAGE_MIN_VOTES`` (default 2) and at ``CONSENSUS`` (only the
-  flags re-checked). Every metric then also gets a seven-day copy (``second_stage.<key>``, 600 s buckets:
-  its last day averaged and repeated with noise), as Horizon's keeper would have written it.
+  flags re-checked). Every metric's shape is then generated over eight days: the last day is the series,
+  and the last seven days, averaged into the default 600 s buckets up to the last complete one, are its
+  copy (``second_stage.<key>``), as Horizon's keeper would have written it.
 
 It prints, per configuration, the median seconds and its spread, metrics per second, each daemon run's
 ratio to the lean loop of the same repetition (median and range), and every process's own peak memory:
@@ -71,34 +72,33 @@ def encode_block(timestamps: np.ndarray, values: np.ndarray) -> bytes:
 
 #: The second stage's copies as the benchmark seeds them: the default buckets, over this many days.
 COPY_RESOLUTION, COPY_DAYS = DEFAULTS["SECOND_STAGE_RESOLUTION"], 7
+DAY = 86400
 
 
-def seasonal_copy(timestamps: np.ndarray, values: np.ndarray, rng: np.random.Generator) -> bytes:
-    """A seven-day copy of a series: its last day averaged into 600 s buckets and repeated on each earlier
-    day with fresh noise of the buckets' own bucket-to-bucket spread (identical days would leave a residual
-    of zeros, which no real metric has)."""
-    day = 86400
-    recent = timestamps >= timestamps[-1] - day
-    starts, means = second_stage.downsample(timestamps[recent], values[recent], COPY_RESOLUTION)
-    spread = float(np.std(np.diff(means))) / np.sqrt(2) if means.shape[0] > 1 else 0.0
-    days = [means + rng.normal(0.0, spread, means.shape[0]) for _ in range(COPY_DAYS)]
-    copies = [starts - day * ago for ago in range(COPY_DAYS, 0, -1)]
-    return encode_block(np.concatenate(copies), np.concatenate(days))
+def copy_of(timestamps: np.ndarray, values: np.ndarray) -> bytes:
+    """The keeper's copy of a series generated over eight days: its last seven days in complete buckets."""
+    window = timestamps > timestamps[-1] - COPY_DAYS * DAY
+    starts, means = second_stage.downsample(timestamps[window], values[window], COPY_RESOLUTION)
+    return encode_block(starts, means)
 
 
 def seed(socket_path: str, count: int, points: int, now: int, namespace: str, copies: bool = False) -> None:
     conn = redis.Redis(unix_socket_path=socket_path)
     conn.flushall()
-    rng = np.random.default_rng(7)
+    # With copies, each shape runs over the copy's days before the series' own day, so that the copy holds
+    # the series' real past (a copy made by repeating the last day would jump, at the current time of day,
+    # from the end of the day back to its start: a false residual on every trend and random walk).
+    generated = points + (COPY_DAYS * DAY // STEP if copies else 0)
     for first in range(0, count, 1000):
-        series, names = calm_chunk(first, min(1000, count - first), points, STEP, 1_700_000_000)
+        series, names = calm_chunk(first, min(1000, count - first), generated, STEP, 1_700_000_000)
         pipe = conn.pipeline(transaction=False)
         shift = now - 1_700_000_000  # calm_chunk ends at 1.7e9 here; move the grid to end at `now`
         full_keys = [keys.metric(namespace, name.removeprefix("metrics.")) for name in names]
         for full_key, one in zip(full_keys, series, strict=True):
-            pipe.set(full_key, encode_block(one.timestamps + shift, one.values))
+            timestamps = one.timestamps + shift
+            pipe.set(full_key, encode_block(timestamps[-points:], one.values[-points:]))
             if copies:
-                pipe.set(keys.second_stage_history(full_key), seasonal_copy(one.timestamps + shift, one.values, rng))
+                pipe.set(keys.second_stage_history(full_key), copy_of(timestamps, one.values))
         pipe.sadd(keys.unique_metrics(namespace), *full_keys)
         pipe.execute()
     conn.close()
