@@ -146,7 +146,11 @@ def private_cluster(directory: Path, masters: int = 3, replicas: int = 1, node_t
     """
     binary = shutil.which("redis-server") or "redis-server"
     count = masters * (1 + replicas)
-    cluster = PrivateCluster([free_port() for _ in range(count)], password)
+    # Each node's client port and cluster-bus port, all different (one at a time, the kernel may hand out
+    # a port it just handed out, which made two nodes share a port and a directory).
+    ports = distinct_free_ports(2 * count)
+    cluster = PrivateCluster(ports[:count], password)
+    bus_ports = dict(zip(cluster.ports, ports[count:], strict=True))
     auth = ["--requirepass", password, "--masterauth", password] if password else []
     try:
         for port in cluster.ports:
@@ -154,7 +158,7 @@ def private_cluster(directory: Path, masters: int = 3, replicas: int = 1, node_t
             node_dir.mkdir()
             cluster.processes[port] = subprocess.Popen(
                 [binary, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                 "--cluster-port", str(free_port()), "--cluster-config-file", str(node_dir / "nodes.conf"),
+                 "--cluster-port", str(bus_ports[port]), "--cluster-config-file", str(node_dir / "nodes.conf"),
                  "--cluster-node-timeout", str(node_timeout_ms), "--save", "", "--appendonly", "no",
                  "--dir", str(node_dir), "--logfile", str(node_dir / "redis.log"), *auth],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -194,9 +198,22 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return sock.getsockname()[1]
 
 
+def distinct_free_ports(count: int) -> list[int]:
+    """``count`` different TCP ports on 127.0.0.1 that were free a moment ago (all bound at once while chosen)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_ports() -> dict[str, int]:
     """``PICKLE_PORT``, ``UDP_PORT`` and ``PLAINTEXT_PORT`` on 127.0.0.1 that were free a moment ago."""
-    return {"PICKLE_PORT": free_port(), "UDP_PORT": free_port(socket.SOCK_DGRAM), "PLAINTEXT_PORT": free_port()}
+    pickle_port, plaintext_port = distinct_free_ports(2)
+    return {"PICKLE_PORT": pickle_port, "UDP_PORT": free_port(socket.SOCK_DGRAM), "PLAINTEXT_PORT": plaintext_port}
 
 
 def write_settings(path: Path, base: Path | None, overrides: Mapping[str, Any]) -> Path:

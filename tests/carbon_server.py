@@ -14,7 +14,7 @@ from pathlib import Path
 
 import whisper
 
-from tests.support import free_port, stop_process
+from tests.support import distinct_free_ports, stop_process
 
 #: Whisper retention for every metric: one-second points for an hour, so each run's value is kept.
 RETENTIONS = "1s:1h"
@@ -35,9 +35,7 @@ class CarbonServer:
         self.storage = directory / "storage"
         self.whisper_dir = self.storage / "whisper"
         self.conf = directory / "carbon.conf"
-        self.line_port = free_port()
-        self.pickle_port = free_port()
-        self.query_port = free_port()
+        self.line_port, self.pickle_port, self.query_port = distinct_free_ports(3)
         self.process: subprocess.Popen | None = None
 
     def _write_config(self) -> None:

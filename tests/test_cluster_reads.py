@@ -6,6 +6,7 @@ cluster client, which routes each key itself.
 
 from __future__ import annotations
 
+import socket
 import time
 
 import pytest
@@ -208,3 +209,13 @@ def test_a_dead_replica_costs_nothing(redis_cluster, cluster_conn):
     assert cluster_conn.ping()  # what every loop's RedisLink.ping sends
     assert storage.fetch(cluster_conn, ["metrics.r1", "metrics.r2"]) == (["metrics.r1", "metrics.r2"],
                                                                          [b"metrics.r1" * 3, b"metrics.r2" * 3])
+
+
+def test_a_private_cluster_gets_a_distinct_port_for_every_node_and_bus() -> None:
+    """Ports picked one at a time may repeat (the kernel can hand out a port it just handed out): two nodes
+    then shared a port and a directory, and the cluster fixture failed to start. They are picked together."""
+    ports = harness.distinct_free_ports(200)
+    assert len(set(ports)) == 200
+    for port in ports[:5]:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # free again once chosen

@@ -21,7 +21,7 @@ from tests.support import (
     SCRIPT,
     NotifyReceiver,
     children,
-    free_port,
+    distinct_free_ports,
     free_udp_port,
     freeze_first_worker,
     settings_env,
@@ -167,8 +167,9 @@ def test_watchdog_pings_through_slow_steps(make_settings, redis_conn, tmp_path):
 
 
 def horizon_settings(make_settings, **overrides) -> Path:
-    return make_settings(HORIZON_IP="127.0.0.1", PICKLE_PORT=free_port(), UDP_PORT=free_udp_port(),
-                         PLAINTEXT_PORT=free_port(), **overrides)
+    pickle_port, plaintext_port = distinct_free_ports(2)
+    return make_settings(HORIZON_IP="127.0.0.1", PICKLE_PORT=pickle_port, UDP_PORT=free_udp_port(),
+                         PLAINTEXT_PORT=plaintext_port, **overrides)
 
 
 def test_horizon_sighup_reopens_the_log_and_sigterm_exits_0(make_settings, redis_conn, tmp_path):
