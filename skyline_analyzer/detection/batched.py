@@ -296,11 +296,18 @@ def least_squares(block: Block, rows: np.ndarray) -> np.ndarray:
     condition = 1.0 + np.abs(timestamps).max(axis=1) / np.sqrt(spread / n)
     size = np.abs(values).max(axis=1) + np.abs(slope) * np.sqrt(spread)
     margin = _LSTSQ_TOLERANCE * condition * condition * size
+    # The vote is a conjunction of three tests, each decided here unless its two sides are within the
+    # margin. One test clearly False settles the vote (False) whatever the others, so a row is close
+    # only when some test is within its margin and none is clearly False.
+    tests = ((tau - 3 * std, 4 * margin), (std - 0.5, 2 * margin), (tau - 0.5, 2 * margin))
+    near = np.zeros(rows.shape[0], dtype=bool)
+    clearly_false = np.zeros(rows.shape[0], dtype=bool)
+    for difference, allowed in tests:
+        near |= np.abs(difference) <= allowed
+        clearly_false |= difference < -allowed
     anomalous = (tau > 3 * std) & (std >= 0.5) & (tau >= 0.5)
     close = (
-        (np.abs(tau - 3 * std) <= 4 * margin)
-        | (np.abs(std - 0.5) <= 2 * margin)
-        | (np.abs(tau - 0.5) <= 2 * margin)
+        (near & ~clearly_false)
         | ~np.isfinite(margin)
         | ~np.isfinite(tau)
         | ~np.isfinite(std)
