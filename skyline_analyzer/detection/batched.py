@@ -187,9 +187,9 @@ def _student_t_isf(q: float, df: int) -> float:
     """``scipy.stats.t.isf(q, df)``: the same number, without the distribution's argument handling.
 
     scipy's ``t.isf`` is ``-stdtrit(df, q)`` times a scale of 1 plus a location of 0, which leaves it
-    unchanged, behind some 30 µs of generic checks; the reference pays that once per series length, and a
-    series of a length of its own (a gappy one) pays it every run. :data:`_ISF_IS_STDTRIT` checks at import
-    that this scipy still computes it so; if not, the distribution itself is asked.
+    unchanged, behind some 30 µs of generic checks. :func:`grubbs_critical` caches it per series length,
+    but a series with a length of its own (a gappy one) needs a new one every run. :data:`_ISF_IS_STDTRIT`
+    checks at import that this scipy still computes it so; if not, the distribution itself is asked.
     """
     return -stdtrit(df, q) if _ISF_IS_STDTRIT else student_t.isf(q, df)
 
