@@ -14,7 +14,8 @@ from pathlib import Path
 
 import whisper
 
-from tests.support import distinct_free_ports, stop_process
+from skyline_analyzer.harness import stop
+from tests.support import distinct_free_ports
 
 #: Whisper retention for every metric: one-second points for an hour, so each run's value is kept.
 RETENTIONS = "1s:1h"
@@ -91,7 +92,7 @@ class CarbonServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_process(self.process, timeout=15)
+            stop(self.process, timeout=15)
         self.process = None
 
     def whisper_path(self, metric: str) -> Path:

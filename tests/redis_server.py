@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support import stop_process
+from skyline_analyzer.harness import stop
 
 
 class RedisServer:
@@ -46,7 +46,7 @@ class RedisServer:
 
     def stop(self) -> None:
         if self.process is not None:
-            stop_process(self.process, timeout=10)
+            stop(self.process, timeout=10)
         self.process = None
 
     def restart(self) -> None:

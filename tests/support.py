@@ -101,17 +101,6 @@ def wait_until(condition: Callable[[], object], timeout: float, interval: float 
     return True
 
 
-def stop_process(process: subprocess.Popen, timeout: float) -> None:
-    """SIGTERM ``process`` if it still runs; SIGKILL it if it has not exited within ``timeout`` seconds."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def kill_process(process: subprocess.Popen) -> None:
     """SIGKILL ``process`` if it still runs, and reap it."""
     if process.poll() is None:

@@ -16,9 +16,10 @@ import redis
 import whisper
 
 from skyline_analyzer.codec import decode_pairs
+from skyline_analyzer.harness import stop
 from tests.carbon_server import CarbonServer
 from tests.horizon_process import HorizonProcess, horizon_settings
-from tests.support import REPO, free_port, stop_process, wait_until
+from tests.support import REPO, free_port, wait_until
 
 EXAMPLES = REPO / "etc" / "graphite"
 MINUTE_FOR_30_DAYS_THEN_10_MINUTES_FOR_A_YEAR = [(60, 30 * 86400), (600, 365 * 86400)]
@@ -125,5 +126,5 @@ def test_the_example_relay_feeds_carbon_and_horizon(make_settings, redis_conn: r
         assert carbon.wait_for("carbon.agents.example.cpuUsage") == [1]
         assert redis_conn.get("metrics.carbon.agents.example.cpuUsage") is None, "carbon.* goes to the cache only"
     finally:
-        stop_process(relay, timeout=15)
+        stop(relay, timeout=15)
         assert horizon.stop() == 0

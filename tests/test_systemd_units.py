@@ -17,8 +17,8 @@ import pytest
 import redis
 
 from skyline_analyzer import synthetic
-from skyline_analyzer.harness import seed_redis
-from tests.support import CLI, NO_ALERTS, REPO, SCRIPT, NotifyReceiver, settings_env, stop_process, wait_until
+from skyline_analyzer.harness import seed_redis, stop
+from tests.support import CLI, NO_ALERTS, REPO, SCRIPT, NotifyReceiver, settings_env, wait_until
 
 UNITS = sorted((REPO / "etc" / "systemd").glob("*.service"))
 #: The exposure score the issue asks each unit to stay below (0 = fully locked down, 10 = unprotected).
@@ -137,7 +137,7 @@ def test_log_to_stderr_shows_an_unreachable_redis(make_settings: Callable[..., P
         try:
             assert wait_until(lambda: "Redis is not answering" in stderr_path.read_text(), 60)
         finally:
-            stop_process(process, 30)
+            stop(process, 30)
     lines = stderr_path.read_text().splitlines()
     assert any(re.fullmatch(rf"{process.pid} :: error :: Redis is not answering; reconnecting in .*", line)
                for line in lines), lines

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from skyline_analyzer import config
+from skyline_analyzer import config, harness
 from skyline_analyzer.exceptions import SettingsError
 from skyline_analyzer.webapp.store import MetricIndex
 from tests import support
@@ -202,7 +202,7 @@ def test_the_unit_starts_the_command_that_tells_systemd_ready(make_settings: Cal
         try:
             assert notify.wait_for("READY=1")
         finally:
-            support.stop_process(process, 10)
+            harness.stop(process, 10)
         assert process.returncode == 0
         assert notify.wait_for("STOPPING=1")
         assert notify.messages() == ["READY=1", "STOPPING=1"]

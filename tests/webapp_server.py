@@ -15,7 +15,7 @@ from pathlib import Path
 
 import redis
 
-from skyline_analyzer import codec, keys
+from skyline_analyzer import codec, harness, keys
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.analyzer.outputs import RunReport
 from skyline_analyzer.config import Settings
@@ -40,12 +40,12 @@ class WebappServer:
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         if not support.wait_until(self._answers, timeout=30, interval=0.1):
-            support.stop_process(self.process, 10)
+            harness.stop(self.process, 10)
             raise AssertionError(f"the web app did not start: {self.process.stderr.read()[-2000:]}")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        support.stop_process(self.process, 10)
+        harness.stop(self.process, 10)
         self.process.stderr.close()
 
     def _answers(self) -> bool:
