@@ -45,6 +45,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from skyline_analyzer.config import Settings
+from skyline_analyzer.detection import single
 from skyline_analyzer.detection.batched import BATCHED, DEFER, FALSE, NONE, TRUE, Block
 from skyline_analyzer.detection.reference import Recorder, Verdict, early_exit_enabled, run_algorithm
 from skyline_analyzer.detection.series import Series
@@ -54,9 +55,10 @@ from skyline_analyzer.exceptions import ExceptionKind
 _VOTES = np.array([None, False, True], dtype=object)
 
 def boring(values: np.ndarray, max_boredom: int, boredom_set_size: int) -> np.ndarray:
-    """Per row: exactly ``boredom_set_size`` distinct values among the last ``max_boredom``."""
-    window = np.sort(values[:, -max_boredom:], axis=1)
-    distinct = 1 + np.count_nonzero(window[:, 1:] != window[:, :-1], axis=1)
+    """Per row (of a 2-D array; a 1-D array is one row): exactly ``boredom_set_size`` distinct values among
+    the last ``max_boredom``."""
+    window = np.sort(values[..., -max_boredom:], axis=-1)
+    distinct = 1 + np.count_nonzero(window[..., 1:] != window[..., :-1], axis=-1)
     return distinct == boredom_set_size
 
 
@@ -70,11 +72,12 @@ BLOCK_BYTES = 4 << 20
 #: An algorithm whose active rows are at least this share of the block runs on the whole block (and
 #: the inactive rows' results are dropped) rather than copying the active rows out.
 WHOLE_BLOCK_SHARE = 0.5
-#: In a block of one series (a length no other series has: gappy or short series) these algorithms run
-#: the reference detector itself, which costs less than the batched form's fixed per-block overhead
-#: (measured on the varied corpus of benchmarks/algorithms.py: 18 % less time on such blocks). The others
-#: stay batched even then: grubbs' cached critical value, the histogram and the median are cheaper so.
-SINGLE_REFERENCE = frozenset({"first_hour_average", "stddev_from_average", "ks_test", "mean_subtraction_cumulation"})
+#: A length shared by fewer series than this (gappy and short series have lengths of their own) is
+#: analysed series by series (:mod:`skyline_analyzer.detection.single`): a block's fixed cost, a dozen
+#: numpy calls per algorithm, is then more than the scalar forms cost per series. Measured on the varied
+#: corpus of benchmarks/algorithms.py (docs/analyzer-optimizations.md): blocks of 2, 4 and 6 rows cost
+#: 2.5, 1.5 and 1.15 times the series alone; 8 rows about the same.
+ALONE_BELOW = 6
 
 
 def evaluate(
@@ -104,6 +107,10 @@ def evaluate(
         else:
             by_length.setdefault(length, []).append(index)
     for length, same_length in by_length.items():
+        if len(same_length) < ALONE_BELOW:
+            for index in same_length:
+                results[index] = _alone(series[index], names[index], settings, now, recorder, deferred)
+            continue
         block_rows = max(1, BLOCK_BYTES // (8 * length))
         for start in range(0, len(same_length), block_rows):
             indices = same_length[start : start + block_rows]
@@ -121,6 +128,14 @@ def evaluate(
             for index, result in zip(indices, evaluate_block(block, settings), strict=True):
                 results[index] = result
     return results  # type: ignore[return-value]
+
+
+def _alone(one: Series, name: str, settings: Settings, now: float, recorder: Recorder | None,
+           deferred: Counter[str] | None) -> Result:
+    """A series with a length of its own: the Boring filter, then :func:`single.evaluate` (no block)."""
+    if boring(one.values, settings.MAX_TOLERABLE_BOREDOM, settings.BOREDOM_SET_SIZE):
+        return ExceptionKind.BORING
+    return single.evaluate(one, name, settings, now, recorder, deferred)
 
 
 def _stack(series: list[Series], which: str, length: int) -> np.ndarray:
@@ -193,11 +208,6 @@ def _ensembles(block: Block, rows: np.ndarray, settings: Settings) -> np.ndarray
 
 def _vote(block: Block, rows: np.ndarray, name: str, settings: Settings) -> np.ndarray:
     """One algorithm's codes for ``rows``, with every deferred row decided by the reference detector."""
-    if block.values.shape[0] == 1 and name in SINGLE_REFERENCE:
-        # Not timed: the block's interval covers it. Not a fallback: nothing is counted as deferred.
-        vote = run_algorithm(name, block.series[0], settings, block.now, block.names[0], block.recorder,
-                             timed=False)
-        return np.array([NONE if vote is None else TRUE if vote else FALSE], dtype=np.int8)
     whole = rows.shape[0] >= WHOLE_BLOCK_SHARE * block.values.shape[0]
     try:
         codes = BATCHED[name](block, np.arange(block.values.shape[0]) if whole else rows)

@@ -26,9 +26,9 @@ from skyline_analyzer.detection.series import Series
 FALSE, TRUE, NONE, DEFER = 0, 1, -1, 2
 
 #: A histogram bin narrower than this fraction of the data's magnitude is decided by the reference.
-_NARROW_BIN = 2.0**-40
+NARROW_BIN = 2.0**-40
 #: ... and so is a histogram whose bins are too narrow to be normal floats with full precision.
-_SMALLEST_STEP = 2.0**-960
+SMALLEST_STEP = 2.0**-960
 
 
 @dataclass
@@ -113,8 +113,8 @@ def histogram_bins(block: Block, rows: np.ndarray) -> np.ndarray:
     # precision the argument below relies on. Both go to the reference.
     decidable = (
         np.isfinite(step)
-        & (step > magnitude * _NARROW_BIN)
-        & (step >= _SMALLEST_STEP)
+        & (step > magnitude * NARROW_BIN)
+        & (step >= SMALLEST_STEP)
         & np.all(edges[:, 1:] > edges[:, :-1], axis=1)
     )
 
@@ -270,18 +270,22 @@ def stddev_from_moving_average(block: Block, rows: np.ndarray) -> np.ndarray:
     The weights depend only on the length, and ``np.dot`` of two vectors gives the same bits whatever
     the vectors' alignment, so this is the reference arithmetic without rebuilding the weights.
     """
-    weights, total, total_sq, denominator = _ewm_weights(block.length)
     codes = np.full(rows.shape[0], FALSE, dtype=np.int8)
-    if denominator <= 0.0:
-        return codes
     for position, row in enumerate(rows):
-        values = block.values[row]
-        mean = float(np.dot(weights, values) / total)
-        biased_var = float(np.dot(weights, (values - mean) ** 2) / total)
-        std = math.sqrt(biased_var * total_sq / denominator)
-        if abs(values[-1] - mean) > 3 * std:
+        if moving_average_is_anomalous(block.values[row]):
             codes[position] = TRUE
     return codes
+
+
+def moving_average_is_anomalous(values: np.ndarray) -> bool:
+    """One row's ``stddev_from_moving_average`` vote: ``|v[-1] - EWMA| > 3 * EWMSTD`` (False for one point)."""
+    weights, total, total_sq, denominator = _ewm_weights(values.shape[0])
+    if denominator <= 0.0:
+        return False
+    mean = float(np.dot(weights, values) / total)
+    biased_var = float(np.dot(weights, (values - mean) ** 2) / total)
+    std = math.sqrt(biased_var * total_sq / denominator)
+    return bool(abs(values[-1] - mean) > 3 * std)
 
 
 #: The largest difference allowed between the closed-form residuals and ``lstsq``'s, in units of
