@@ -46,7 +46,7 @@ import numpy as np
 
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import single
-from skyline_analyzer.detection.batched import BATCHED, DEFER, FALSE, NONE, TRUE, Block
+from skyline_analyzer.detection.batched import BATCHED, DEFER, FALSE, NONE, TRUE, Block, count_true
 from skyline_analyzer.detection.reference import Recorder, Verdict, early_exit_enabled, run_algorithm
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import ExceptionKind
@@ -58,7 +58,7 @@ def boring(values: np.ndarray, max_boredom: int, boredom_set_size: int) -> np.nd
     """Per row (of a 2-D array; a 1-D array is one row): exactly ``boredom_set_size`` distinct values among
     the last ``max_boredom``."""
     window = np.sort(values[..., -max_boredom:], axis=-1)
-    distinct = 1 + np.count_nonzero(window[..., 1:] != window[..., :-1], axis=-1)
+    distinct = 1 + count_true(window[..., 1:] != window[..., :-1])
     return distinct == boredom_set_size
 
 
@@ -173,7 +173,7 @@ def evaluate_block(block: Block, settings: Settings) -> list[Result]:
         is_boring = boring(block.values, settings.MAX_TOLERABLE_BOREDOM, settings.BOREDOM_SET_SIZE)
         votes = _ensembles(block, np.flatnonzero(~is_boring), settings)
     # consensus(): at most N - CONSENSUS Falses (a None is not a False), for every row at once.
-    anomalous = np.count_nonzero(votes == FALSE, axis=1) <= len(settings.ALGORITHMS) - settings.CONSENSUS
+    anomalous = count_true(votes == FALSE) <= len(settings.ALGORITHMS) - settings.CONSENSUS
     return [
         ExceptionKind.BORING if row_is_boring else Verdict(row_anomalous, row_votes, one.last_value)
         for row_is_boring, row_anomalous, row_votes, one in zip(

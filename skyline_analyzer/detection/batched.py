@@ -69,6 +69,16 @@ class Block:
         return values[rows]
 
 
+def count_true(mask: np.ndarray) -> np.ndarray:
+    """Per row of a boolean array (along its last axis), how many elements are True, as int64.
+
+    ``np.count_nonzero(mask, axis=1)`` converts and sums through a generic path, about four times slower:
+    the bytes are summed here as small unsigned integers instead (16 bits while no row can overflow them).
+    """
+    wide = np.uint16 if mask.shape[-1] < 1 << 16 else np.int64
+    return mask.view(np.uint8).sum(axis=-1, dtype=wide).astype(np.int64)
+
+
 def tail_avg(values: np.ndarray) -> np.ndarray:
     """Per row ``(v[-1] + v[-2] + v[-3]) / 3`` (``v[-1]`` below three points), as the reference adds."""
     if values.shape[1] < 3:
@@ -120,7 +130,7 @@ def histogram_bins(block: Block, rows: np.ndarray) -> np.ndarray:
 
     at_minimum = tail <= edges[:, 0]
     # With strictly increasing edges, the bin holding the tail is the last edge <= tail.
-    above = np.count_nonzero(edges <= tail[:, None], axis=1) - 1
+    above = count_true(edges <= tail[:, None]) - 1
     candidate = decidable & (at_minimum | ((above >= 1) & (above < HISTOGRAM_BINS)))
     index = np.where(at_minimum, 0, np.clip(above, 0, HISTOGRAM_BINS - 1))
     everywhere = np.arange(values.shape[0])
@@ -144,7 +154,7 @@ def histogram_bins(block: Block, rows: np.ndarray) -> np.ndarray:
 
 def _count_between(values: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
     """Per row, how many values are in ``[lower, upper)`` (with ``lower <= upper``)."""
-    return np.count_nonzero(values < upper[:, None], axis=1) - np.count_nonzero(values < lower[:, None], axis=1)
+    return count_true(values < upper[:, None]) - count_true(values < lower[:, None])
 
 
 def first_hour_average(block: Block, rows: np.ndarray) -> np.ndarray:
@@ -153,17 +163,21 @@ def first_hour_average(block: Block, rows: np.ndarray) -> np.ndarray:
     tail = _tail(block, rows)
     cutoff = block.now - (block.full_duration - 3600)
     older = timestamps < cutoff
-    count = np.count_nonzero(older, axis=1)
+    count = count_true(older)
     codes = np.full(rows.shape[0], FALSE, dtype=np.int8)
-    # Rows with the same number of old points: boolean indexing copies each row's selection, in order,
-    # into one contiguous run, so the reshaped rows are exactly the reference's masked copies.
-    for size in np.unique(count[count >= 2]):
+    # Rows with the same number of old points are decided together, each row's selection copied, in
+    # order, into one C-contiguous row: exactly the reference's masked copy.
+    for size in np.unique(count[count >= 2]).tolist():
         picked = np.flatnonzero(count == size)
-        if picked.shape[0] == rows.shape[0]:
-            chosen, mask = block.rows_of(block.values, rows), older
+        every = picked.shape[0] == rows.shape[0]
+        group = rows if every else rows[picked]
+        if (older[:, :size] if every else older[picked, :size]).all():
+            # The usual case, timestamps in order: the old points are each row's first `size`. Integer
+            # indexing of the rows copies just those columns, instead of masking every column.
+            first_hour = block.values[group, :size]
         else:
-            chosen, mask = block.values[rows[picked]], older[picked]
-        first_hour = chosen[mask].reshape(picked.shape[0], size)
+            chosen, mask = (block.rows_of(block.values, rows), older) if every else (block.values[group], older[picked])
+            first_hour = chosen[mask].reshape(picked.shape[0], size)
         mean = first_hour.mean(axis=1)
         std = first_hour.std(axis=1, ddof=1)
         codes[picked] = np.where(np.abs(tail[picked] - mean) > 3 * std, TRUE, FALSE)
