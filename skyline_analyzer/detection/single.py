@@ -4,7 +4,8 @@ A gappy or short series rarely shares its length with another series of the batc
 hold one row, and each batched detector's dozen numpy calls would be paid by that one series: more than
 the reference detector costs. Here the series is analysed as a 1-D array, its shared statistics (the
 sum, the mean, the squared deviations, the tail average) computed once in :class:`Alone`, and the votes of
-the cheap, frequent algorithms taken from scalar forms of the batched detectors.
+the cheap, frequent algorithms taken from scalar forms of the batched detectors (``ks_test`` from the batched
+form on this one row, so that its ADF step defers close calls exactly as in a block).
 
 Exactness follows the batched engine's rules (:mod:`skyline_analyzer.detection.batch`): every statistic
 is formed with the same floating-point operations in the same order as the reference (a 1-D ``sum`` is
@@ -36,6 +37,7 @@ from skyline_analyzer.detection.batched import (
     grubbs_critical,
     moving_average_is_anomalous,
 )
+from skyline_analyzer.detection.kstest import ks_votes
 from skyline_analyzer.detection.reference import Recorder, Verdict, Vote, early_exit_enabled, run_algorithm
 from skyline_analyzer.detection.series import Series
 
@@ -148,6 +150,13 @@ def grubbs(alone: Alone) -> int:
     return TRUE if (alone.tail - alone.mean) / std > grubbs_critical(n) else FALSE
 
 
+def ks_test(alone: Alone) -> int:
+    """The batched ``ks_test`` (:func:`ks_votes`) on this one row: its windows, its exact KS test, its ADF
+    step with the close calls deferred."""
+    votes, decided = ks_votes(alone.timestamps[None, :], alone.values[None, :], alone.now)
+    return DEFER if not decided[0] else TRUE if votes[0] else FALSE
+
+
 def stddev_from_moving_average(alone: Alone) -> int:
     """The last value against the EWMA (centre of mass 50), the batched form's arithmetic on one row."""
     return TRUE if moving_average_is_anomalous(alone.values) else FALSE
@@ -159,6 +168,7 @@ SCALAR: dict[str, Callable[[Alone], int]] = {
     "first_hour_average": first_hour_average,
     "stddev_from_average": stddev_from_average,
     "grubbs": grubbs,
+    "ks_test": ks_test,
     "stddev_from_moving_average": stddev_from_moving_average,
 }
 
