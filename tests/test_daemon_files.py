@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -52,7 +53,17 @@ def start(settings: Path, command: str, prefix: list[str] | None = None) -> subp
     ("under a file", "must be creatable"),
     ("read-only", "is not writable"),
 ])
-def test_a_bad_log_path_is_one_message_naming_it(make_settings, tmp_path, command, case, problem):
+def test_a_bad_log_path_is_one_message_naming_it(make_settings, command, case, problem):
+    # A short directory: the message quotes the path within a bound, and pytest's own temporary paths
+    # (longer under xdist) could exceed it.
+    tmp_path = Path(tempfile.mkdtemp(prefix="lp", dir="/tmp"))
+    try:
+        _check_bad_log_path(make_settings, tmp_path, command, case, problem)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _check_bad_log_path(make_settings, tmp_path, command, case, problem):
     prefix = []
     log_path = tmp_path / "logs"
     if case == "a file":

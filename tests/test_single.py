@@ -237,3 +237,19 @@ def test_lengths_shared_by_few_series_are_analysed_alone_and_the_rest_in_blocks(
     engine.analyse(series, names, load_settings(), NOW)
     assert sorted(alone) == [100] * (batch.ALONE_BELOW - 1) + [300]
     assert blocks == [(batch.ALONE_BELOW, 200)]
+
+
+def test_the_per_length_caches_stay_bounded_as_new_lengths_arrive() -> None:
+    from skyline_analyzer.detection import batched
+
+    first_critical, first_weights = batched.grubbs_critical(1441), batched._ewm_weights(1441)[0].copy()
+    for n in range(3, 3 + 3 * batched._CACHED_LENGTHS):
+        batched.grubbs_critical(n)
+        batched._ewm_weights(n)
+        assert len(batched._GRUBBS_CRITICAL) <= batched._CACHED_LENGTHS
+        assert len(batched._EWM_WEIGHTS) <= batched._CACHED_LENGTHS
+    # Emptied and refilled, the constants come back the same.
+    batched._GRUBBS_CRITICAL.clear()
+    batched._EWM_WEIGHTS.clear()
+    assert batched.grubbs_critical(1441) == first_critical
+    assert np.array_equal(batched._ewm_weights(1441)[0], first_weights)

@@ -195,6 +195,9 @@ def stddev_from_average(block: Block, rows: np.ndarray) -> np.ndarray:
 
 
 _GRUBBS_CRITICAL: dict[int, float] = {}
+#: Lengths kept in the caches of per-length constants (gappy series bring new lengths every run, and a
+#: Dask worker lives for many runs): a full cache is emptied and refilled, not grown.
+_CACHED_LENGTHS = 1024
 
 
 def _student_t_isf(q: float, df: int) -> float:
@@ -218,6 +221,8 @@ _ISF_IS_STDTRIT = _isf_is_stdtrit()
 def grubbs_critical(n: int) -> float:
     """The Grubbs critical value for ``n`` points, computed as the reference does and cached by ``n``."""
     if n not in _GRUBBS_CRITICAL:
+        if len(_GRUBBS_CRITICAL) >= _CACHED_LENGTHS:
+            _GRUBBS_CRITICAL.clear()
         threshold = _student_t_isf(0.05 / (2 * n), n - 2)
         threshold_sq = threshold * threshold
         _GRUBBS_CRITICAL[n] = ((n - 1) / np.sqrt(n)) * np.sqrt(threshold_sq / (n - 2 + threshold_sq))
@@ -270,6 +275,8 @@ _EWM_WEIGHTS: dict[int, tuple[np.ndarray, float, float, float]] = {}
 def _ewm_weights(n: int) -> tuple[np.ndarray, float, float, float]:
     """``(weights, total, total**2, total**2 - weights.weights)`` as ``numerics.ewm_last`` forms them."""
     if n not in _EWM_WEIGHTS:
+        if len(_EWM_WEIGHTS) >= _CACHED_LENGTHS:
+            _EWM_WEIGHTS.clear()
         decay = 1.0 - 1.0 / (1.0 + EWM_COM)
         weights = decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
         total = weights.sum()
