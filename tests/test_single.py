@@ -13,8 +13,6 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from skyline_analyzer import config
 from skyline_analyzer.detection import batch, engine, single
@@ -22,7 +20,8 @@ from skyline_analyzer.detection.algorithms import DETECTORS
 from skyline_analyzer.detection.batched import DEFER, TRUE
 from skyline_analyzer.detection.reference import Verdict, consensus, run_ensemble
 from skyline_analyzer.detection.series import Series
-from tests.test_batch_random import BATCH, NOW, _to_boundary, build, configurations, series_specs
+from tests import test_batch_random as random_series
+from tests.test_batch_random import NOW, _to_boundary
 
 FULL_DURATION = 86400
 
@@ -31,29 +30,10 @@ FULL_DURATION = 86400
 def test_both_routings_agree_with_the_reference_on_random_series(
     alone_below: int, load_settings: Callable[..., config.Settings], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """test_batch_random's 10,000 series (most of whose lengths few series share, so that by default most
+    are analysed alone), with every series in blocks, then every series alone."""
     monkeypatch.setattr(batch, "ALONE_BELOW", alone_below)
-    base = load_settings()
-    analysed = []
-
-    @settings(
-        max_examples=60,
-        deadline=None,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.large_base_example],
-    )
-    @given(st.lists(series_specs(), min_size=BATCH, max_size=BATCH), configurations())
-    def agree(specs: list[tuple], overrides: dict) -> None:
-        series = [build(spec) for spec in specs]
-        names = [f"metrics.random.{i}" for i in range(len(series))]
-        chosen = base.replace(**overrides)
-        fast = engine.analyse(series, names, chosen.replace(ANALYZER_ENGINE="fast"), NOW)
-        reference = engine.analyse(series, names, chosen.replace(ANALYZER_ENGINE="reference"), NOW)
-        for one, got, want in zip(specs, fast, reference, strict=True):
-            assert got == want, one
-        analysed.append(len(series))
-
-    agree()
-    assert sum(analysed) >= 60 * BATCH
+    random_series.test_fast_and_reference_agree_on_10000_random_series(load_settings)
 
 
 def _edge_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -96,16 +76,21 @@ def _edge_cases() -> list[tuple[str, np.ndarray, np.ndarray]]:
 EDGE_CASES = _edge_cases()
 
 
+def _both_votes(algorithm: str, timestamps: np.ndarray, values: np.ndarray) -> tuple[int, bool | None]:
+    """The scalar form's code and the reference detector's vote (None where it raises, as the engine records)."""
+    with np.errstate(all="ignore"):
+        code = single.SCALAR[algorithm](single.Alone(timestamps, values, NOW, FULL_DURATION))
+        try:
+            return code, bool(DETECTORS[algorithm](timestamps, values, now=NOW, full_duration=FULL_DURATION))
+        except Exception:
+            return code, None
+
+
 @pytest.mark.parametrize("algorithm", sorted(single.SCALAR))
 def test_every_scalar_vote_is_the_reference_vote_or_defers(algorithm: str) -> None:
     decided = deferred = 0
     for label, timestamps, values in EDGE_CASES:
-        with np.errstate(all="ignore"):
-            code = single.SCALAR[algorithm](single.Alone(timestamps, values, NOW, FULL_DURATION))
-            try:
-                want = bool(DETECTORS[algorithm](timestamps, values, now=NOW, full_duration=FULL_DURATION))
-            except Exception:
-                want = None
+        code, want = _both_votes(algorithm, timestamps, values)
         if code == DEFER:
             deferred += 1
             continue
@@ -140,13 +125,8 @@ def test_scalar_votes_on_gappy_days_pushed_onto_the_reference_boundary(algorithm
             trial = moved.copy()
             for _ in range(abs(ulps)):
                 trial[-tail:] = np.nextafter(trial[-tail:], np.inf if ulps > 0 else -np.inf)
-            with np.errstate(all="ignore"):
-                code = single.SCALAR[algorithm](single.Alone(timestamps, trial, NOW, FULL_DURATION))
-                try:
-                    want = bool(DETECTORS[algorithm](timestamps, trial, now=NOW, full_duration=FULL_DURATION))
-                except ValueError:
-                    # np.histogram refuses bins too narrow for the range: the reference's vote is None.
-                    want = None
+            # np.histogram may refuse bins too narrow for the range: the reference's vote is then None.
+            code, want = _both_votes(algorithm, timestamps, trial)
             assert code == DEFER or (want is not None and (code == TRUE) == want), (seed, ulps)
             checked += code != DEFER
     assert checked >= 100
@@ -163,10 +143,8 @@ def test_ks_test_alone_on_gappy_ten_second_data_with_level_shifts() -> None:
         values[-60:] += rng.uniform(0.0, 15.0)
         keep = rng.random(1440) < 0.85
         timestamps, values = timestamps[keep], values[keep]
-        with np.errstate(all="ignore"):
-            code = single.ks_test(single.Alone(timestamps, values, NOW, FULL_DURATION))
-        want = DETECTORS["ks_test"](timestamps, values, now=NOW, full_duration=FULL_DURATION)
-        assert code == DEFER or (code == TRUE) == want, seed
+        code, want = _both_votes("ks_test", timestamps, values)
+        assert code == DEFER or (want is not None and (code == TRUE) == want), seed
         votes.append(want)
     assert True in votes and False in votes
 
