@@ -220,13 +220,15 @@ _ISF_IS_STDTRIT = _isf_is_stdtrit()
 
 def grubbs_critical(n: int) -> float:
     """The Grubbs critical value for ``n`` points, computed as the reference does and cached by ``n``."""
-    if n not in _GRUBBS_CRITICAL:
+    critical = _GRUBBS_CRITICAL.get(n)
+    if critical is None:
         if len(_GRUBBS_CRITICAL) >= _CACHED_LENGTHS:
             _GRUBBS_CRITICAL.clear()
         threshold = _student_t_isf(0.05 / (2 * n), n - 2)
         threshold_sq = threshold * threshold
-        _GRUBBS_CRITICAL[n] = ((n - 1) / np.sqrt(n)) * np.sqrt(threshold_sq / (n - 2 + threshold_sq))
-    return _GRUBBS_CRITICAL[n]
+        # Returned from the local, not read back: another thread may empty the cache in between.
+        critical = _GRUBBS_CRITICAL[n] = ((n - 1) / np.sqrt(n)) * np.sqrt(threshold_sq / (n - 2 + threshold_sq))
+    return critical
 
 
 def grubbs(block: Block, rows: np.ndarray) -> np.ndarray:
@@ -274,15 +276,16 @@ _EWM_WEIGHTS: dict[int, tuple[np.ndarray, float, float, float]] = {}
 
 def _ewm_weights(n: int) -> tuple[np.ndarray, float, float, float]:
     """``(weights, total, total**2, total**2 - weights.weights)`` as ``numerics.ewm_last`` forms them."""
-    if n not in _EWM_WEIGHTS:
+    cached = _EWM_WEIGHTS.get(n)
+    if cached is None:
         if len(_EWM_WEIGHTS) >= _CACHED_LENGTHS:
             _EWM_WEIGHTS.clear()
         decay = 1.0 - 1.0 / (1.0 + EWM_COM)
         weights = decay ** np.arange(n - 1, -1, -1, dtype=np.float64)
         total = weights.sum()
         total_sq = total * total
-        _EWM_WEIGHTS[n] = (weights, total, total_sq, total_sq - float(np.dot(weights, weights)))
-    return _EWM_WEIGHTS[n]
+        cached = _EWM_WEIGHTS[n] = (weights, total, total_sq, total_sq - float(np.dot(weights, weights)))
+    return cached
 
 
 def stddev_from_moving_average(block: Block, rows: np.ndarray) -> np.ndarray:
