@@ -86,6 +86,14 @@ def tail_avg(values: np.ndarray) -> np.ndarray:
     return (values[:, -1] + values[:, -2] + values[:, -3]) / 3
 
 
+def squared_deviations(values: np.ndarray, mean: np.ndarray | float) -> np.ndarray:
+    """Per row (along the last axis), ``sum((v - mean)**2)`` as ``np.std`` forms it before dividing by
+    ``n - ddof``: the deviations squared in place, then numpy's pairwise sum."""
+    deviations = values - mean
+    np.multiply(deviations, deviations, out=deviations)
+    return deviations.sum(axis=-1)
+
+
 def _tail(block: Block, rows: np.ndarray) -> np.ndarray:
     return block.stat("tail", rows, lambda r: tail_avg(block.rows_of(block.values, r)))
 
@@ -99,9 +107,7 @@ def _squares(block: Block, rows: np.ndarray) -> np.ndarray:
     """The sum of squared deviations from the mean, as ``np.std`` forms it before dividing by ``n - ddof``."""
 
     def compute(missing: np.ndarray) -> np.ndarray:
-        deviations = block.rows_of(block.values, missing) - _mean(block, missing)[:, None]
-        np.multiply(deviations, deviations, out=deviations)
-        return deviations.sum(axis=1)
+        return squared_deviations(block.rows_of(block.values, missing), _mean(block, missing)[:, None])
 
     return block.stat("squares", rows, compute)
 

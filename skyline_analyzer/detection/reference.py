@@ -11,6 +11,7 @@ erroring algorithm votes "anomalous" (docs/departures.md#a1: preserved and logge
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -78,6 +79,13 @@ def run_ensemble(
     recorder: Recorder | None = None,
 ) -> list[Vote]:
     """Run ``settings.ALGORITHMS`` in order with the early exit; one vote per algorithm."""
+    return ensemble_of(lambda name: run_algorithm(name, series, settings, now, metric_name, recorder), settings)
+
+
+def ensemble_of(vote: Callable[[str], Vote], settings: Settings) -> list[Vote]:
+    """``vote(name)`` for each of ``settings.ALGORITHMS`` in order, with the early exit: once
+    ``N - CONSENSUS + 1`` votes are False the rest are recorded False without being asked for. The test
+    follows each vote, so the first algorithm is always asked (even when ``CONSENSUS`` exceeds ``N``)."""
     algorithms = settings.ALGORITHMS
     max_false = len(algorithms) - settings.CONSENSUS + 1
     early_exit = early_exit_enabled(settings)
@@ -85,11 +93,11 @@ def run_ensemble(
     falses = 0
     consensus_possible = True
     for name in algorithms:
-        vote: Vote = False
+        one: Vote = False
         if consensus_possible:
-            vote = run_algorithm(name, series, settings, now, metric_name, recorder)
-        ensemble.append(vote)
-        falses += vote is False
+            one = vote(name)
+        ensemble.append(one)
+        falses += one is False
         if early_exit and falses >= max_false:
             consensus_possible = False
     return ensemble

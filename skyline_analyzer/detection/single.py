@@ -27,7 +27,7 @@ from itertools import pairwise
 import numpy as np
 
 from skyline_analyzer.config import Settings
-from skyline_analyzer.detection.algorithms import HISTOGRAM_BINS, HISTOGRAM_RARE_COUNT
+from skyline_analyzer.detection.algorithms import HISTOGRAM_BINS, HISTOGRAM_RARE_COUNT, tail_avg
 from skyline_analyzer.detection.batched import (
     DEFER,
     FALSE,
@@ -36,9 +36,10 @@ from skyline_analyzer.detection.batched import (
     TRUE,
     grubbs_critical,
     moving_average_is_anomalous,
+    squared_deviations,
 )
 from skyline_analyzer.detection.kstest import ks_votes
-from skyline_analyzer.detection.reference import Recorder, Verdict, Vote, early_exit_enabled, run_algorithm
+from skyline_analyzer.detection.reference import Recorder, Verdict, Vote, consensus, ensemble_of, run_algorithm
 from skyline_analyzer.detection.series import Series
 
 
@@ -69,22 +70,15 @@ class Alone:
     def squares(self) -> float:
         """The sum of squared deviations from the mean, as ``np.std`` forms it before dividing."""
         if self._squares is None:
-            self._squares = _squared_deviations(self.values, self.mean)
+            self._squares = float(squared_deviations(self.values, self.mean))
         return self._squares
 
     @property
     def tail(self) -> float:
-        """``tail_avg``: ``(v[-1] + v[-2] + v[-3]) / 3``, added in that order; ``v[-1]`` below three points."""
+        """The reference's :func:`tail_avg`."""
         if self._tail is None:
-            values = self.values
-            self._tail = float(values[-1]) if values.shape[0] < 3 else float((values[-1] + values[-2] + values[-3]) / 3)
+            self._tail = tail_avg(self.values)
         return self._tail
-
-
-def _squared_deviations(values: np.ndarray, mean: float) -> float:
-    deviations = values - mean
-    np.multiply(deviations, deviations, out=deviations)
-    return float(deviations.sum())
 
 
 def histogram_bins(alone: Alone) -> int:
@@ -127,7 +121,7 @@ def first_hour_average(alone: Alone) -> int:
     if count < 2:
         return FALSE
     mean = float(first_hour.sum() / count)
-    std = math.sqrt(_squared_deviations(first_hour, mean) / (count - 1))
+    std = math.sqrt(float(squared_deviations(first_hour, mean)) / (count - 1))
     return TRUE if abs(alone.tail - mean) > 3 * std else FALSE
 
 
@@ -187,26 +181,18 @@ def evaluate(
     reference records it; a vote left to the reference detector is counted in ``deferred``.
     """
     alone = Alone(series.timestamps, series.values, now, settings.FULL_DURATION)
-    algorithms = settings.ALGORITHMS
-    max_false = len(algorithms) - settings.CONSENSUS + 1
-    early_exit = early_exit_enabled(settings)
     timer = recorder if settings.ENABLE_ALGORITHM_RUN_METRICS else None
-    ensemble: list[Vote] = []
-    falses = 0
+
+    def timed_vote(algorithm: str) -> Vote:
+        started = time.perf_counter()
+        vote = _vote(alone, algorithm, series, name, settings, now, recorder, deferred)
+        if timer is not None:
+            timer.record(algorithm, time.perf_counter() - started)
+        return vote
+
     with np.errstate(all="ignore"):
-        for algorithm in algorithms:
-            # As in the reference, the test follows each vote: the first algorithm always runs.
-            if ensemble and early_exit and falses >= max_false:
-                ensemble.append(False)
-                continue
-            started = time.perf_counter()
-            vote = _vote(alone, algorithm, series, name, settings, now, recorder, deferred)
-            if timer is not None:
-                timer.record(algorithm, time.perf_counter() - started)
-            ensemble.append(vote)
-            falses += vote is False
-    anomalous = ensemble.count(False) <= len(algorithms) - settings.CONSENSUS
-    return Verdict(anomalous, ensemble, series.last_value)
+        ensemble = ensemble_of(timed_vote, settings)
+    return consensus(ensemble, series, settings)
 
 
 def _vote(
