@@ -14,8 +14,7 @@ from pathlib import Path
 
 import whisper
 
-from skyline_analyzer.harness import stop
-from tests.support import distinct_free_ports
+from skyline_analyzer.harness import distinct_free_ports, stop
 
 #: Whisper retention for every metric: one-second points for an hour, so each run's value is kept.
 RETENTIONS = "1s:1h"

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from skyline_analyzer import config
-from skyline_analyzer.harness import distinct_free_ports, free_port
+from skyline_analyzer.harness import free_port, free_ports
 
 REPO = Path(__file__).resolve().parent.parent
 VECTORS = REPO / "tests" / "data" / "vectors"
@@ -75,9 +75,7 @@ def load_settings(directory: Path, **overrides: object) -> config.Settings:
 
 def horizon_overrides(**overrides: object) -> dict:
     """Settings for Horizon's three listeners on free loopback ports, flushing chunks every 0.2 s."""
-    pickle_port, plaintext_port = distinct_free_ports(2)
-    return {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": pickle_port, "UDP_PORT": free_udp_port(),
-            "PLAINTEXT_PORT": plaintext_port, "CHUNK_FLUSH_INTERVAL": 0.2, **overrides}
+    return {"HORIZON_IP": "127.0.0.1", **free_ports(), "CHUNK_FLUSH_INTERVAL": 0.2, **overrides}
 
 
 def settings_env(settings_path: Path, **extra: str) -> dict[str, str]:

@@ -24,8 +24,8 @@ from skyline_analyzer.analyzer.run_metrics import (
 )
 from skyline_analyzer.defaults import DEFAULTS
 from skyline_analyzer.exceptions import UnsafeDirectoryError
-from skyline_analyzer.harness import seed_redis
-from tests.support import NO_ALERTS, REPO, SCRIPT, free_port, free_udp_port, settings_env
+from skyline_analyzer.harness import free_ports, seed_redis
+from tests.support import NO_ALERTS, REPO, SCRIPT, settings_env
 
 #: Root without the capabilities that let it write anywhere: a read-only directory is read-only for it too.
 WITHOUT_DAC_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", "--"]
@@ -33,8 +33,7 @@ WITHOUT_DAC_OVERRIDE = ["setpriv", "--bounding-set=-dac_override,-dac_read_searc
 
 def command_settings(make_settings, command: str, **overrides) -> Path:
     if command == "horizon":
-        overrides = {"HORIZON_IP": "127.0.0.1", "PICKLE_PORT": free_port(), "UDP_PORT": free_udp_port(),
-                     "PLAINTEXT_PORT": free_port(), **overrides}
+        overrides = {"HORIZON_IP": "127.0.0.1", **free_ports(), **overrides}
     return make_settings(**NO_ALERTS, **overrides)
 
 

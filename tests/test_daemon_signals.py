@@ -14,15 +14,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from skyline_analyzer import synthetic
-from skyline_analyzer.harness import seed_redis
+from skyline_analyzer.harness import free_ports, seed_redis
 from tests.support import (
     NO_ALERTS,
     REPO,
     SCRIPT,
     NotifyReceiver,
     children,
-    distinct_free_ports,
-    free_udp_port,
     freeze_first_worker,
     settings_env,
     wait_for_log,
@@ -167,9 +165,7 @@ def test_watchdog_pings_through_slow_steps(make_settings, redis_conn, tmp_path):
 
 
 def horizon_settings(make_settings, **overrides) -> Path:
-    pickle_port, plaintext_port = distinct_free_ports(2)
-    return make_settings(HORIZON_IP="127.0.0.1", PICKLE_PORT=pickle_port, UDP_PORT=free_udp_port(),
-                         PLAINTEXT_PORT=plaintext_port, **overrides)
+    return make_settings(HORIZON_IP="127.0.0.1", **free_ports(), **overrides)
 
 
 def test_horizon_sighup_reopens_the_log_and_sigterm_exits_0(make_settings, redis_conn, tmp_path):
