@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -250,3 +251,40 @@ def test_run_metric_files_read_the_same_either_way(tmp_path_factory, lines):
             run_metrics._read_floats(path)
         return
     assert run_metrics._read_floats(path) == want
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(["0.000003", "0.000012", "0.000120", "1", "0.5"]),
+                          st.floats(0, 10, allow_nan=False).map(lambda t: f"{t:.6f}"),
+                          st.text(alphabet="0123456789.' \t\r-e\n", max_size=8)), max_size=40))
+def test_timing_summary_is_the_runs_summary(lines: list[str]) -> None:
+    """A timings file's summary: the count and the median of its runs as statistics.median gives them, the
+    sum within rounding of the file-order sum; an unreadable file is rejected either way."""
+    text = "\n".join(lines) + "\n"
+    try:
+        runs = [float(line.replace("'", "")) for line in text.splitlines() if line.strip()]
+    except ValueError:
+        with pytest.raises(ValueError):
+            run_metrics._tally(text)
+        return
+    tally = run_metrics._tally(text)
+    assert sum(tally.values()) == len(runs)
+    if not runs:
+        return
+    timing = run_metrics.summarise(tally)
+    assert timing.times_run == len(runs)
+    assert timing.median_time == round(statistics.median(runs), 6)
+    total = round(sum(runs), 6)
+    assert timing.total_time == total or abs(timing.total_time - total) <= 1.5e-6
+
+
+def test_count_files_are_checked_as_before() -> None:
+    """A count file counts when it holds a number and nothing else: the "1" lines workers write, or others."""
+    assert run_metrics._has_records("1\n" * 5)
+    assert run_metrics._has_records("2\n1\n")
+    assert not run_metrics._has_records("")
+    assert not run_metrics._has_records("\n\n")
+    with pytest.raises(ValueError):
+        run_metrics._has_records("1\n" * 5 + "x\n")
+    with pytest.raises(ValueError):
+        run_metrics._has_records("1\n1.2.3\n")

@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import re
-import statistics
 import traceback
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,11 +135,64 @@ def reset_run_metrics(tmp_dir: Path, algorithms: list[str]) -> None:
 
 
 def _read_floats(path: Path) -> list[float]:
-    text = tmpdir.read_text(path)
+    return _floats(tmpdir.read_text(path))
+
+
+def _floats(text: str) -> list[float]:
     if _PLAIN.fullmatch(text):
         # What the workers write (digits, dots, newlines): the same numbers in one pass in C.
         return list(map(float, filter(None, text.split("\n"))))
     return [float(line.replace("'", "")) for line in text.splitlines() if line.strip()]
+
+
+def _has_records(text: str) -> bool:
+    """Whether a count file holds at least one number, and nothing that is not one (ValueError)."""
+    # What the workers write, "1\n" repeated, is recognised without parsing a line (100,000s a run).
+    if text and text.count("1\n") * 2 == len(text):
+        return True
+    return bool(_floats(text))
+
+
+def _tally(text: str) -> dict[float, int]:
+    """How many times each number occurs in a timings file (ValueError for a line that is not one)."""
+    if _PLAIN.fullmatch(text):
+        # A block of series shares one timing, written once per series: the distinct lines are few, so
+        # each is parsed once instead of once per run (the parent reads 100,000s of lines every run).
+        lines = Counter(text.split("\n"))
+        lines.pop("", None)
+    else:
+        lines = Counter(line.replace("'", "") for line in text.splitlines() if line.strip())
+    tally: dict[float, int] = {}
+    for line, count in lines.items():
+        value = float(line)
+        tally[value] = tally.get(value, 0) + count
+    return tally
+
+
+def summarise(tally: dict[float, int]) -> AlgorithmTiming:
+    """The timing of a non-empty tally of runs (value -> runs that took it).
+
+    ``median_time`` is :func:`statistics.median` of the runs (the middle one, or the mean of the two middle
+    ones for an even count); ``total_time`` is their sum, taken as each distinct value times its runs, in
+    increasing order (so it may differ from a sum in the file's order in the last bits, far below the 6
+    decimals both are rounded to, as v1.2.8 sent them).
+    """
+    runs = sum(tally.values())
+    ordered = sorted(tally.items())
+    middle = (runs - 1) // 2, runs // 2
+    found: list[float] = []
+    seen = 0
+    for value, count in ordered:
+        seen += count
+        while len(found) < 2 and middle[len(found)] < seen:
+            found.append(value)
+        if len(found) == 2:
+            break
+    return AlgorithmTiming(
+        times_run=runs,
+        total_time=round(sum(value * count for value, count in ordered), 6),
+        median_time=round(found[0] if runs % 2 else (found[0] + found[1]) / 2, 6),
+    )
 
 
 def collect_run_metrics(tmp_dir: Path, algorithms: list[str]) -> dict[str, AlgorithmTiming]:
@@ -147,17 +200,13 @@ def collect_run_metrics(tmp_dir: Path, algorithms: list[str]) -> dict[str, Algor
     collected = {}
     for algorithm in algorithms:
         try:
-            counts = _read_floats(count_path(tmp_dir, algorithm))
-            timings = _read_floats(timings_path(tmp_dir, algorithm))
+            if not _has_records(tmpdir.read_text(count_path(tmp_dir, algorithm))):
+                continue
+            tally = _tally(tmpdir.read_text(timings_path(tmp_dir, algorithm)))
         except (OSError, ValueError):
             continue
-        if not counts or not timings:
-            continue
-        collected[algorithm] = AlgorithmTiming(
-            times_run=len(timings),
-            total_time=round(sum(timings), 6),
-            median_time=round(statistics.median(timings), 6),
-        )
+        if tally:
+            collected[algorithm] = summarise(tally)
     return collected
 
 
