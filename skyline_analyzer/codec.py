@@ -216,7 +216,7 @@ def decode_fast(raw: bytes, name: str = "series") -> Series:
     )
 
 
-def decode_many(raws: Sequence[bytes], names: Sequence[str]) -> list[Series | SeriesFormatError]:
+def decode_many(raws: Sequence[bytes | memoryview], names: Sequence[str]) -> list[Series | SeriesFormatError]:
     """:func:`decode_fast` of every value, vectorised across values: each a :class:`Series` or the error.
 
     Values of one length whose first records have the same types (nearly every value of an MGET chunk)
@@ -242,7 +242,7 @@ def decode_many(raws: Sequence[bytes], names: Sequence[str]) -> list[Series | Se
     return results  # type: ignore[return-value]
 
 
-def _decoded_alone(raw: bytes, name: str) -> Series | SeriesFormatError:
+def _decoded_alone(raw: bytes | memoryview, name: str) -> Series | SeriesFormatError:
     try:
         return decode_fast(raw, name)
     except SeriesFormatError as exc:
@@ -255,8 +255,8 @@ def _decoded_alone(raw: bytes, name: str) -> Series | SeriesFormatError:
 GROUP_ROWS = 32
 
 
-def _decode_group(raws: Sequence[bytes], indices: list[int], results: list[Series | SeriesFormatError | None]
-                  ) -> list[int]:
+def _decode_group(raws: Sequence[bytes | memoryview], indices: list[int],
+                  results: list[Series | SeriesFormatError | None]) -> list[int]:
     """Fill ``results`` for the values of one (length, first types) group; return those left to decode alone.
 
     The series are the rows of two 2-D float64 arrays for the whole group, so that the engine can take a
@@ -275,7 +275,7 @@ def _decode_group(raws: Sequence[bytes], indices: list[int], results: list[Serie
         part = indices[lo : lo + GROUP_ROWS]
         joined = b"".join([raws[i] for i in part])
         rows = np.frombuffer(joined, dtype=np.uint8).reshape(-1, record)
-        if not (_column_is(rows, 0, _FIXARRAY_2) and timestamp.types_match(rows) and value.types_match(rows)):
+        if not (_heads_match(joined, record, timestamp, rows) and value.types_match(rows)):
             alone.extend(part)
             continue
         records = np.frombuffer(joined, dtype=dtype).reshape(len(part), length)
@@ -286,8 +286,10 @@ def _decode_group(raws: Sequence[bytes], indices: list[int], results: list[Serie
         finite = np.ones(len(part), dtype=bool)
         for field, block in ((timestamp, part_timestamps), (value, part_values)):
             if field.is_float:
-                # NaN propagates through min and max, so two row-wise reductions find every non-finite row.
-                finite &= np.isfinite(block.min(axis=1)) & np.isfinite(block.max(axis=1))
+                # A NaN or an infinity makes its row's sum non-finite, so one reduction finds every such
+                # row; a finite row whose sum overflows is only decoded alone, which checks it exactly.
+                with np.errstate(over="ignore", invalid="ignore"):
+                    finite &= np.isfinite(np.add.reduce(block, axis=1))
         # tolist() gives what _python_number gives: an int for integer types, a float for float types.
         last_timestamps = records["timestamp"][:, -1].tolist()
         last_values = records["value"][:, -1].tolist()
@@ -298,6 +300,23 @@ def _decode_group(raws: Sequence[bytes], indices: list[int], results: list[Serie
             else:
                 alone.append(index)
     return alone
+
+
+def _heads_match(joined: bytes, record: int, timestamp: _Field, rows: np.ndarray) -> bool:
+    """Does every record start with the fixarray byte and the timestamp's type byte?
+
+    For a sized timestamp type both bytes are compared as one 2-byte column (one strided copy, not two).
+    """
+    if timestamp.fixint:
+        return _column_is(rows, 0, _FIXARRAY_2) and timestamp.types_match(rows)
+    heads = np.frombuffer(joined, dtype=_head_dtype(record))["head"]
+    return heads.tobytes() == bytes((_FIXARRAY_2, timestamp.type_byte)) * heads.shape[0]
+
+
+@functools.lru_cache(maxsize=64)
+def _head_dtype(record: int) -> np.dtype:
+    """The first two bytes of each ``record``-byte record, as one field."""
+    return np.dtype({"names": ["head"], "formats": ["V2"], "offsets": [0], "itemsize": record})
 
 
 #: Bytes of a msgpack number by its type byte (fixints are one byte); 0 for anything else.

@@ -1,10 +1,11 @@
 """Reading many series at once, on a single Redis or a Redis Cluster (docs/redis-cluster.md#reads).
 
-On a single Redis :func:`fetch` is one MGET. On a cluster a MGET may only name keys of one hash slot, and
-redis-py's ``mget_nonatomic`` sends one command per slot: 500 plain metric names fall in ~490 slots, which
-doubles the client's CPU. Here the names are grouped by slot and each node gets one pipeline holding one
-MGET per slot it owns, written at once on one connection, so a chunk costs one round trip per master and
-little more client CPU than a single MGET.
+On a single Redis :func:`fetch` is one MGET (a worker's through
+:class:`skyline_analyzer.bulk_reader.BulkReader`). On a cluster a MGET may only name keys of one hash slot,
+and redis-py's ``mget_nonatomic`` sends one command per slot: 500 plain metric names fall in ~490 slots, which
+doubles the client's CPU. Here the names are grouped by slot and each node gets one pipeline holding one MGET
+per slot it owns, written at once on one connection, so a chunk costs one round trip per master and little
+more client CPU than a single MGET.
 
 Topology changes are followed, not fatal. A MOVED reply or a node that does not answer reloads the slot
 map and the slots concerned are read again (up to ``ATTEMPTS`` rounds); a slot being migrated (ASK,
@@ -27,7 +28,10 @@ from redis.cluster import RedisCluster
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS as SLOTS
 from redis.crc import key_slot
 
+from skyline_analyzer import connections
+from skyline_analyzer.bulk_reader import BulkReader
 from skyline_analyzer.cluster import ClusterClient
+from skyline_analyzer.config import Settings
 from skyline_analyzer.excerpt import escape
 
 log = logging.getLogger(__name__)
@@ -44,12 +48,22 @@ def is_cluster(conn: Any) -> bool:
     return isinstance(conn, (ClusterClient, RedisCluster))
 
 
-def fetch(conn: Any, names: Sequence[str]) -> tuple[Sequence[str], list[bytes | None]]:
+def reader(settings: Settings) -> BulkReader | Any:
+    """What reads a worker's series: a :class:`BulkReader` on a single Redis, else a cluster client."""
+    if settings.REDIS_CLUSTER_NODES:
+        return connections.connect(settings)
+    return BulkReader(settings)
+
+
+def fetch(conn: Any, names: Sequence[str]) -> tuple[Sequence[str], list[Any]]:
     """The names read and their values (None for a missing key), in the order of ``names``.
 
-    On a single Redis every name is read with one MGET (a failure raises). On a cluster, the names whose
-    slot could not be read are left out of the first list (and logged); the rest are read.
+    On a single Redis every name is read with one MGET (a failure raises); the values are ``bytes``, or
+    :class:`memoryview` slices when ``conn`` is a :class:`BulkReader` (valid as it documents). On a cluster,
+    the names whose slot could not be read are left out of the first list (and logged); the rest are read.
     """
+    if isinstance(conn, BulkReader):
+        return names, conn.mget(names)
     if isinstance(conn, ClusterClient):
         return cluster_fetch(conn.client, names)
     if isinstance(conn, RedisCluster):

@@ -197,3 +197,32 @@ def test_a_group_is_decoded_in_parts_and_a_bad_part_alone() -> None:
     part = range(codec.GROUP_ROWS, 2 * codec.GROUP_ROWS)
     assert [one.row for one in series if isinstance(one, Series)] == [
         None if k in part else k for k in range(count) if k != nan]
+
+
+@pytest.mark.parametrize("first_timestamp", [TS, 1, 2.5])  # uint32, positive fixint, float64 timestamps
+def test_a_record_of_another_head_sends_its_part_alone(first_timestamp: int | float) -> None:
+    """Equal-length values whose first records agree, one with a later record of another kind: a timestamp
+    of another type of the same width (valid msgpack, the same number), or a byte that is no fixarray(2)
+    (corrupt). The part holding it is decoded value by value: the first as the same series, the second as
+    the reference's error; a row whose values overflow when summed is decoded alone, as itself."""
+    count = codec.GROUP_ROWS + 4
+    raws = [codec.encode([(first_timestamp + i, float(k + i)) for i in range(40)]) for k in range(count)]
+    record = len(raws[0]) // 40
+    retyped, corrupt, huge = 3, 5, codec.GROUP_ROWS + 1
+    raw = bytearray(raws[retyped])
+    type_byte = {0xCE: 0xD2, 0xCB: 0xCB}.get(raw[1], raw[1])
+    if type_byte == 0xD2:
+        raw[20 * record + 1] = type_byte  # int32 instead of uint32: the same timestamp
+    else:
+        raw[20 * record + 1] ^= 0x01  # a fixint one more or less, or a float64 turned into a uint64 type
+    raws[retyped] = bytes(raw)
+    raw = bytearray(raws[corrupt])
+    raw[30 * record] = 0x93
+    raws[corrupt] = bytes(raw)
+    raws[huge] = codec.encode([(first_timestamp + i, 1.5e308) for i in range(40)])
+    assert len({len(raw) for raw in raws}) == 1
+    series = codec.decode_many(raws, [f"m{k}" for k in range(count)])
+    same_as_alone(raws)
+    assert isinstance(series[corrupt], SeriesFormatError)
+    assert isinstance(series[huge], Series) and series[huge].row is None and series[huge].values[0] == 1.5e308
+    assert series[0].row is None and series[count - 1].row == count - 1

@@ -52,7 +52,7 @@ EXCEPTION_SETS = {
 
 
 #: One fetched chunk: the names read and their values (None where the key does not exist).
-Fetched = tuple[Sequence[str], list[bytes | None]]
+Fetched = tuple[Sequence[str], list[bytes | memoryview | None]]
 
 
 def fetch_chunk(conn: Any, names: Sequence[str]) -> Fetched:
@@ -68,12 +68,13 @@ def fetch_chunk(conn: Any, names: Sequence[str]) -> Fetched:
 def prefetched(settings: Settings, chunks: Sequence[Sequence[str]]) -> Iterator[Fetched]:
     """:func:`fetch_chunk` of every chunk, in order; the next chunk is fetched while the caller works.
 
-    The fetch runs in a thread on a connection of its own: Redis assembles the next reply, and the socket
-    read waits without the GIL, while this thread decodes and analyses the current chunk. At most two
-    chunks' values are held at once. A fetch error is raised by the ``next()`` that would have returned
-    the chunk; closing the generator waits for the fetch in flight.
+    The fetch runs in a thread on a connection of its own (:func:`skyline_analyzer.storage.reader`): Redis
+    assembles the next reply, and the socket read waits without the GIL, while this thread decodes and
+    analyses the current chunk. At most two chunks' values are held at once, and a chunk's values are only
+    valid until the caller asks for the chunk after the next one. A fetch error is raised by the ``next()``
+    that would have returned the chunk; closing the generator waits for the fetch in flight.
     """
-    conn = connections.connect(settings)
+    conn = storage.reader(settings)
     try:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fetch") as executor:
             pending = executor.submit(fetch_chunk, conn, chunks[0]) if chunks else None
@@ -87,7 +88,7 @@ def prefetched(settings: Settings, chunks: Sequence[Sequence[str]]) -> Iterator[
 
 
 def decode_chunk(
-    names: Sequence[str], raw_values: Sequence[bytes | None], summary: WorkerSummary
+    names: Sequence[str], raw_values: Sequence[bytes | memoryview | None], summary: WorkerSummary
 ) -> tuple[list[Series], list[str]]:
     """The decodable series of a chunk with their names; the rest counted under their exception key."""
     present = [(name, raw) for name, raw in zip(names, raw_values, strict=True) if raw is not None]
@@ -131,7 +132,7 @@ def _analyse(
 def process_chunk(
     conn: Any,
     names: Sequence[str],
-    raw_values: Sequence[bytes | None],
+    raw_values: Sequence[bytes | memoryview | None],
     settings: Settings,
     now: float,
     recorder: Recorder,
