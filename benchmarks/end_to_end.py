@@ -6,6 +6,9 @@ The script seeds a private redis-server (60 s data ending now, the shapes of ``b
 * ``lean``: the floor. One plain loop: SMEMBERS, MGET in chunks of ``worker.MGET_CHUNK`` keys, and each
   value read into two float64 arrays with one structured ``np.frombuffer`` (the seeded record layout is
   known: no checks at all), with the same allocator tuning as a worker. No engine can go below this;
+* ``lean-reader``: the same loop with the MGETs read by the worker's own
+  :class:`skyline_analyzer.bulk_reader.BulkReader` instead of redis-py: the daemon reads through it, so
+  each daemon run is also compared with this floor (the ratio in brackets);
 * ``daemon``: :meth:`skyline_analyzer.analyzer.daemon.Analyzer.run_once` with the default settings (fast
   engine, alerts off) and ``ANALYZER_PROCESSES`` workers. The process runs twice and the second run is the
   one compared (the daemon runs forever: its first run also pays one-off imports, printed apart);
@@ -52,6 +55,7 @@ from skyline_analyzer import config, keys  # noqa: E402
 from skyline_analyzer.allocator import tune_allocator  # noqa: E402
 from skyline_analyzer.analyzer import worker  # noqa: E402
 from skyline_analyzer.analyzer.daemon import Analyzer  # noqa: E402
+from skyline_analyzer.bulk_reader import BulkReader  # noqa: E402
 from skyline_analyzer.defaults import DEFAULTS  # noqa: E402
 from skyline_analyzer.detection import second_stage  # noqa: E402
 from skyline_analyzer.harness import private_redis  # noqa: E402
@@ -134,27 +138,36 @@ def _measured_worker(peaks_dir: Path) -> Callable[..., None]:
 
 # --- the runs, each in a fresh process ------------------------------------------------------------
 
-def lean_run(socket_path: str) -> dict:
-    """The floor: SMEMBERS, chunked MGETs, one structured frombuffer per value, nothing else."""
+def lean_run(socket_path: str, through_reader: bool = False) -> dict:
+    """The floor: SMEMBERS, chunked MGETs, one structured frombuffer per value, nothing else.
+
+    The MGETs go through redis-py (as the issue defined the floor), or, ``through_reader``, through the
+    worker's own :class:`BulkReader`, so that the gain of the reader is not counted as the daemon's.
+    """
     reset_peak()
     tune_allocator()
     conn = redis.Redis(unix_socket_path=socket_path)
+    reader = BulkReader(config.load().replace(REDIS_SOCKET_PATH=socket_path, REDIS_HOST=None, REDIS_PASSWORD=None))
+    mget = reader.mget if through_reader else conn.mget
     started = time.perf_counter()
-    names = list(conn.smembers(keys.unique_metrics(config.load().FULL_NAMESPACE)))
+    names = [name.decode() for name in conn.smembers(keys.unique_metrics(config.load().FULL_NAMESPACE))]
     fetching = decoding = 0.0
     for lo in range(0, len(names), worker.MGET_CHUNK):
         fetched = time.perf_counter()
-        raws = conn.mget(names[lo : lo + worker.MGET_CHUNK])
+        raws = mget(names[lo : lo + worker.MGET_CHUNK])
         decoded = time.perf_counter()
         for raw in raws:
             records = np.frombuffer(raw, dtype=RECORD)
             _ = records["ts"].astype(np.float64), records["value"].astype(np.float64)
         fetching += decoded - fetched
         decoding += time.perf_counter() - decoded
+    reader.close()
     return {"seconds": time.perf_counter() - started, "metrics": len(names), "mget_seconds": fetching,
             "decode_seconds": decoding, "parent_mib": own_peak_mib(), "worker_mib": 0.0}
 
 
+#: The floors: MGETs through redis-py, and through the worker's reader.
+LEAN_MODES = ("lean", "lean-reader")
 #: Second-stage modes: ``SECOND_STAGE_MIN_VOTES`` as configured (default 2), or ``CONSENSUS`` (the flags only).
 STAGE_MODES = ("stage", "stage-flags")
 
@@ -223,8 +236,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         mode, socket_path, *rest = args.one
-        if mode == "lean":
-            result = lean_run(socket_path)
+        if mode in LEAN_MODES:
+            result = lean_run(socket_path, through_reader=mode == "lean-reader")
         else:
             tmp, processes, now = rest
             result = daemon_run(socket_path, tmp, mode, int(processes), int(now))
@@ -245,24 +258,29 @@ def main() -> None:
             engines = (["fast"] + (["reference"] if count <= args.reference_up_to else [])
                        + (list(STAGE_MODES) if args.second_stage else []))
             configs = [(engine, processes) for processes in args.processes for engine in engines]
-            runs: dict[tuple[str, int], list[dict]] = {key: [] for key in [("lean", 0), *configs]}
+            leans = [(mode, 0) for mode in LEAN_MODES]
+            runs: dict[tuple[str, int], list[dict]] = {key: [] for key in [*leans, *configs]}
             for _ in range(args.repeat):
-                runs["lean", 0].append(lean := in_fresh_process("lean", socket_path))
+                for mode, _none in leans:
+                    runs[mode, 0].append(in_fresh_process(mode, socket_path))
                 for engine, processes in configs:
                     run = in_fresh_process(engine, socket_path, tmp, str(processes), str(now))
-                    run["ratio"] = run["seconds"] / lean["seconds"]
+                    run["ratio"] = run["seconds"] / runs["lean", 0][-1]["seconds"]
+                    run["reader_ratio"] = run["seconds"] / runs["lean-reader", 0][-1]["seconds"]
                     runs[engine, processes].append(run)
-            lean_runs = runs["lean", 0]
-            print(f"{'lean loop':<22} {spread([r['seconds'] for r in lean_runs])} s"
-                  f"  (MGET {statistics.median(r['mget_seconds'] for r in lean_runs):.2f} s,"
-                  f" decode {statistics.median(r['decode_seconds'] for r in lean_runs):.2f} s)"
-                  f"  {count / statistics.median(r['seconds'] for r in lean_runs):>8.0f} metrics/s"
-                  f"  peak {max(r['parent_mib'] for r in lean_runs):5.0f} MiB", flush=True)
+            for mode, label in zip(LEAN_MODES, ("lean loop", "lean loop, reader"), strict=True):
+                lean_runs = runs[mode, 0]
+                print(f"{label:<22} {spread([r['seconds'] for r in lean_runs])} s"
+                      f"  (MGET {statistics.median(r['mget_seconds'] for r in lean_runs):.2f} s,"
+                      f" decode {statistics.median(r['decode_seconds'] for r in lean_runs):.2f} s)"
+                      f"  {count / statistics.median(r['seconds'] for r in lean_runs):>8.0f} metrics/s"
+                      f"  peak {max(r['parent_mib'] for r in lean_runs):5.0f} MiB", flush=True)
             for engine, processes in configs:
                 done = runs[engine, processes]
                 seconds = [r["seconds"] for r in done]
                 print(f"{engine + ' daemon, ' + str(processes) + ' proc':<22} {spread(seconds)} s"
                       f"  x{spread([r['ratio'] for r in done]).strip()} the lean loop"
+                      f" (x{spread([r['reader_ratio'] for r in done]).strip()} the reader's)"
                       f"  {count / statistics.median(seconds):>8.0f} metrics/s"
                       f"  first run {statistics.median(r['first_run_seconds'] for r in done):.2f} s"
                       f"  peak parent {max(r['parent_mib'] for r in done):4.0f} MiB,"
