@@ -1,6 +1,6 @@
 """MGET replies read straight into a reused buffer (docs/analyzer-optimizations.md#the-bulk-reader).
 
-A worker reads every series of its slice once a run, 500 keys (about 7.5 MB) per MGET. Through redis-py
+A worker reads every series of its slice once a run, 250 keys (about 5.4 MB) per MGET. Through redis-py
 each reply is received in 64 kB pieces, copied into hiredis' buffer and copied again into one ``bytes``
 object per value, all with the GIL held: about 11 µs of the worker's CPU per metric, more than the decode.
 :class:`BulkReader` receives the reply into a buffer it keeps, parses the RESP framing in place and hands

@@ -41,8 +41,11 @@ from skyline_analyzer.slices import assigned_slice
 
 log = logging.getLogger(__name__)
 
-#: Keys fetched per MGET: bounds a worker's memory (a day of 60 s data is about 30 kB per key).
-MGET_CHUNK = 500
+#: Keys fetched per MGET: bounds a worker's memory (a day of 60 s data is about 22 kB per key). 250 rather
+#: than 500: Redis builds a reply of half the size, which stays in cache (its CPU for a run of 100,000
+#: metrics 1.2-1.4 s instead of 1.7-2.2), and a run was 0.2-0.7 s faster in 9 of 10 paired runs
+#: (docs/analyzer-optimizations.md#the-bulk-reader); 100 costs more in numpy's per-call overheads.
+MGET_CHUNK = 250
 #: Where the base names of each verdict exception are kept for the webapp.
 EXCEPTION_SETS = {
     ExceptionKind.TOO_SHORT: keys.ANALYZER_TOO_SHORT,
