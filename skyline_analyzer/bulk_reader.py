@@ -13,7 +13,8 @@ made from a view), leaves that buffer to its holder and takes a fresh one, so da
 a reader.
 
 The reply is input like any other: every header line is bounded (:data:`MAX_LINE`), a length must be
-digits, each value must end with CRLF and the element count must be the number of keys asked. Anything
+digits and at most :data:`MAX_VALUE`, each value must end with CRLF and the element count must be the
+number of keys asked. Anything
 else raises :class:`redis.exceptions.InvalidResponse`, an error reply :class:`redis.exceptions.ResponseError`;
 either drops the connection (its stream can no longer be trusted) and the next call reconnects. A
 connection that fails is reconnected and the command sent once more (as ``connections.COMMAND_RETRIES``),
@@ -38,6 +39,9 @@ MAX_LINE = 512
 FIRST_SIZE = 1 << 20
 #: A buffer grown beyond this for one reply is dropped after it, so one huge key does not pin its memory.
 KEEP_SIZE = 64 << 20
+#: Largest value length believed: Redis's own limit on a string (``proto-max-bulk-len``'s default). A
+#: longer length is a broken or hostile stream, refused before any memory is taken for it.
+MAX_VALUE = 512 << 20
 #: Largest single receive.
 RECEIVE = 1 << 20
 _CRLF = b"\r\n"
@@ -67,6 +71,8 @@ class BulkReader:
         if not names:
             return []
         command = _command([b"MGET", *(name.encode() for name in names)])
+        # One turn per call, whatever the attempts: a retry must not release the previous call's values.
+        self._take_turn()
         for attempt in range(COMMAND_RETRIES + 1):
             try:
                 self._send(command)
@@ -110,23 +116,21 @@ class BulkReader:
 
     # --- one reply ----------------------------------------------------------------------------------
 
-    def _start_reply(self) -> None:
-        """Take the next buffer for a reply, once nothing that was read into it before can see it change."""
+    def _take_turn(self) -> None:
+        """Take the other buffer, once nothing that was read into it before can see it change."""
         turn = self._turn = 1 - self._turn
         for view in self._views[turn]:
             view.release()
         self._views[turn] = []
-        buf = self._buffers[turn]
         try:
             # Resizing fails while anything (a view, a numpy array made from one) still exports the buffer.
-            buf.append(0)
-            del buf[-1]
+            self._buffers[turn].append(0)
+            del self._buffers[turn][-1]
         except BufferError:
-            buf = self._buffers[turn] = bytearray(FIRST_SIZE)
-        self._buf, self._end = buf, 0
+            self._buffers[turn] = bytearray(FIRST_SIZE)
 
     def _reply(self, count: int) -> list[memoryview | None]:
-        self._start_reply()
+        self._buf, self._end = self._buffers[self._turn], 0
         line, pos = self._line(0)
         if line[:1] == b"-":
             raise redis.exceptions.ResponseError(_shown(line[1:]))
@@ -141,7 +145,10 @@ class BulkReader:
                 continue
             if line[:1] != b"$":
                 raise redis.exceptions.InvalidResponse(f"MGET element answered {_shown(line)}")
-            pos = start + _length(line)
+            size = _length(line)
+            if size > MAX_VALUE:
+                raise redis.exceptions.InvalidResponse(f"a value of {size} bytes: more than Redis can hold")
+            pos = start + size
             self._fill(pos + 2)
             if self._buf[pos : pos + 2] != _CRLF:
                 raise redis.exceptions.InvalidResponse("MGET value not followed by CRLF")

@@ -158,6 +158,7 @@ MALFORMED = [
     (b"*2\r\n$3\r\nabcd\r\n$-1\r\n", redis.exceptions.InvalidResponse, "CRLF"),
     (b"*2\r\n:1\r\n$-1\r\n", redis.exceptions.InvalidResponse, "element"),
     (b"*2\r\n$" + b"9" * 600 + b"\r\n", redis.exceptions.InvalidResponse, "longer than"),
+    (b"*2\r\n$" + b"9" * 20 + b"\r\nabc\r\n$-1\r\n", redis.exceptions.InvalidResponse, "more than Redis can hold"),
     (VALID + b"+OK\r\n", redis.exceptions.InvalidResponse, "after the MGET reply"),
     (b"-ERR \x1b[31mred\r\n", redis.exceptions.ResponseError, r"ERR \\x1b\[31mred"),
 ]
@@ -187,6 +188,19 @@ def test_a_reply_in_small_pieces_and_a_connection_lost_mid_value(tmp_path: Path)
         with pytest.raises(redis.ConnectionError):
             reader.mget(["metrics.a", "metrics.b"])
         assert [None if v is None else bytes(v) for v in reader.mget(["metrics.a", "metrics.b"])] == [value, None]
+        reader.close()
+
+
+def test_a_retried_read_leaves_the_previous_values_valid(tmp_path: Path) -> None:
+    """A connection lost mid-reply is retried into the same buffer: the values of the read before, which the
+    caller may still be working on, are not released by the retry."""
+    other = b"*2\r\n$3\r\nxyz\r\n$-1\r\n"
+    with scripted([VALID, Closing(other[:9]), other]) as (port, received):
+        reader = BulkReader(_settings(tmp_path, REDIS_HOST="127.0.0.1", REDIS_PORT=port))
+        first = reader.mget(["metrics.a", "metrics.b"])
+        second = reader.mget(["metrics.a", "metrics.b"])
+        assert bytes(first[0]) == b"abc" and bytes(second[0]) == b"xyz" and second[1] is None
+        assert len(received) == 3
         reader.close()
 
 
