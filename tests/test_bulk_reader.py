@@ -16,7 +16,6 @@ import redis
 
 from skyline_analyzer import bulk_reader, config
 from skyline_analyzer.bulk_reader import BulkReader
-from skyline_analyzer.harness import free_port
 from tests import support
 from tests.redis_server import RedisServer
 
@@ -112,11 +111,11 @@ class Closing(bytes):
 
 @contextmanager
 def scripted(replies: list[bytes], step: int = 0) -> Iterator[tuple[int, list[bytes]]]:
-    """A TCP server on a free loopback port answering each command received with the next reply (sent
+    """A TCP server on a loopback port of its own answering each command received with the next reply (sent
     ``step`` bytes at a time when ``step``; after a :class:`Closing` reply the connection is closed); yields
     the port and the commands received."""
     listener = socket.socket()
-    listener.bind(("127.0.0.1", free_port(socket.SOCK_STREAM)))
+    listener.bind(("127.0.0.1", 0))  # the kernel picks a free port: no window for another process to take it
     listener.listen()
     listener.settimeout(10)
     received: list[bytes] = []
