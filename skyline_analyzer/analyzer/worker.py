@@ -16,6 +16,7 @@ line names the metric and the reason).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -199,6 +200,10 @@ def spin_process(
     # timeout kill) and leaves Ctrl-C to the parent.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Everything inherited from the parent (statsmodels, numpy, the names) is alive for the worker's short
+    # life: frozen, the cyclic GC's full collections no longer walk it. Measured: the GC's share of a worker
+    # over 100,000 metrics 0.18-0.32 s -> 0.03-0.07 s, a run 0.4 s faster (docs/analyzer-optimizations.md).
+    gc.freeze()
     logs.worker_logging()
     tune_allocator()
     started = time.monotonic()
