@@ -75,9 +75,9 @@ def prefetched(settings: Settings, chunks: Sequence[Sequence[str]]) -> Iterator[
     The fetch runs in a thread on a connection of its own (:func:`skyline_analyzer.storage.reader`): Redis
     assembles the next reply, and the socket read waits without the GIL, while this thread decodes and
     analyses the current chunk. At most two chunks' values are held at once, and a chunk's values are only
-    valid until the caller asks for the next chunk (whose own fetch then reads into their buffer). A fetch
-    error is raised by the ``next()`` that would have returned the chunk; closing the generator waits for
-    the fetch in flight.
+    valid until the caller asks for the next chunk (asking starts the fetch that reads into their buffer).
+    A fetch error is raised by the ``next()`` that would have returned the chunk; closing the generator
+    waits for the fetch in flight.
     """
     conn = storage.reader(settings)
     try:
