@@ -146,11 +146,13 @@ def lean_run(socket_path: str, through_reader: bool = False) -> dict:
     """
     reset_peak()
     tune_allocator()
+    settings = config.load().replace(REDIS_SOCKET_PATH=socket_path, REDIS_HOST=None, REDIS_PASSWORD=None)
     conn = redis.Redis(unix_socket_path=socket_path)
-    reader = BulkReader(config.load().replace(REDIS_SOCKET_PATH=socket_path, REDIS_HOST=None, REDIS_PASSWORD=None))
-    mget = reader.mget if through_reader else conn.mget
+    # Made only when used: its buffers would otherwise count in the redis-py floor's peak memory.
+    reader = BulkReader(settings) if through_reader else None
+    mget = conn.mget if reader is None else reader.mget
     started = time.perf_counter()
-    names = [name.decode() for name in conn.smembers(keys.unique_metrics(config.load().FULL_NAMESPACE))]
+    names = [name.decode() for name in conn.smembers(keys.unique_metrics(settings.FULL_NAMESPACE))]
     fetching = decoding = 0.0
     for lo in range(0, len(names), worker.MGET_CHUNK):
         fetched = time.perf_counter()
@@ -161,7 +163,8 @@ def lean_run(socket_path: str, through_reader: bool = False) -> dict:
             _ = records["ts"].astype(np.float64), records["value"].astype(np.float64)
         fetching += decoded - fetched
         decoding += time.perf_counter() - decoded
-    reader.close()
+    if reader is not None:
+        reader.close()
     return {"seconds": time.perf_counter() - started, "metrics": len(names), "mget_seconds": fetching,
             "decode_seconds": decoding, "parent_mib": own_peak_mib(), "worker_mib": 0.0}
 

@@ -16,6 +16,7 @@ import os
 import re
 import traceback
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,15 +135,16 @@ def reset_run_metrics(tmp_dir: Path, algorithms: list[str]) -> None:
             tmpdir.write(path, b"")
 
 
-def _read_floats(path: Path) -> list[float]:
-    return _floats(tmpdir.read_text(path))
+def _lines(text: str) -> Iterable[str]:
+    """The number lines of a run-metric file, stripped of v1.2.8's quotes (blank lines skipped)."""
+    if _PLAIN.fullmatch(text):
+        # What the workers write (digits, dots, newlines): split in one pass in C.
+        return filter(None, text.split("\n"))
+    return (line.replace("'", "") for line in text.splitlines() if line.strip())
 
 
 def _floats(text: str) -> list[float]:
-    if _PLAIN.fullmatch(text):
-        # What the workers write (digits, dots, newlines): the same numbers in one pass in C.
-        return list(map(float, filter(None, text.split("\n"))))
-    return [float(line.replace("'", "")) for line in text.splitlines() if line.strip()]
+    return list(map(float, _lines(text)))
 
 
 def _has_records(text: str) -> bool:
@@ -154,16 +156,13 @@ def _has_records(text: str) -> bool:
 
 
 def _tally(text: str) -> dict[float, int]:
-    """How many times each number occurs in a timings file (ValueError for a line that is not one)."""
-    if _PLAIN.fullmatch(text):
-        # A block of series shares one timing, written once per series: the distinct lines are few, so
-        # each is parsed once instead of once per run (the parent reads 100,000s of lines every run).
-        lines = Counter(text.split("\n"))
-        lines.pop("", None)
-    else:
-        lines = Counter(line.replace("'", "") for line in text.splitlines() if line.strip())
+    """How many times each number occurs in a timings file (ValueError for a line that is not one).
+
+    A block of series shares one timing, written once per series: the distinct lines are few, so each is
+    parsed once instead of once per run (the parent reads 100,000s of lines every run).
+    """
     tally: dict[float, int] = {}
-    for line, count in lines.items():
+    for line, count in Counter(_lines(text)).items():
         value = float(line)
         tally[value] = tally.get(value, 0) + count
     return tally
