@@ -349,12 +349,14 @@ MAX_RESOLUTION = 1000
 # The second stage (docs/second-stage.md), off by default. Horizon keeps each series averaged over
 # SECOND_STAGE_RESOLUTION seconds for SECOND_STAGE_DURATION seconds in second_stage.<key>. A metric the
 # first stage flags is reported only if its tail is more than SECOND_STAGE_THRESHOLD robust z-scores from
-# the same time of day on earlier days; a metric with at least SECOND_STAGE_MIN_VOTES votes but short of
-# CONSENSUS is reported only if the ALGORITHMS reach CONSENSUS on that longer history, its daily profile removed.
+# the same time of day on earlier days; a metric short of CONSENSUS but with at least SECOND_STAGE_MIN_VOTES
+# votes is reported only if its tail is that unusual for the time of day and the ALGORITHMS reach CONSENSUS
+# on the longer history, its daily profile removed. The first stage itself runs exactly as with it off.
 SECOND_STAGE_ENABLED = False
-# Votes that make a metric nearly flagged (at most CONSENSUS; CONSENSUS re-checks only the flags). Each vote
-# below CONSENSUS runs one more algorithm on every metric before the early exit (docs/second-stage.md#cost).
-SECOND_STAGE_MIN_VOTES = 2
+# Votes, among the algorithms the first stage ran before its early exit, that make a metric nearly flagged
+# (at most CONSENSUS; CONSENSUS re-checks only the flags). 1: any triggered algorithm. The stage costs its
+# work on these metrics only (docs/second-stage.md#cost).
+SECOND_STAGE_MIN_VOTES = 1
 # Seconds of downsampled history kept and searched (7 days).
 SECOND_STAGE_DURATION = 604800
 # Seconds per bucket of the downsampled history, and between Horizon's passes that extend it.

@@ -15,7 +15,7 @@ The script seeds a private redis-server (60 s data ending now, the shapes of ``b
 * ``reference``: the same with ``ANALYZER_ENGINE = 'reference'``, only for counts up to
   ``--reference-up-to`` (it is slow);
 * with ``--second-stage``, ``stage`` and ``stage-flags``: the fast daemon with ``SECOND_STAGE_ENABLED``,
-  candidates at the configured ``SECOND_STAGE_MIN_VOTES`` (default 2) and at ``CONSENSUS`` (only the
+  candidates at the configured ``SECOND_STAGE_MIN_VOTES`` (default 1) and at ``CONSENSUS`` (only the
   flags re-checked). Every metric's shape is then generated over eight days: the last day is the series,
   and the last seven days, averaged into the default 600 s buckets up to the last complete one, are its
   copy (``second_stage.<key>``), as Horizon's keeper would have written it.
@@ -171,7 +171,7 @@ def lean_run(socket_path: str, through_reader: bool = False) -> dict:
 
 #: The floors: MGETs through redis-py, and through the worker's reader.
 LEAN_MODES = ("lean", "lean-reader")
-#: Second-stage modes: ``SECOND_STAGE_MIN_VOTES`` as configured (default 2), or ``CONSENSUS`` (the flags only).
+#: Second-stage modes: ``SECOND_STAGE_MIN_VOTES`` as configured (default 1), or ``CONSENSUS`` (the flags only).
 STAGE_MODES = ("stage", "stage-flags")
 
 

@@ -39,7 +39,6 @@ from nab_scoring import PROFILES, Truth, corpus_score  # noqa: E402
 
 from skyline_analyzer.config import Settings  # noqa: E402
 from skyline_analyzer.detection import engine, second_stage  # noqa: E402
-from skyline_analyzer.detection.reference import consensus  # noqa: E402
 from skyline_analyzer.detection.series import Series  # noqa: E402
 
 #: Seconds after a detection during which the detector scores 0 without analysing.
@@ -92,13 +91,12 @@ def detect(files: Sequence[DataFile], settings: Settings, recheck: Recheck | Non
            min_votes: int | None = None) -> list[np.ndarray]:
     """Per file, the anomaly score of each row under the protocol (files advance together, row by row).
 
-    With ``recheck``, the candidates are the rows with at least ``min_votes`` votes (the engine's early
-    exit moved there, the first stage's verdict still taken at ``CONSENSUS``), each reported only if
-    ``recheck`` says so.
+    With ``recheck``, the candidates are the flagged rows and the rows with at least ``min_votes`` votes
+    among the algorithms the early exit let run (as the daemon finds them: the first stage unchanged), each
+    reported only if ``recheck`` says so.
     """
-    faithful = settings
-    if recheck is not None and min_votes is not None:
-        settings = settings.replace(CONSENSUS=min_votes)
+    width = len(settings.ALGORITHMS)
+    least = settings.CONSENSUS if recheck is None or min_votes is None else min(min_votes, settings.CONSENSUS)
     scores = [np.zeros(f.values.shape[0]) for f in files]
     last_detection = [-np.inf] * len(files)
     for length in range(1, max(f.values.shape[0] for f in files) + 1):
@@ -117,12 +115,12 @@ def detect(files: Sequence[DataFile], settings: Settings, recheck: Recheck | Non
             batch = [_history(files[k], length) for k in group]
             outcomes = engine.analyse(batch, [files[k].name for k in group], settings, now)
             for k, one, outcome in zip(group, batch, outcomes, strict=True):
-                if outcome.verdict is None or not outcome.verdict.anomalous:
+                verdict = outcome.verdict
+                if verdict is None or width - verdict.ensemble.count(False) < least:
                     continue
-                flagged = consensus(outcome.verdict.ensemble, one, faithful).anomalous
-                if recheck is None and not flagged:
+                if recheck is None and not verdict.anomalous:
                     continue
-                if recheck is not None and not recheck(k, length - 1, one.timestamps, one.values, flagged):
+                if recheck is not None and not recheck(k, length - 1, one.timestamps, one.values, verdict.anomalous):
                     continue
                 scores[k][length - 1] = 1.0
                 last_detection[k] = now
@@ -179,9 +177,9 @@ def _detect_group(job: tuple[Path, list[str], str, str]) -> list[np.ndarray]:
 
 
 def stage_recheck(settings: Settings) -> Recheck:
-    """The second stage as the worker runs it (``analyzer.recheck``), with ``settings``' ``SECOND_STAGE_*``, on
-    the history Horizon would keep (``SECOND_STAGE_DURATION`` up to the row, downsampled) and the last day:
-    a flagged row re-checked by ``seasonal_nearest``, a nearly flagged one re-analysed by
+    """The second stage as the worker runs it (``second_stage.judge``), with ``settings``' ``SECOND_STAGE_*``,
+    on the history Horizon would keep (``SECOND_STAGE_DURATION`` up to the row, downsampled) and the last
+    day: a flagged row re-checked by ``seasonal_nearest``, a nearly flagged one by ``seasonal_nearest`` then
     ``deseasonalised_ensemble`` with the detector's ensemble."""
     parameters = second_stage.Parameters.from_settings(settings)
 
@@ -190,11 +188,8 @@ def stage_recheck(settings: Settings) -> Recheck:
         lo = int(np.searchsorted(timestamps, now - parameters.duration))
         history = second_stage.downsample(timestamps[lo:], values[lo:], parameters.resolution)
         day = int(np.searchsorted(timestamps, now - settings.FULL_DURATION, side="right"))
-        recent = (timestamps[day:], values[day:])
-        if flagged:
-            decision = second_stage.recheck(history, recent, parameters)
-        else:
-            decision = second_stage.reanalyse(history, recent, parameters, settings, now)
+        candidate = second_stage.Candidate("nab", history, (timestamps[day:], values[day:]), flagged)
+        decision = second_stage.judge([candidate], parameters, settings, now)[0]
         return flagged if decision is None else decision.anomalous
 
     return recheck

@@ -5,9 +5,10 @@ detector costs a full pass (about 20 s on two idle cores). The votes of a row do
 detector, only whether the row is analysed does (the expiry after a *reported* detection). So this script
 computes once, with no early exit and no expiry, the complete ensemble of every row (about 100 s on two
 cores; cached in a ``.npz`` file), then replays the protocol row by row for any candidate level and any
-re-check: a row is analysed unless a detection was reported within ``EXPIRY``, it is a candidate when at
-least ``min_votes`` of the seven algorithms voted True (a vote that raised is not a False, as in the
-consensus), the first stage flags it at ``CONSENSUS``, and the re-check decides.
+re-check: a row is analysed unless a detection was reported within ``EXPIRY``, the first stage flags it at
+``CONSENSUS``, it is a candidate when flagged or when at least ``min_votes`` of the algorithms the first
+stage's early exit would have run voted True (a vote that raised is not a False, as in the consensus), and
+the re-check decides.
 
 It prints, standard / reward low FP / reward low FN:
 
@@ -15,16 +16,16 @@ It prints, standard / reward low FP / reward low FN:
 * the oracle ceilings: a re-check that knows the labels (every candidate outside a window dropped), with
   candidates at every level from ``CONSENSUS`` votes down to 1: no re-check of those candidates can score
   more;
-* the second stage (``nab.stage_recheck``: the flags re-checked by ``seasonal_nearest``, the nearly flagged
-  re-analysed by ``deseasonalised_ensemble``) at the same candidate levels (``SECOND_STAGE_MIN_VOTES``);
+* the second stage (``nab.stage_recheck``: ``second_stage.judge``) at the same candidate levels
+  (``SECOND_STAGE_MIN_VOTES``);
 * with ``--windows``, each labelled window the default misses and the earliest row in it (as a share of the
-  window) with at least 5, 4, 3 and 2 votes: a window with no candidate cannot be found by any re-check.
+  window) with at least 5, 4, 3, 2 and 1 votes (among those the early exit lets run):
+  a window with no candidate cannot be found by any re-check.
 
     .venv/bin/python benchmarks/nab_replay.py NAB_DIR [--cache votes.npz] [--windows]
 
-The second stage's candidates at a level below ``CONSENSUS`` are a replay's own: the daemon finds them by
-running each ensemble down to ``SECOND_STAGE_MIN_VOTES`` (its early exit moved), which costs time but not
-a single verdict; here every ensemble is complete already.
+The candidates are the daemon's: the votes are counted among the algorithms the early exit at ``CONSENSUS``
+lets run (``faithful_votes``), as the worker counts them in its verdicts.
 """
 
 from __future__ import annotations
@@ -97,16 +98,27 @@ def cached_ensembles(root: Path, names: list[str], files: Sequence[nab.DataFile]
     return votes
 
 
+def faithful_votes(ensemble: np.ndarray, consensus: int) -> np.ndarray:
+    """Per row, the votes (True or raised) among the algorithms the first stage's early exit lets run: each
+    algorithm runs while the row has fewer than ``N - consensus + 1`` Falses (the first always runs)."""
+    falses = np.cumsum(ensemble == FALSE, axis=1)
+    runs = np.ones(ensemble.shape, dtype=bool)
+    runs[:, 1:] = falses[:, :-1] < ensemble.shape[1] - consensus + 1
+    return ((ensemble != FALSE) & runs).sum(axis=1)
+
+
 def replay(files: Sequence[nab.DataFile], votes: Sequence[np.ndarray], consensus: int,
            check: Check | None = None, min_votes: int | None = None) -> list[np.ndarray]:
-    """Per file, the protocol's anomaly scores: the faithful default, or ``check`` on the candidates."""
+    """Per file, the protocol's anomaly scores: the faithful default, or ``check`` on the candidates (the
+    flagged rows and those with at least ``min_votes`` votes among the algorithms the early exit ran)."""
     scores = []
     for k, (data, ensemble) in enumerate(zip(files, votes, strict=True)):
         width = ensemble.shape[1]
         falses = (ensemble == FALSE).sum(axis=1)
         analysed = ensemble[:, 0] != NOT_ANALYSED
         flagged = analysed & (falses <= width - consensus)
-        candidate = analysed & (falses <= width - (consensus if min_votes is None else min_votes))
+        candidate = flagged if min_votes is None else flagged | (
+            analysed & (faithful_votes(ensemble, consensus) >= min_votes))
         score = np.zeros(data.values.shape[0])
         last = -np.inf
         for row in np.flatnonzero(candidate):
@@ -134,21 +146,21 @@ def stage_check(files: Sequence[nab.DataFile], **overrides: object) -> Check:
 
 
 def print_missed_windows(names: Sequence[str], truths: Sequence[Truth], votes: Sequence[np.ndarray],
-                         default: Sequence[np.ndarray]) -> None:
+                         default: Sequence[np.ndarray], consensus: int) -> None:
+    levels = range(consensus, 0, -1)
     for name, truth, ensemble, score in zip(names, truths, votes, default, strict=True):
-        width = ensemble.shape[1]
         analysed = ensemble[:, 0] != NOT_ANALYSED
-        falses = np.where(analysed, (ensemble == FALSE).sum(axis=1), width + 1)
+        found = np.where(analysed, faithful_votes(ensemble, consensus), 0)
         for left, right in truth.windows:
             if score[left : right + 1].any():
                 continue
             size = right - left + 1
             cells = []
-            for needed in (5, 4, 3, 2):
-                rows = np.flatnonzero(falses[left : right + 1] <= width - needed)
+            for needed in levels:
+                rows = np.flatnonzero(found[left : right + 1] >= needed)
                 cells.append(f"{rows[0] / size:.2f} ({rows.shape[0]})" if rows.shape[0] else "-")
             print(f"  {name[:50]:<50} [{left}, {right}]  " + "  ".join(
-                f">={n}: {c:<11}" for n, c in zip((5, 4, 3, 2), cells, strict=True)))
+                f">={n}: {c:<11}" for n, c in zip(levels, cells, strict=True)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         show(f"second stage, candidates >= {level} votes", replay(files, votes, consensus, check, level))
     if args.windows:
         print("windows the faithful default misses: the earliest row with at least N votes (share of the window, rows)")
-        print_missed_windows(names, truths, votes, default)
+        print_missed_windows(names, truths, votes, default, consensus)
     return 0
 
 

@@ -246,10 +246,11 @@ DEFAULTS: dict[str, Any] = {
     "ROOMBA_BATCH_BYTES": 8388608,
     "MAX_RESOLUTION": 1000,
     # Beyond v1.2.8 (docs/second-stage.md): the opt-in second stage. Candidates (flagged, or with at least
-    # SECOND_STAGE_MIN_VOTES votes) are judged on a longer history that Horizon keeps downsampled in Redis,
-    # seasonality taken into account, and reported only if anomalous there.
+    # SECOND_STAGE_MIN_VOTES votes among the algorithms the first stage ran) are judged on a longer history
+    # that Horizon keeps downsampled in Redis, seasonality taken into account, and reported only if
+    # anomalous there.
     "SECOND_STAGE_ENABLED": False,
-    "SECOND_STAGE_MIN_VOTES": 2,
+    "SECOND_STAGE_MIN_VOTES": 1,
     "SECOND_STAGE_DURATION": 604800,
     "SECOND_STAGE_RESOLUTION": 600,
     "SECOND_STAGE_PERIOD": 86400,

@@ -64,7 +64,7 @@ def test_the_replay_of_the_faithful_default_is_the_live_protocol(votes) -> None:
         np.testing.assert_array_equal(one, other)
 
 
-@pytest.mark.parametrize("below", [0, 1, 2])
+@pytest.mark.parametrize("below", [0, 1, 2, 4])
 def test_the_replay_of_an_oracle_is_the_live_protocol(votes, below: int) -> None:
     settings = _settings()
     inside = nab.inside_windows(TRUTHS)
@@ -77,16 +77,28 @@ def test_the_replay_of_an_oracle_is_the_live_protocol(votes, below: int) -> None
         assert rows[score > 0].all()
 
 
-def test_the_replay_of_the_seasonal_second_stage_is_the_live_protocol(votes) -> None:
+@pytest.mark.parametrize("min_votes", [1, 2])
+def test_the_replay_of_the_seasonal_second_stage_is_the_live_protocol(votes, min_votes: int) -> None:
     settings = _settings()
-    live = nab.detect(FILES, settings, nab.stage_recheck(settings), settings.CONSENSUS - 1)
-    replayed = nab_replay.replay(FILES, votes, settings.CONSENSUS,
-                                 nab_replay.stage_check(FILES),
-                                 settings.CONSENSUS - 1)
+    live = nab.detect(FILES, settings, nab.stage_recheck(settings), min_votes)
+    replayed = nab_replay.replay(FILES, votes, settings.CONSENSUS, nab_replay.stage_check(FILES), min_votes)
     assert any(not np.array_equal(a, b) for a, b in zip(live, nab.detect(FILES, settings), strict=True)), \
         "the second stage must change something, or it is not compared"
     for one, other in zip(live, replayed, strict=True):
         np.testing.assert_array_equal(one, other)
+
+
+def test_the_votes_of_a_candidate_are_those_of_the_algorithms_the_early_exit_ran() -> None:
+    t, f, raised = nab_replay.TRUE, nab_replay.FALSE, nab_replay.RAISED
+    ensembles = np.array([
+        [f, f, f, t, t, t, t],  # the third False ends it: the Trues after it never ran
+        [t, f, f, t, f, t, t],  # True, then the third False at the fifth algorithm
+        [raised, t, f, f, t, t, t],  # a raise is not a False; all seven run
+        [t, t, t, t, t, f, f],
+    ], dtype=np.int8)
+    assert nab_replay.faithful_votes(ensembles, 5).tolist() == [0, 2, 5, 5]
+    # with CONSENSUS 6 the second False ends it
+    assert nab_replay.faithful_votes(ensembles, 6).tolist() == [0, 1, 2, 5]
 
 
 def test_a_row_the_filters_reject_is_never_a_candidate(votes) -> None:

@@ -69,8 +69,8 @@ def reanalysed(timestamps: np.ndarray, values: np.ndarray, settings: Settings = 
     """The re-analysis of a nearly flagged series, the history downsampled as Horizon keeps it."""
     history = second_stage.downsample(timestamps, values, PARAMETERS.resolution)
     recent = timestamps >= timestamps[-1] - 86400
-    return second_stage.reanalyse(history, (timestamps[recent], values[recent]), PARAMETERS, settings,
-                                  float(timestamps[-1]))
+    return second_stage.reanalyse([(history, (timestamps[recent], values[recent]))], PARAMETERS, settings,
+                                  float(timestamps[-1]), ["series"])[0]
 
 
 def test_the_daily_profile_is_the_median_of_each_phase_on_earlier_days_only() -> None:
@@ -164,23 +164,65 @@ def test_all_zero_neighbours_give_an_unbounded_score_reported_as_null() -> None:
     assert decision is not None and decision.anomalous and decision.as_dict()["statistic"] is None
 
 
-def test_the_first_stage_verdicts_are_the_same_with_the_stage_on() -> None:
+def test_the_nearly_flagged_are_found_in_the_first_stage_verdicts_as_they_are() -> None:
     now = 1_700_000_000
     metrics = synthetic.make_metrics(60, now, anomalous=10, points=300)
     names = sorted(metrics)
     series = [Series.from_pairs(metrics[n]) for n in names]
     off = Settings({})
     on = off.replace(SECOND_STAGE_ENABLED=True)
-    faithful = engine.analyse(series, names, off, now)
-    staged = recheck.first_stage(series, names, on, now, None)
-    assert [o.exception for o in staged] == [o.exception for o in faithful]
-    assert [o.verdict.anomalous for o in staged if o.verdict] == [o.verdict.anomalous for o in faithful if o.verdict]
-    assert any(o.verdict.anomalous for o in faithful if o.verdict)
-    near = [n for n, o in zip(names, staged, strict=True) if o.verdict and recheck.nearly_flagged(o.verdict, on)]
-    assert not any(recheck.nearly_flagged(o.verdict, off) for o in faithful if o.verdict)
-    for name in near:
-        verdict = staged[names.index(name)].verdict
-        assert not verdict.anomalous and verdict.ensemble.count(True) >= on.SECOND_STAGE_MIN_VOTES
+    assert on.SECOND_STAGE_MIN_VOTES == 1
+    verdicts = [o.verdict for o in engine.analyse(series, names, off, now) if o.verdict is not None]
+    near = [v for v in verdicts if recheck.nearly_flagged(v, on)]
+    assert near and any(v.anomalous for v in verdicts)
+    assert not any(recheck.nearly_flagged(v, off) for v in verdicts)
+    for verdict in verdicts:
+        votes = len(verdict.ensemble) - verdict.ensemble.count(False)
+        assert recheck.nearly_flagged(verdict, on) == (not verdict.anomalous and votes >= 1)
+        assert recheck.nearly_flagged(verdict, on.replace(SECOND_STAGE_MIN_VOTES=2)) == (
+            not verdict.anomalous and votes >= 2)
+        assert not recheck.nearly_flagged(verdict, on.replace(SECOND_STAGE_MIN_VOTES=on.CONSENSUS))
+
+
+def candidate(timestamps: np.ndarray, values: np.ndarray, flagged: bool) -> second_stage.Candidate:
+    """A candidate as the worker makes it: the history downsampled as Horizon keeps it, the last day."""
+    history = second_stage.downsample(timestamps, values, PARAMETERS.resolution)
+    recent = timestamps >= timestamps[-1] - 86400
+    return second_stage.Candidate("series", history, (timestamps[recent], values[recent]), flagged)
+
+
+def judge_batch(batch: list[second_stage.Candidate]) -> list[second_stage.Decision | None]:
+    """``judge`` of a batch at its candidates' time; checked equal to each candidate judged alone (the
+    re-analyses of a batch share one engine call)."""
+    now = float(batch[0].recent[0][-1])
+    decisions = second_stage.judge(batch, PARAMETERS, SETTINGS, now)
+    assert [second_stage.judge([c], PARAMETERS, SETTINGS, now)[0] for c in batch] == decisions
+    return decisions
+
+
+def test_judge_rechecks_a_flag_and_asks_both_checks_about_a_near_miss() -> None:
+    timestamps, values = daily(8)
+    noon = int(np.flatnonzero(timestamps == 7 * 86400 + 43200)[0]) + 1
+    dawn = values.copy()
+    night = int(np.flatnonzero(timestamps == 7 * 86400 + 3 * 3600)[0]) + 1
+    dawn[night - 6 : night] = 35.0
+    at_noon = judge_batch([candidate(timestamps[:noon], values[:noon], flagged=True),
+                           candidate(timestamps[:noon], values[:noon], flagged=False)])
+    # a flag: seasonal_nearest alone; the daily peak is normal for the time of day
+    assert at_noon[0] is not None and at_noon[0].check == "seasonal_nearest" and not at_noon[0].anomalous
+    # a near miss normal for the time of day: seasonal_nearest's decision, no re-analysis
+    assert at_noon[1] == at_noon[0]
+    at_night = judge_batch([candidate(timestamps[:night], dawn[:night], flagged=False),
+                            candidate(timestamps[:night], dawn[:night], flagged=True),
+                            candidate(timestamps[:night], values[:night], flagged=False),
+                            candidate(timestamps[night - 600 : night], dawn[night - 600 : night], flagged=False)])
+    # a near miss unusual for the hour: re-analysed, and the reason gives both statistics
+    assert at_night[0] is not None and at_night[0].anomalous and at_night[0].check == "deseasonalised_ensemble"
+    assert at_night[0].reason.startswith("unusual for the time of day (")
+    assert "anomalous with the daily profile removed" in at_night[0].reason
+    assert at_night[1] is not None and at_night[1].anomalous and at_night[1].check == "seasonal_nearest"
+    assert at_night[2] is not None and not at_night[2].anomalous and at_night[2].check == "seasonal_nearest"
+    assert at_night[3] is None  # two days of history: neither check can judge
 
 
 def test_the_stage_settings_are_checked_only_when_it_is_on() -> None:
@@ -196,4 +238,23 @@ def test_an_empty_copy_is_not_judged_by_either_check() -> None:
     timestamps, values = daily(2)
     recent = (timestamps, values)
     assert second_stage.recheck(empty, recent, PARAMETERS) is None
-    assert second_stage.reanalyse(empty, recent, PARAMETERS, SETTINGS, float(timestamps[-1])) is None
+    assert second_stage.reanalyse([(empty, recent)], PARAMETERS, SETTINGS, float(timestamps[-1]), ["s"]) == [None]
+
+
+def test_a_candidate_that_breaks_the_batch_is_left_unjudged_and_the_others_judged(monkeypatch, caplog) -> None:
+    timestamps, values = daily(8)
+    good = candidate(timestamps, values, flagged=True)
+    bad = second_stage.Candidate("metrics.bad\x1b[31m", good.history, good.recent, True)
+    judge = second_stage.judge
+
+    def breaks_on_bad(candidates, *args):
+        if any(c.name.startswith("metrics.bad") for c in candidates):
+            raise ValueError("a copy no check can read")
+        return judge(candidates, *args)
+
+    monkeypatch.setattr(second_stage, "judge", breaks_on_bad)
+    with caplog.at_level("ERROR"):
+        decisions = recheck._judge([good, bad, good], PARAMETERS, SETTINGS, float(timestamps[-1]))
+    alone = judge([good], PARAMETERS, SETTINGS, float(timestamps[-1]))[0]
+    assert alone is not None and decisions == [alone, None, alone]
+    assert "metrics.bad\\x1b[31m not judged" in caplog.text and "\x1b" not in caplog.text

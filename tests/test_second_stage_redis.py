@@ -122,7 +122,8 @@ def test_a_nearly_flagged_metric_unusual_for_the_hour_is_reported_by_the_reanaly
     decision = anomaly.second_stage
     assert decision is not None and decision["anomalous"] and decision["check"] == "deseasonalised_ensemble"
     assert decision["statistic"] >= decision["threshold"] == settings.CONSENSUS
-    assert decision["reason"].startswith("anomalous with the daily profile removed")
+    assert decision["reason"].startswith("unusual for the time of day (")
+    assert "anomalous with the daily profile removed" in decision["reason"]
     dump = json.loads(anomaly_dump_path(settings).read_text())
     assert dump == [[dawn[-1][1], "dawn", now, decision]]
 

@@ -1,20 +1,14 @@
 """The worker's side of the second stage (docs/second-stage.md): candidates, their longer history, decisions.
 
-With ``SECOND_STAGE_ENABLED`` False nothing here changes a run: :func:`first_stage` is
-:func:`skyline_analyzer.detection.engine.analyse` and :func:`apply` returns the first stage's anomalies.
-
-With it on, the first stage runs with its early exit at ``SECOND_STAGE_MIN_VOTES`` instead of
-``CONSENSUS``, so that the ensembles of the metrics it nearly flagged are complete; each verdict is then
-taken at ``CONSENSUS`` again, from the same ensemble (the early exit only ever skips algorithms once a
-consensus is impossible, so the faithful verdict set is the same). The *candidates* are the first stage's
-anomalies and the metrics with at least ``SECOND_STAGE_MIN_VOTES`` votes. Each is judged on its
-downsampled copy (``second_stage.<full key>``, kept by :mod:`skyline_analyzer.horizon.long_history`): a
-flagged metric by :func:`~skyline_analyzer.detection.second_stage.recheck` (is it unusual for the time of
-day?), a nearly flagged one by :func:`~skyline_analyzer.detection.second_stage.reanalyse` (does the
-ensemble reach ``CONSENSUS`` on the longer history once the daily profile is removed?), and reported only
-if anomalous there. Where the stage cannot judge (no copy, too few earlier days) the first stage's verdict
-stands: a flagged metric is reported, a nearly flagged one is not. Each decision is logged and carried by
-the anomaly.
+With ``SECOND_STAGE_ENABLED`` False nothing here changes a run: :func:`apply` returns the first stage's
+anomalies. With it on, the first stage runs exactly as without it (the same algorithms, the same early exit
+at ``CONSENSUS``); its verdicts give the *candidates*: the anomalies, and the metrics *nearly flagged*, with
+at least ``SECOND_STAGE_MIN_VOTES`` votes among the algorithms the early exit let run but short of
+``CONSENSUS``. Each is judged on its downsampled copy (``second_stage.<full key>``, kept by
+:mod:`skyline_analyzer.horizon.long_history`) by :func:`skyline_analyzer.detection.second_stage.judge`, and
+reported only if anomalous there. Where the stage cannot judge (no copy, too few earlier days) the first
+stage's verdict stands: a flagged metric is reported, a nearly flagged one is not. Each decision is logged
+and carried by the anomaly. The stage's cost is its work on the candidates only.
 """
 
 from __future__ import annotations
@@ -28,9 +22,9 @@ import redis
 
 from skyline_analyzer import codec, keys
 from skyline_analyzer.config import Settings
-from skyline_analyzer.detection import engine, second_stage
+from skyline_analyzer.detection import second_stage
 from skyline_analyzer.detection.anomaly import Anomaly
-from skyline_analyzer.detection.reference import Recorder, Verdict, consensus
+from skyline_analyzer.detection.reference import Verdict
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.excerpt import escape
@@ -38,21 +32,10 @@ from skyline_analyzer.excerpt import escape
 log = logging.getLogger(__name__)
 
 
-def first_stage(series: Sequence[Series], names: Sequence[str], settings: Settings, now: float,
-                recorder: Recorder | None) -> list[engine.Outcome]:
-    """The first stage's outcomes; with the stage on, ensembles complete down to ``SECOND_STAGE_MIN_VOTES``."""
-    if not settings.SECOND_STAGE_ENABLED or settings.SECOND_STAGE_MIN_VOTES >= settings.CONSENSUS:
-        return engine.analyse(series, names, settings, now, recorder=recorder)
-    wide = settings.replace(CONSENSUS=settings.SECOND_STAGE_MIN_VOTES)
-    outcomes = engine.analyse(series, names, wide, now, recorder=recorder)
-    return [
-        engine.Outcome(o.name, verdict=consensus(o.verdict.ensemble, one, settings)) if o.verdict is not None else o
-        for o, one in zip(outcomes, series, strict=True)
-    ]
-
-
 def nearly_flagged(verdict: Verdict, settings: Settings) -> bool:
-    """A verdict short of ``CONSENSUS`` with at least ``SECOND_STAGE_MIN_VOTES`` (never with the stage off)."""
+    """A verdict short of ``CONSENSUS`` with at least ``SECOND_STAGE_MIN_VOTES`` votes (never with the stage
+    off). The algorithms the early exit skipped count as False, as in the verdict: the votes are those of the
+    algorithms that ran, so finding these metrics costs the first stage nothing."""
     if not settings.SECOND_STAGE_ENABLED:
         return False
     falses = verdict.ensemble.count(False)
@@ -73,38 +56,59 @@ def apply(conn: Any, settings: Settings, candidates: Sequence[tuple[Anomaly, boo
     except (redis.RedisError, OSError) as exc:
         log.error("error :: second stage: could not read the longer histories, first stage verdicts stand: %s", exc)
         return [a for a, flagged in candidates if flagged]
+    judged = list(zip(candidates, _candidates(full, copies, series, candidates), strict=True))
+    decisions = iter(_judge([c for _, c in judged if c is not None], parameters, settings, now))
     reported = []
-    for (anomaly, flagged), name, raw in zip(candidates, full, copies, strict=True):
-        decision = _decide(name, raw, series[name], flagged, parameters, settings, now)
-        shown = escape(anomaly.base_name)
+    for (anomaly, flagged), candidate in judged:
+        decision = next(decisions) if candidate is not None else None
         if decision is None:
             if flagged:
                 reported.append(anomaly)
-            log.info("second stage :: %s not judged (no usable longer history): first stage verdict %s stands",
-                     shown, flagged)
+                log.info("second stage :: %s not judged (no usable longer history): first stage verdict stands",
+                         escape(anomaly.base_name))
             continue
-        log.info("second stage :: %s %s by %s: %s", shown, "reported" if decision.anomalous else "not reported",
-                 decision.check, decision.reason)
         if decision.anomalous:
             reported.append(replace(anomaly, second_stage=decision.as_dict()))
+        # A nearly flagged metric left unreported is the first stage's verdict unchanged; on some metrics one
+        # algorithm votes often (first_hour_average on a trend), so those lines would outnumber the rest.
+        if flagged or decision.anomalous:
+            log.info("second stage :: %s %s by %s: %s", escape(anomaly.base_name),
+                     "reported" if decision.anomalous else "not reported", decision.check, decision.reason)
     return reported
 
 
-def _decide(name: str, raw: bytes | None, recent: Series, flagged: bool, parameters: second_stage.Parameters,
-            settings: Settings, now: float) -> second_stage.Decision | None:
-    if not raw:
-        return None
+def _candidates(full: list[str], copies: list[bytes | None], series: dict[str, Series],
+                candidates: Sequence[tuple[Anomaly, bool]]) -> list[second_stage.Candidate | None]:
+    """Each candidate with its decoded copy (decoded together); ``None`` without a copy or with one that
+    does not decode (logged, bounded)."""
+    present = [i for i, raw in enumerate(copies) if raw]
+    decoded = codec.decode_many([copies[i] for i in present],  # type: ignore[misc]
+                                [keys.second_stage_history(full[i]) for i in present])
+    found: list[second_stage.Candidate | None] = [None] * len(full)
+    for i, copy in zip(present, decoded, strict=True):
+        if isinstance(copy, SeriesFormatError):
+            log.error("error :: second stage: %s", escape(str(copy)))
+            continue
+        recent = series[full[i]]
+        found[i] = second_stage.Candidate(full[i], (copy.timestamps, copy.values),
+                                          (recent.timestamps, recent.values), candidates[i][1])
+    return found
+
+
+def _judge(candidates: list[second_stage.Candidate], parameters: second_stage.Parameters, settings: Settings,
+           now: float) -> list[second_stage.Decision | None]:
+    """The decisions for a batch; if the batch fails, each candidate alone (a failure is not judged)."""
     try:
-        copy = codec.decode_fast(raw, keys.second_stage_history(name))
-    except SeriesFormatError as exc:
-        log.error("error :: second stage: %s", escape(str(exc)))
-        return None
-    history, latest = (copy.timestamps, copy.values), (recent.timestamps, recent.values)
-    try:
-        if flagged:
-            return second_stage.recheck(history, latest, parameters)
-        return second_stage.reanalyse(history, latest, parameters, settings, now, name)
-    except Exception as exc:
-        # A copy is input like any Redis value: one that breaks a check leaves the first stage's verdict.
-        log.error("error :: second stage: %s not judged: %s", escape(name), escape(repr(exc)))
-        return None
+        return second_stage.judge(candidates, parameters, settings, now)
+    except Exception:
+        log.error("error :: second stage: judging %d candidates failed; judging them one by one", len(candidates),
+                  exc_info=True)
+    decisions: list[second_stage.Decision | None] = []
+    for candidate in candidates:
+        try:
+            decisions.extend(second_stage.judge([candidate], parameters, settings, now))
+        except Exception as exc:
+            # A copy is input like any Redis value: one that breaks a check leaves the first stage's verdict.
+            log.error("error :: second stage: %s not judged: %s", escape(candidate.name), escape(repr(exc)))
+            decisions.append(None)
+    return decisions

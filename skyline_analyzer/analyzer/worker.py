@@ -118,8 +118,8 @@ def _analyse(
     alone (a failure is None)."""
     history.record_stale_candidates(conn, settings, series, names, now)
     try:
-        return history.apply_second_order(conn, settings, recheck.first_stage(series, names, settings, now,
-                                                                               recorder), now)
+        return history.apply_second_order(conn, settings, engine.analyse(series, names, settings, now,
+                                                                         recorder=recorder), now)
     except Exception:
         log.error("error :: analysing a chunk of %d metrics failed; retrying one by one", len(names),
                   exc_info=True)
@@ -127,7 +127,7 @@ def _analyse(
     for one, name in zip(series, names, strict=True):
         try:
             outcomes.extend(history.apply_second_order(
-                conn, settings, recheck.first_stage([one], [name], settings, now, recorder), now))
+                conn, settings, engine.analyse([one], [name], settings, now, recorder=recorder), now))
         except Exception:
             log.error("error :: %s not analysed", name, exc_info=True)
             outcomes.append(None)

@@ -1,12 +1,16 @@
-"""The second stage: two checks of a candidate series against a longer history, seasonality taken into account.
+"""The second stage: checks of a candidate series against a longer history, seasonality taken into account.
 
-* :func:`recheck` (``seasonal_nearest``) re-checks a metric the first stage *flagged*: is its tail unusual
-  for the time of day, compared with the same time on earlier days? It removes the first stage's seasonal
-  false positives (a daily peak outside a day-long window's three sigmas).
-* :func:`reanalyse` (``deseasonalised_ensemble``) re-analyses a metric the first stage *nearly* flagged: the
-  same ensemble, at the same ``CONSENSUS``, run on the longer history (the recent points averaged to its
-  resolution) with its daily profile removed (:func:`deseasonalise`). It finds what the day-long window
-  hides: a value ordinary for the day but not for the time of day, a shift the day's own spread absorbs.
+* :func:`recheck` (``seasonal_nearest``): is the series' tail unusual for the time of day, compared with the
+  same time on earlier days? It removes the first stage's seasonal false positives (a daily peak outside a
+  day-long window's three sigmas).
+* :func:`reanalyse` (``deseasonalised_ensemble``): the same ensemble, at the same ``CONSENSUS``, run on the
+  longer history (the recent points averaged to its resolution) with its daily profile removed
+  (:func:`deseasonalise`). It finds what the day-long window hides: a value ordinary for the day but not
+  for the time of day, a shift the day's own spread absorbs.
+* :func:`judge` decides a batch of candidates with them: a metric the first stage *flagged* by
+  ``seasonal_nearest`` alone; a metric some of its algorithms voted for but short of ``CONSENSUS``
+  (*nearly flagged*) by ``seasonal_nearest`` first, then, only if it is unusual for the time of day, by
+  ``deseasonalised_ensemble`` (the cheap check first, as the first stage's early exit does).
 
 The checks in detail:
 
@@ -33,7 +37,8 @@ name, the statistic, the threshold, the number of neighbours and a one-line reas
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -139,23 +144,37 @@ def recheck(history: tuple[np.ndarray, np.ndarray], recent: tuple[np.ndarray, np
     threshold = float(parameters.threshold)
     now = float(recent[0][-1])
     neighbours, periods = seasonal_neighbours(history[0], history[1], now, parameters)
-    days = np.unique(periods)
-    if days.shape[0] < parameters.min_periods:
+    # Each earlier period's neighbours as one run (a copy in time order gives them so already; a copy is
+    # input, so they are put in order all the same: a stable sort of a sorted array is cheap).
+    order = np.argsort(periods, kind="stable")
+    neighbours, periods = neighbours[order], periods[order]
+    starts = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]]) if periods.shape[0] else periods
+    days = int(starts.shape[0])
+    if days < parameters.min_periods:
         return None
     count = int(neighbours.shape[0])
     tail = float(recent[1][-TAIL_POINTS:].mean())
     # The tail's distance to the closest neighbour of each earlier day; the median over the days.
-    gaps = np.abs(neighbours - tail)
-    distance = float(np.median([gaps[periods == day].min() for day in days]))
-    median = float(np.median(neighbours))
-    mad = MAD_TO_SIGMA * float(np.median(np.abs(neighbours - median)))
+    distance = _median(np.minimum.reduceat(np.abs(neighbours - tail), starts))
+    median = _median(neighbours)
+    mad = MAD_TO_SIGMA * _median(np.abs(neighbours - median))
     spread = max(mad, parameters.min_spread * abs(median))
     statistic = distance / spread if spread > 0 else (np.inf if distance > 0 else 0.0)
     anomalous = bool(statistic > threshold)
     verb = "anomalous" if anomalous else "normal"
     return Decision(anomalous, CHECK, float(statistic), threshold, count,
                     f"{verb} for the time of day: tail {tail:.6g} is {statistic:.2f} robust sigmas from the "
-                    f"closest of {count} neighbours on {days.shape[0]} earlier days (threshold {threshold:g})")
+                    f"closest of {count} neighbours on {days} earlier days (threshold {threshold:g})")
+
+
+def _median(values: np.ndarray) -> float:
+    """``np.median`` of a short 1-D array without its overheads: the middle value of the sorted array, or
+    the mean of the middle two (added, then halved, as ``np.mean`` of two values does)."""
+    ordered = np.sort(values)
+    middle = ordered.shape[0] // 2
+    if ordered.shape[0] % 2:
+        return float(ordered[middle])
+    return float((ordered[middle - 1] + ordered[middle]) / 2)
 
 
 def daily_profile(history: tuple[np.ndarray, np.ndarray], now: float,
@@ -212,26 +231,70 @@ def deseasonalise(history: tuple[np.ndarray, np.ndarray], recent: tuple[np.ndarr
     return timestamps, values - profile[phases]
 
 
-def reanalyse(history: tuple[np.ndarray, np.ndarray], recent: tuple[np.ndarray, np.ndarray],
-              parameters: Parameters, settings: Settings, now: float, name: str = "series") -> Decision | None:
-    """The decision on a nearly flagged candidate: ``settings``' ensemble at its ``CONSENSUS`` on the longer
-    history from :func:`deseasonalise`; ``None`` when it cannot judge (too few earlier periods, or the
-    re-analysed series is filtered out: too short, stale, boring)."""
-    series = deseasonalise(history, recent, now, parameters)
-    if series is None:
-        return None
-    timestamps, values = series
-    outcome = engine.analyse([Series(timestamps, values, float(timestamps[-1]), float(values[-1]))], [name],
-                             settings, now)[0]
-    if outcome.verdict is None:
-        return None
+def reanalyse(items: Sequence[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
+              parameters: Parameters, settings: Settings, now: float, names: Sequence[str]) -> list[Decision | None]:
+    """``deseasonalised_ensemble`` of each ``(history, recent)``: ``settings``' ensemble at its ``CONSENSUS``
+    on the longer history from :func:`deseasonalise`; ``None`` where it cannot judge (too few earlier periods,
+    or the re-analysed series is filtered out: too short, stale, boring). The series go to the engine in one
+    call, so that those of one length are evaluated as one block (``names`` are for its error reports)."""
+    series = [deseasonalise(history, recent, now, parameters) for history, recent in items]
+    judged = [i for i, one in enumerate(series) if one is not None]
+    outcomes = engine.analyse([_as_series(series[i]) for i in judged], [names[i] for i in judged], settings, now)
+    decisions: list[Decision | None] = [None] * len(items)
     count = len(settings.ALGORITHMS)
-    votes = count - outcome.verdict.ensemble.count(False)
-    anomalous = outcome.verdict.anomalous
-    verb = "anomalous" if anomalous else "normal"
-    return Decision(anomalous, REANALYSIS, float(votes), float(settings.CONSENSUS), int(timestamps.shape[0]),
-                    f"{verb} with the daily profile removed: {votes} of {count} algorithms on "
-                    f"{timestamps.shape[0]} points of the longer history (consensus {settings.CONSENSUS})")
+    for i, outcome in zip(judged, outcomes, strict=True):
+        if outcome.verdict is None:
+            continue
+        points = int(series[i][0].shape[0])  # type: ignore[index]
+        votes = count - outcome.verdict.ensemble.count(False)
+        anomalous = outcome.verdict.anomalous
+        verb = "anomalous" if anomalous else "normal"
+        decisions[i] = Decision(anomalous, REANALYSIS, float(votes), float(settings.CONSENSUS), points,
+                                f"{verb} with the daily profile removed: {votes} of {count} algorithms on {points} "
+                                f"points of the longer history (consensus {settings.CONSENSUS})")
+    return decisions
+
+
+def _as_series(pair: tuple[np.ndarray, np.ndarray] | None) -> Series:
+    assert pair is not None
+    timestamps, values = pair
+    return Series(timestamps, values, float(timestamps[-1]), float(values[-1]))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A metric for :func:`judge`: its longer history (downsampled), the series the first stage analysed
+    (time order, finite, not empty) and whether the first stage flagged it (else it nearly did)."""
+
+    name: str
+    history: tuple[np.ndarray, np.ndarray]
+    recent: tuple[np.ndarray, np.ndarray]
+    flagged: bool
+
+
+def judge(candidates: Sequence[Candidate], parameters: Parameters, settings: Settings,
+          now: float) -> list[Decision | None]:
+    """The decision on each candidate; ``None`` where the stage cannot judge it (the caller keeps the first
+    stage's verdict: a flagged metric reported, a nearly flagged one not).
+
+    A flagged candidate: ``seasonal_nearest``. A nearly flagged one: ``seasonal_nearest``, and where that
+    finds it unusual for the time of day, ``deseasonalised_ensemble`` decides (its reason then starts with
+    the first check's statistic); where ``seasonal_nearest`` finds it normal, that is the decision. The
+    re-analyses of the batch run in one engine call.
+    """
+    decisions = [recheck(c.history, c.recent, parameters) for c in candidates]
+    further = [i for i, (c, d) in enumerate(zip(candidates, decisions, strict=True))
+               if not c.flagged and d is not None and d.anomalous]
+    if further:
+        found = reanalyse([(candidates[i].history, candidates[i].recent) for i in further], parameters, settings,
+                          now, [candidates[i].name for i in further])
+        for i, decision in zip(further, found, strict=True):
+            first = decisions[i]
+            assert first is not None
+            decisions[i] = None if decision is None else replace(decision, reason=(
+                f"unusual for the time of day ({first.statistic:.2f} robust sigmas, threshold {first.threshold:g}) "
+                f"and {decision.reason}"))
+    return decisions
 
 
 def _phases(parameters: Parameters) -> int:
