@@ -24,7 +24,6 @@ from skyline_analyzer import codec, keys
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import second_stage
 from skyline_analyzer.detection.anomaly import Anomaly
-from skyline_analyzer.detection.reference import Verdict
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import SeriesFormatError
 from skyline_analyzer.excerpt import escape
@@ -32,15 +31,15 @@ from skyline_analyzer.excerpt import escape
 log = logging.getLogger(__name__)
 
 
-def nearly_flagged(verdict: Verdict, settings: Settings) -> bool:
-    """A verdict short of ``CONSENSUS`` with at least ``SECOND_STAGE_MIN_VOTES`` votes (never with the stage
-    off). The algorithms the early exit skipped count as False, as in the verdict: the votes are those of the
-    algorithms that ran, so finding these metrics costs the first stage nothing."""
+def near_miss_falses(settings: Settings) -> range:
+    """The counts of False in a verdict's ensemble that make it nearly flagged: short of ``CONSENSUS`` with at
+    least ``SECOND_STAGE_MIN_VOTES`` votes; empty with the stage off. The algorithms the early exit skipped
+    count as False, as in the verdict: the votes are those of the algorithms that ran, so finding these
+    metrics costs the first stage nothing. A range, so that the worker's test of each verdict is one ``in``."""
     if not settings.SECOND_STAGE_ENABLED:
-        return False
-    falses = verdict.ensemble.count(False)
+        return range(0)
     count = len(settings.ALGORITHMS)
-    return count - settings.CONSENSUS < falses <= count - settings.SECOND_STAGE_MIN_VOTES
+    return range(count - settings.CONSENSUS + 1, count - settings.SECOND_STAGE_MIN_VOTES + 1)
 
 
 def apply(conn: Any, settings: Settings, candidates: Sequence[tuple[Anomaly, bool]],

@@ -156,7 +156,7 @@ def process_chunk(
     outcomes = _analyse(series, kept, settings, now, conn, recorder)
     tune_record.observe(recorder, series, outcomes)
     # Most series are neither filtered nor flagged: the loop does no more for them than test both.
-    stage = settings.SECOND_STAGE_ENABLED
+    near_miss = recheck.near_miss_falses(settings)
     for name, outcome in zip(kept, outcomes, strict=True):
         if outcome is None:
             summary.exceptions[ExceptionKind.OTHER] += 1
@@ -168,7 +168,7 @@ def process_chunk(
                 set_members.setdefault(EXCEPTION_SETS[exception], []).append(keys.base_name(namespace, name))
             continue
         verdict = outcome.verdict
-        if verdict is not None and (verdict.anomalous or (stage and recheck.nearly_flagged(verdict, settings))):
+        if verdict is not None and (verdict.anomalous or (near_miss and verdict.ensemble.count(False) in near_miss)):
             triggered = tuple(verdict.triggered(algorithms))
             candidates.append((Anomaly(verdict.datapoint, keys.base_name(namespace, name),
                                        by_name[name].last_timestamp, triggered), verdict.anomalous))

@@ -122,59 +122,74 @@ def downsample(timestamps: np.ndarray, values: np.ndarray, resolution: float,
     return buckets, sums / np.maximum(counts, 1)
 
 
-def seasonal_neighbours(
-    timestamps: np.ndarray, values: np.ndarray, now: float, parameters: Parameters,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Values near ``now``'s phase on earlier periods within the duration, and the period each is from
-    (1 for the period before, ...). The current period is excluded (its points are the ones being judged).
+def seasonal_neighbours(timestamps: np.ndarray, now: float, parameters: Parameters) -> tuple[np.ndarray, np.ndarray]:
+    """Positions in ``timestamps`` near ``now``'s phase on earlier periods within the duration, grouped by
+    period (stable within one), and the period each is from (1 for the period before, ...). The current
+    period is excluded: its points are the ones being judged.
     """
     period, window = parameters.period, parameters.window
     ago = now - timestamps
-    keep = (ago > period - window) & (ago <= parameters.duration + window)
-    ago, kept = ago[keep], values[keep]
     periods = np.rint(ago / period)
-    near = np.abs(ago - periods * period) <= window
-    return kept[near], periods[near]
+    near = (ago > period - window) & (ago <= parameters.duration + window) & (np.abs(ago - periods * period) <= window)
+    positions = np.flatnonzero(near)
+    # A copy in time order gives each period's positions together already; a copy is input, so they are
+    # put in order all the same (a stable sort of a sorted array is cheap).
+    order = np.argsort(periods[positions], kind="stable")
+    return positions[order], periods[positions][order]
 
 
 def recheck(history: tuple[np.ndarray, np.ndarray], recent: tuple[np.ndarray, np.ndarray],
             parameters: Parameters) -> Decision | None:
     """The decision on a candidate: ``history`` is the longer, downsampled series, ``recent`` the series
     the first stage analysed (time order, finite, not empty); ``None`` when it cannot judge."""
+    return nearest_block(history[0], history[1][np.newaxis], recent[1][np.newaxis, -TAIL_POINTS:],
+                         float(recent[0][-1]), parameters)[0]
+
+
+def nearest_block(timestamps: np.ndarray, values: np.ndarray, tails: np.ndarray, now: float,
+                  parameters: Parameters) -> list[Decision | None]:
+    """:func:`recheck` of several candidates at once: row ``i`` of ``values`` is a history on the shared
+    ``timestamps``, row ``i`` of ``tails`` the last points of its recent series (all at ``now``). Each
+    statistic is computed with the same operations as for the candidate alone, so the decisions are the same.
+    """
     threshold = float(parameters.threshold)
-    now = float(recent[0][-1])
-    neighbours, periods = seasonal_neighbours(history[0], history[1], now, parameters)
-    # Each earlier period's neighbours as one run (a copy in time order gives them so already; a copy is
-    # input, so they are put in order all the same: a stable sort of a sorted array is cheap).
-    order = np.argsort(periods, kind="stable")
-    neighbours, periods = neighbours[order], periods[order]
-    starts = np.flatnonzero(np.r_[True, periods[1:] != periods[:-1]]) if periods.shape[0] else periods
+    positions, periods = seasonal_neighbours(timestamps, now, parameters)
+    changes = np.ones(periods.shape[0], dtype=bool)
+    np.not_equal(periods[1:], periods[:-1], out=changes[1:])
+    starts = np.flatnonzero(changes)
     days = int(starts.shape[0])
     if days < parameters.min_periods:
-        return None
-    count = int(neighbours.shape[0])
-    tail = float(recent[1][-TAIL_POINTS:].mean())
+        return [None] * values.shape[0]
+    count = int(positions.shape[0])
+    neighbours = values[:, positions]
+    tail = np.add.reduce(tails, axis=1) / tails.shape[1]  # np.mean's operations, without its overheads
     # The tail's distance to the closest neighbour of each earlier day; the median over the days.
-    distance = _median(np.minimum.reduceat(np.abs(neighbours - tail), starts))
-    median = _median(neighbours)
-    mad = MAD_TO_SIGMA * _median(np.abs(neighbours - median))
-    spread = max(mad, parameters.min_spread * abs(median))
-    statistic = distance / spread if spread > 0 else (np.inf if distance > 0 else 0.0)
-    anomalous = bool(statistic > threshold)
-    verb = "anomalous" if anomalous else "normal"
-    return Decision(anomalous, CHECK, float(statistic), threshold, count,
-                    f"{verb} for the time of day: tail {tail:.6g} is {statistic:.2f} robust sigmas from the "
-                    f"closest of {count} neighbours on {days} earlier days (threshold {threshold:g})")
+    distance = _medians(np.minimum.reduceat(np.abs(neighbours - tail[:, np.newaxis]), starts, axis=1))
+    median = _medians(neighbours)
+    mad = MAD_TO_SIGMA * _medians(np.abs(neighbours - median[:, np.newaxis]))
+    spread = np.maximum(mad, parameters.min_spread * np.abs(median))
+    # Neighbours all equal to 0 have no spread: any distance is then unbounded.
+    spread_ok = spread > 0
+    statistic = np.where(spread_ok, distance / np.where(spread_ok, spread, 1.0), np.where(distance > 0, np.inf, 0.0))
+    decisions: list[Decision | None] = []
+    for one_tail, one in zip(tail.tolist(), statistic.tolist(), strict=True):
+        anomalous = one > threshold
+        verb = "anomalous" if anomalous else "normal"
+        decisions.append(Decision(
+            anomalous, CHECK, one, threshold, count,
+            f"{verb} for the time of day: tail {one_tail:.6g} is {one:.2f} robust sigmas from the closest of "
+            f"{count} neighbours on {days} earlier days (threshold {threshold:g})"))
+    return decisions
 
 
-def _median(values: np.ndarray) -> float:
-    """``np.median`` of a short 1-D array without its overheads: the middle value of the sorted array, or
-    the mean of the middle two (added, then halved, as ``np.mean`` of two values does)."""
-    ordered = np.sort(values)
-    middle = ordered.shape[0] // 2
-    if ordered.shape[0] % 2:
-        return float(ordered[middle])
-    return float((ordered[middle - 1] + ordered[middle]) / 2)
+def _medians(rows: np.ndarray) -> np.ndarray:
+    """``np.median(rows, axis=1)`` for short rows without its overheads: the middle value of each sorted
+    row, or the mean of the middle two (added, then halved, as ``np.mean`` of two values does)."""
+    ordered = np.sort(rows, axis=1)
+    middle = ordered.shape[1] // 2
+    if ordered.shape[1] % 2:
+        return ordered[:, middle]
+    return (ordered[:, middle - 1] + ordered[:, middle]) / 2
 
 
 def daily_profile(history: tuple[np.ndarray, np.ndarray], now: float,
@@ -282,7 +297,7 @@ def judge(candidates: Sequence[Candidate], parameters: Parameters, settings: Set
     the first check's statistic); where ``seasonal_nearest`` finds it normal, that is the decision. The
     re-analyses of the batch run in one engine call.
     """
-    decisions = [recheck(c.history, c.recent, parameters) for c in candidates]
+    decisions = _nearest_all(candidates, parameters)
     further = [i for i, (c, d) in enumerate(zip(candidates, decisions, strict=True))
                if not c.flagged and d is not None and d.anomalous]
     if further:
@@ -294,6 +309,31 @@ def judge(candidates: Sequence[Candidate], parameters: Parameters, settings: Set
             decisions[i] = None if decision is None else replace(decision, reason=(
                 f"unusual for the time of day ({first.statistic:.2f} robust sigmas, threshold {first.threshold:g}) "
                 f"and {decision.reason}"))
+    return decisions
+
+
+def _nearest_all(candidates: Sequence[Candidate], parameters: Parameters) -> list[Decision | None]:
+    """:func:`recheck` of every candidate; those whose histories have the same timestamps and whose recent
+    series end at the same time (a day's metrics on the keeper's grid, mostly) as one :func:`nearest_block`."""
+    groups: dict[tuple[int, float, float, float, int], list[int]] = {}
+    decisions: list[Decision | None] = [None] * len(candidates)
+    for i, candidate in enumerate(candidates):
+        times, recent = candidate.history[0], candidate.recent[0]
+        if times.shape[0] == 0:
+            continue  # nothing to compare with: not judged
+        key = (times.shape[0], float(times[0]), float(times[-1]), float(recent[-1]), min(recent.shape[0], TAIL_POINTS))
+        groups.setdefault(key, []).append(i)
+    for (*_, now, _tail), members in groups.items():
+        times = np.stack([candidates[i].history[0] for i in members])
+        same = (times == times[0]).all(axis=1)
+        block = [i for i, shared in zip(members, same.tolist(), strict=True) if shared]
+        for i, shared in zip(members, same.tolist(), strict=True):
+            if not shared:
+                decisions[i] = recheck(candidates[i].history, candidates[i].recent, parameters)
+        values = np.stack([candidates[i].history[1] for i in block])
+        tails = np.stack([candidates[i].recent[1][-TAIL_POINTS:] for i in block])
+        for i, decision in zip(block, nearest_block(times[0], values, tails, now, parameters), strict=True):
+            decisions[i] = decision
     return decisions
 
 
