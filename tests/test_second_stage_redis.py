@@ -6,11 +6,13 @@ import json
 import logging
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from skyline_analyzer import codec, keys
+from skyline_analyzer.analyzer import run_metrics
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.analyzer.outputs import anomaly_dump_path
 from skyline_analyzer.harness import seed_redis
@@ -126,6 +128,28 @@ def test_a_nearly_flagged_metric_unusual_for_the_hour_is_reported_by_the_reanaly
     assert "anomalous with the daily profile removed" in decision["reason"]
     dump = json.loads(anomaly_dump_path(settings).read_text())
     assert dump == [[dawn[-1][1], "dawn", now, decision]]
+
+
+def test_the_first_stage_runs_the_same_algorithms_with_the_stage_on(redis_conn, stage_settings):
+    """The stage costs only its own work on the candidates: every algorithm of the first stage runs as many
+    times as with the stage off (the re-analyses are not the first stage's runs and are not recorded)."""
+    now = int(time.time()) // STEP * STEP
+    metrics = {f"m{n}": week(now, peak_today_at=at, seed=n) for n, at in enumerate([3 * 60, 12 * 60, 18 * 60] * 4)}
+    rng = np.random.default_rng(5)
+    # calm metrics, where the early exit stops most ensembles after a few algorithms
+    metrics.update({f"calm{n}": [(t, float(10 + rng.normal(0, 1))) for t in range(now - 8 * DAY, now + 1, STEP)]
+                    for n in range(12)})
+    off = stage_settings(SECOND_STAGE_ENABLED=False)
+    seed_with_copies(redis_conn, off, metrics, now)
+    runs = {}
+    for settings in (off, stage_settings()):
+        report = Analyzer(settings).run_once()
+        timings = run_metrics.collect_run_metrics(Path(settings.SKYLINE_TMP_DIR), list(settings.ALGORITHMS))
+        runs[settings.SECOND_STAGE_ENABLED] = ({name: t.times_run for name, t in timings.items()},
+                                               sorted(a.base_name for a in report.anomalies))
+    assert runs[True][0] == runs[False][0] and sum(runs[False][0].values()) > 0
+    # and the stage did change the outcome (the noon peaks are seasonal, the others not)
+    assert runs[True][1] != runs[False][1]
 
 
 def test_without_a_copy_the_first_stage_verdict_stands(redis_conn, stage_settings):
