@@ -16,6 +16,7 @@ import pytest
 
 import skyline_analyzer
 from skyline_analyzer import codec, config, keys, logs, synthetic
+from skyline_analyzer.analyzer import worker
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.analyzer.outputs import anomaly_dump_path
 from skyline_analyzer.harness import seed_redis
@@ -73,6 +74,22 @@ def test_a_run_reports_counts_anomalies_and_writes_the_dump(daemon_settings, see
     boring = {m.decode() for m in redis_conn.smembers(keys.ANALYZER_BORING)}
     assert {m for m in boring if not m.startswith("_updated_at_")} == set(flat)
     assert len([m for m in boring if m.startswith("_updated_at_")]) == 1
+
+
+@pytest.mark.parametrize("flush_at", [1, 3, 10_000])
+def test_every_worker_adds_all_its_exception_names_whenever_it_sends_them(daemon_settings, redis_conn, monkeypatch,
+                                                                           flush_at):
+    now = int(time.time())
+    metrics = synthetic.make_metrics(30, now, points=300)
+    short = {f"short.{n}": [(now - 60 * k, 1.0 + k) for k in range(3)] for n in range(7)}
+    seed_redis(redis_conn, {**metrics, **short}, "metrics.")
+    monkeypatch.setattr(worker, "SETS_FLUSH_NAMES", flush_at)  # inherited by the forked workers
+    report = Analyzer(daemon_settings(MIN_TOLERABLE_LENGTH=10)).run_once()
+    flat = {name for name in metrics if ".flat." in name}
+    assert report.exceptions == {"Boring": len(flat), "TooShort": len(short)} and len(flat) > 3
+    for key, expected in ((keys.ANALYZER_BORING, flat), (keys.ANALYZER_TOO_SHORT, set(short))):
+        members = {m.decode() for m in redis_conn.smembers(key)}
+        assert {m for m in members if not m.startswith("_updated_at_")} == expected
 
 
 def test_the_dump_is_rewritten_empty_and_can_be_jsonp(daemon_settings, redis_conn):
@@ -348,6 +365,7 @@ def test_alerts_and_stale_digest_run_from_the_loop(daemon_settings, redis_conn):
 PARENT_IMPORTS = """
 import sys
 from skyline_analyzer import config
+from skyline_analyzer.analyzer import worker
 from skyline_analyzer.analyzer.daemon import Analyzer
 assert "statsmodels" not in sys.modules
 report = Analyzer(config.load()).run_once()

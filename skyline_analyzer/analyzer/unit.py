@@ -25,7 +25,7 @@ from skyline_analyzer import connections
 from skyline_analyzer.analyzer.messages import UnitDone, WorkerSummary
 from skyline_analyzer.analyzer.run_metrics import CollectingRecorder
 from skyline_analyzer.analyzer.units import WorkUnit
-from skyline_analyzer.analyzer.worker import MGET_CHUNK, fetch_chunk, process_chunk
+from skyline_analyzer.analyzer.worker import MGET_CHUNK, ExceptionSetWriter, fetch_chunk, process_chunk
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection.anomaly import Anomaly
 
@@ -59,16 +59,18 @@ def analyse_unit(unit: WorkUnit, settings: Settings, now: float) -> UnitDone:
     summary = WorkerSummary()
     recorder = CollectingRecorder()
     anomalies: list[Anomaly] = []
+    sets = ExceptionSetWriter()
     conn = _client(settings)
     for lo in range(0, len(unit.names), MGET_CHUNK):
         chunk = unit.names[lo : lo + MGET_CHUNK]
         try:
             names, raw_values = fetch_chunk(conn, chunk)
-            anomalies.extend(process_chunk(conn, names, raw_values, settings, now, recorder, summary))
+            anomalies.extend(process_chunk(conn, names, raw_values, settings, now, recorder, summary, sets))
         except (redis.RedisError, OSError) as exc:
             log.error("error :: unit %d failed to fetch %d metrics from Redis: %s", unit.unit_id, len(chunk), exc)
             _forget(settings)
             break
+    sets.flush(_client(settings), summary, done=True)
     summary.elapsed = time.monotonic() - started
     where = f"{socket.gethostname()}:{os.getpid()}"
     return UnitDone(unit.unit_id, summary, anomalies, recorder.timings, recorder.errors, where)
