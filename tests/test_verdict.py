@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from skyline_analyzer import config, keys
 from skyline_analyzer.analyzer import history, run_metrics
 from skyline_analyzer.analyzer.run_metrics import (
+    FLUSH_EVERY,
     RunMetricsRecorder,
     collect_run_metrics,
     error_path,
@@ -175,6 +176,19 @@ class TestRunMetrics:
         run_selected_algorithm(minutes(np.r_[np.ones(500), 9.0]), "metrics.b", settings, now=NOW, recorder=recorder)
         recorder.flush()
         assert list(tmp.glob("analyzer.*")) == []
+
+    def test_a_flush_is_forced_by_the_records_held_not_by_the_runs_they_cover(self, tmp_path: Path) -> None:
+        reset_run_metrics(tmp_path, ["grubbs"])
+        recorder = RunMetricsRecorder(tmp_path)
+        recorder.record("grubbs", 0.5, runs=5000)  # one block's share: one record of many runs
+        assert (tmp_path / "analyzer.grubbs.count").read_text() == ""
+        for _ in range(FLUSH_EVERY - 2):
+            recorder.record("grubbs", 0.25)
+        assert (tmp_path / "analyzer.grubbs.count").read_text() == ""
+        recorder.record("grubbs", 0.25)  # the FLUSH_EVERY-th record
+        timing = collect_run_metrics(tmp_path, ["grubbs"])["grubbs"]
+        assert timing.times_run == 5000 + FLUSH_EVERY - 1
+        assert timing.total_time == round(2500 + 0.25 * (FLUSH_EVERY - 1), 6)
 
     def test_concurrent_workers_lose_no_line(self, tmp_path: Path) -> None:
         algorithms = ["grubbs", "ks_test"]
