@@ -56,8 +56,8 @@ EXCEPTION_SETS = {
 
 
 #: Base names a worker holds before adding them to the exception sets. Each SADD waits for Redis, which is
-#: busy building the workers' MGET replies: sent once per chunk, those waits cost a worker 0.25-0.3 s of
-#: a 3.6 s run over 50,000 metrics (docs/analyzer-optimizations.md#the-bulk-reader).
+#: busy building the workers' MGET replies: sent once per chunk, those waits were 0.28-0.31 s of a worker's
+#: 3.6 s over 50,000 metrics (docs/analyzer-optimizations.md#where-a-worker-waits-the-seventh-session).
 SETS_FLUSH_NAMES = 10_000
 
 
