@@ -56,14 +56,12 @@ class RunMetricsRecorder:
     def __init__(self, tmp_dir: str | Path) -> None:
         self.tmp_dir = Path(tmp_dir)
         self._pending: dict[str, list[tuple[float, int]]] = {}
-        self._runs: dict[str, int] = {}
         self._write_failed = False
 
     def record(self, algorithm: str, seconds: float, runs: int = 1) -> None:
         """``runs`` runs of ``algorithm`` that took ``seconds`` each."""
         pending = self._pending.setdefault(algorithm, [])
         pending.append((seconds, runs))
-        self._runs[algorithm] = self._runs.get(algorithm, 0) + runs
         if len(pending) >= FLUSH_EVERY:
             self.flush()
 
@@ -81,12 +79,13 @@ class RunMetricsRecorder:
 
     def flush(self) -> None:
         """Append everything buffered; a file that cannot be written loses these records (logged once)."""
-        pending, self._pending, runs, self._runs = self._pending, {}, self._runs, {}
+        pending, self._pending = self._pending, {}
         for algorithm, timings in pending.items():
-            if not runs.get(algorithm):
+            runs = sum(n for _, n in timings)
+            if not runs:
                 continue
             try:
-                tmpdir.write(count_path(self.tmp_dir, algorithm), b"1\n" * runs[algorithm], append=True)
+                tmpdir.write(count_path(self.tmp_dir, algorithm), b"1\n" * runs, append=True)
                 tmpdir.write(timings_path(self.tmp_dir, algorithm),
                              "".join(f"{t:.6f}\n" * n for t, n in timings).encode(), append=True)
             except OSError as exc:
