@@ -25,11 +25,17 @@ def daily(days: int, seed: int = 1) -> tuple[np.ndarray, np.ndarray]:
     return timestamps, 10 + 50 * np.exp(-((phase - 0.5) ** 2) / 0.002) + noise
 
 
-def judged(timestamps: np.ndarray, values: np.ndarray) -> second_stage.Decision | None:
-    """The decision with the history downsampled as Horizon keeps it and the last day as the recent series."""
+def candidate(timestamps: np.ndarray, values: np.ndarray, flagged: bool) -> second_stage.Candidate:
+    """A candidate as the worker makes it: the history downsampled as Horizon keeps it, the last day."""
     history = second_stage.downsample(timestamps, values, PARAMETERS.resolution)
     recent = timestamps >= timestamps[-1] - 86400
-    return second_stage.recheck(history, (timestamps[recent], values[recent]), PARAMETERS)
+    return second_stage.Candidate("series", history, (timestamps[recent], values[recent]), flagged)
+
+
+def judged(timestamps: np.ndarray, values: np.ndarray) -> second_stage.Decision | None:
+    """``seasonal_nearest`` of the series as a candidate."""
+    one = candidate(timestamps, values, flagged=True)
+    return second_stage.recheck(one.history, one.recent, PARAMETERS)
 
 
 def test_downsample_averages_complete_buckets_only() -> None:
@@ -66,11 +72,10 @@ def test_a_peak_at_an_unusual_hour_is_anomalous_and_says_why() -> None:
 
 def reanalysed(timestamps: np.ndarray, values: np.ndarray, settings: Settings = SETTINGS,
                ) -> second_stage.Decision | None:
-    """The re-analysis of a nearly flagged series, the history downsampled as Horizon keeps it."""
-    history = second_stage.downsample(timestamps, values, PARAMETERS.resolution)
-    recent = timestamps >= timestamps[-1] - 86400
-    return second_stage.reanalyse([(history, (timestamps[recent], values[recent]))], PARAMETERS, settings,
-                                  float(timestamps[-1]), ["series"])[0]
+    """The re-analysis of the series as a nearly flagged candidate."""
+    one = candidate(timestamps, values, flagged=False)
+    return second_stage.reanalyse([(one.history, one.recent)], PARAMETERS, settings, float(timestamps[-1]),
+                                  ["series"])[0]
 
 
 def test_the_daily_profile_is_the_median_of_each_phase_on_earlier_days_only() -> None:
@@ -185,13 +190,6 @@ def test_the_nearly_flagged_are_found_in_the_first_stage_verdicts_as_they_are() 
         assert nearly_flagged(verdict, on) == (not verdict.anomalous and votes >= 1)
         assert nearly_flagged(verdict, on.replace(SECOND_STAGE_MIN_VOTES=2)) == (not verdict.anomalous and votes >= 2)
         assert not nearly_flagged(verdict, on.replace(SECOND_STAGE_MIN_VOTES=on.CONSENSUS))
-
-
-def candidate(timestamps: np.ndarray, values: np.ndarray, flagged: bool) -> second_stage.Candidate:
-    """A candidate as the worker makes it: the history downsampled as Horizon keeps it, the last day."""
-    history = second_stage.downsample(timestamps, values, PARAMETERS.resolution)
-    recent = timestamps >= timestamps[-1] - 86400
-    return second_stage.Candidate("series", history, (timestamps[recent], values[recent]), flagged)
 
 
 def judge_batch(batch: list[second_stage.Candidate]) -> list[second_stage.Decision | None]:
