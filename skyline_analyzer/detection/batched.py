@@ -112,6 +112,44 @@ def _squares(block: Block, rows: np.ndarray) -> np.ndarray:
     return block.stat("squares", rows, compute)
 
 
+#: The bound of :func:`_squares_interval`, per point, in units of ``eps * (sum(v**2) + n * mean**2)``: the
+#: error analysis gives at most about 4 (two sums of ``n`` terms, their squares and the final subtraction);
+#: 16 leaves a margin on it.
+_SQUARES_ERROR = 16 * 2.0**-53
+#: Relative allowance for the rounding of the threshold tests themselves (a square root, a product and a
+#: division, each within an ulp) when a vote is decided from :func:`_squares_interval`.
+_THRESHOLD_MARGIN = 2.0**-30
+
+
+def _squares_interval(block: Block, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, an interval holding the exact :func:`_squares` (the reference's number), from one pass.
+
+    ``_squares`` reads a row five times (the deviations written, squared in place, summed); the identity
+    ``sum((v - m)**2) = sum(v**2) - n * m**2`` needs one dot product per row. Formed in floating point,
+    it differs from the reference's sum by less than ``16 * (n + 4) * eps * (sum(v**2) + n * m**2)``
+    (the sums of ``n`` non-negative terms are each within ``n * eps`` of exact; ``m``, the reference's
+    mean, is the same number in both). That bound is relative to the squares, not to their difference:
+    when the mean is large against the deviations the interval is wide and the vote is left to the exact
+    sum. A row whose bound is not finite (overflow) gets the interval ``[0, inf]``: never decided here.
+    """
+
+    def compute(missing: np.ndarray) -> np.ndarray:
+        values = block.rows_of(block.values, missing)
+        return np.einsum("ij,ij->i", values, values)
+
+    square_sum = block.stat("square_sum", rows, compute)
+    mean = _mean(block, rows)
+    n = block.length
+    around = n * mean * mean
+    estimate = square_sum - around
+    error = _SQUARES_ERROR * (n + 4) * (square_sum + around)
+    low = np.maximum(estimate - error, 0.0)
+    high = estimate + error
+    unbounded = ~np.isfinite(high)
+    low[unbounded], high[unbounded] = 0.0, np.inf
+    return low, high
+
+
 def histogram_bins(block: Block, rows: np.ndarray) -> np.ndarray:
     """Batched ``histogram_bins``: is the tail in a bin of at most 20 values (bin 0 only at the minimum)?"""
     values = block.rows_of(block.values, rows)
@@ -191,13 +229,26 @@ def first_hour_average(block: Block, rows: np.ndarray) -> np.ndarray:
 
 
 def stddev_from_average(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched ``stddev_from_average``: ``|tail - mean| > 3 * sample-std`` (False for one point)."""
+    """Batched ``stddev_from_average``: ``|tail - mean| > 3 * sample-std`` (False for one point).
+
+    A row is decided from :func:`_squares_interval` when the test has the same outcome at both ends of
+    the interval, by more than the rounding of the test; the others (a tail within about ``1e-9`` of the
+    threshold, or a mean that dwarfs the deviations) from the exact :func:`_squares`.
+    """
     n = block.length
     if n < 2:
         return np.full(rows.shape[0], FALSE, dtype=np.int8)
-    std = np.sqrt(_squares(block, rows) / (n - 1))
-    anomalous = np.abs(_tail(block, rows) - _mean(block, rows)) > 3 * std
-    return np.where(anomalous, TRUE, FALSE).astype(np.int8)
+    distance = np.abs(_tail(block, rows) - _mean(block, rows))
+    low, high = _squares_interval(block, rows)
+    surely = distance > 3 * np.sqrt(high / (n - 1)) * (1 + _THRESHOLD_MARGIN)
+    # A tail at the mean is False whatever the std (a constant row's interval starts at 0).
+    surely_not = (distance == 0) | (distance < 3 * np.sqrt(low / (n - 1)) * (1 - _THRESHOLD_MARGIN))
+    codes = np.where(surely, TRUE, FALSE).astype(np.int8)
+    close = np.flatnonzero(~(surely | surely_not))
+    if close.shape[0]:
+        std = np.sqrt(_squares(block, rows[close]) / (n - 1))
+        codes[close] = np.where(distance[close] > 3 * std, TRUE, FALSE)
+    return codes
 
 
 _GRUBBS_CRITICAL: dict[int, float] = {}
@@ -238,14 +289,31 @@ def grubbs_critical(n: int) -> float:
 
 
 def grubbs(block: Block, rows: np.ndarray) -> np.ndarray:
-    """Batched ``grubbs``: ``(tail - mean) / pop-std > G(n)``; False when the std is 0 or ``n <= 2``."""
+    """Batched ``grubbs``: ``(tail - mean) / pop-std > G(n)``; False when the std is 0 or ``n <= 2``.
+
+    As :func:`stddev_from_average`, a row is decided from :func:`_squares_interval` when both ends agree
+    by more than the rounding of the test (a tail at or below the mean is False whatever the std, ``G``
+    being positive), the others from the exact :func:`_squares`.
+    """
     n = block.length
     if n <= 2:
         return np.full(rows.shape[0], FALSE, dtype=np.int8)
-    std = np.sqrt(_squares(block, rows) / n)
-    z_score = (_tail(block, rows) - _mean(block, rows)) / std
-    anomalous = (std != 0) & (z_score > grubbs_critical(n))
-    return np.where(anomalous, TRUE, FALSE).astype(np.int8)
+    critical = grubbs_critical(n)
+    difference = _tail(block, rows) - _mean(block, rows)
+    if critical > 0:
+        low, high = _squares_interval(block, rows)
+        surely = (low > 0) & (difference / np.sqrt(high / n) > critical * (1 + _THRESHOLD_MARGIN))
+        surely_not = (difference <= 0) | (difference / np.sqrt(low / n) < critical * (1 - _THRESHOLD_MARGIN))
+    else:
+        # Not a value G(n) takes; the margins above assume a positive threshold.
+        surely = surely_not = np.zeros(rows.shape[0], dtype=bool)
+    codes = np.where(surely, TRUE, FALSE).astype(np.int8)
+    close = np.flatnonzero(~(surely | surely_not))
+    if close.shape[0]:
+        std = np.sqrt(_squares(block, rows[close]) / n)
+        z_score = difference[close] / std
+        codes[close] = np.where((std != 0) & (z_score > critical), TRUE, FALSE)
+    return codes
 
 
 def ks_test(block: Block, rows: np.ndarray) -> np.ndarray:

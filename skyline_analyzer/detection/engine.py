@@ -25,7 +25,7 @@ from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import ExceptionKind, SeriesException, SettingsError
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen, for the cost of building one per metric: see Series
 class Outcome:
     """One series' result: a verdict, or the kind of exception that filtered it out."""
 

@@ -39,7 +39,7 @@ class Recorder(Protocol):
         """``algorithm`` raised ``error`` on ``metric_name``; its vote is None."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen, for the cost of building one per metric: see Series
 class Verdict:
     """``(anomalous, ensemble, datapoint)`` as ``run_selected_algorithm`` returned it."""
 
