@@ -284,19 +284,23 @@ def _decode_group(raws: Sequence[bytes | memoryview], indices: list[int],
         part_timestamps[...] = records["timestamp"]
         part_values[...] = records["value"]
         finite = np.ones(len(part), dtype=bool)
+        value_sums: list[float | None] = [None] * len(part)
         for field, block in ((timestamp, part_timestamps), (value, part_values)):
             if field.is_float:
                 # A NaN or an infinity makes its row's sum non-finite, so one reduction finds every such
                 # row; a finite row whose sum overflows is only decoded alone, which checks it exactly.
                 with np.errstate(over="ignore", invalid="ignore"):
-                    finite &= np.isfinite(np.add.reduce(block, axis=1))
+                    sums = np.add.reduce(block, axis=1)
+                finite &= np.isfinite(sums)
+                if block is part_values:
+                    value_sums = sums.tolist()
         # tolist() gives what _python_number gives: an int for integer types, a float for float types.
         last_timestamps = records["timestamp"][:, -1].tolist()
         last_values = records["value"][:, -1].tolist()
         for row, (index, ok) in enumerate(zip(part, finite.tolist(), strict=True), start=lo):
             if ok:
                 results[index] = Series(timestamps[row], values[row], last_timestamps[row - lo],
-                                        last_values[row - lo], row)
+                                        last_values[row - lo], row, value_sums[row - lo])
             else:
                 alone.append(index)
     return alone

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from skyline_analyzer.detection import algorithms, batched
+from skyline_analyzer import codec, config
+from skyline_analyzer.detection import algorithms, batch, batched
 from skyline_analyzer.detection.numerics import ewm_last
 from skyline_analyzer.detection.series import Series
 
@@ -41,6 +42,37 @@ def test_means_stds_and_tails_are_bit_identical(n: int) -> None:
         assert np.sqrt(squares[i] / n) == np.std(row)
         assert np.sqrt(squares[i] / (n - 1)) == np.std(row, ddof=1)
         assert tail[i] == algorithms.tail_avg(row)
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_means_from_the_decoders_sums_are_numpys(n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A decoded chunk's series carry the row sums the decoder formed to find non-finite values; the means
+    the engine's blocks take from them are ``np.mean`` of each row, and the verdicts those of plain series."""
+    values = random_values(n, rows=40)
+    timestamps = NOW - 60 * np.arange(n - 1, -1, -1)
+    raws = [codec.encode(zip(timestamps.astype(int).tolist(), row.tolist(), strict=True)) for row in values]
+    names = [f"m{i}" for i in range(len(raws))]
+    decoded = codec.decode_many(raws, names)
+    assert all(isinstance(one, Series) and one.value_sum is not None for one in decoded)
+    settings = config.load(None)
+    plain = [Series(one.timestamps.copy(), one.values.copy(), one.last_timestamp, one.last_value) for one in decoded]
+    want = batch.evaluate(plain, names, settings, NOW + 30)
+    means = []
+    evaluate_block = batch.evaluate_block
+
+    def refuse(missing: np.ndarray) -> np.ndarray:
+        raise AssertionError(f"means of rows {missing.tolist()} not seeded")
+
+    def seen(block: batched.Block, settings: config.Settings) -> list:
+        seeded = block.stat("mean", np.arange(block.values.shape[0]), refuse)
+        means.extend(zip(seeded.tolist(), block.values, strict=True))
+        return evaluate_block(block, settings)
+
+    monkeypatch.setattr(batch, "evaluate_block", seen)
+    verdicts = batch.evaluate(decoded, names, settings, NOW + 30)
+    assert len(means) == len(decoded)
+    assert all(mean == np.mean(row) for mean, row in means)
+    assert verdicts == want
 
 
 @pytest.mark.parametrize("n", LENGTHS)

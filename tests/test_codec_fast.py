@@ -142,6 +142,8 @@ def same_as_alone(raws: list[bytes]) -> None:
         assert np.array_equal(got.timestamps, want.timestamps) and np.array_equal(got.values, want.values)
         for a, b in ((got.last_timestamp, want.last_timestamp), (got.last_value, want.last_value)):
             assert type(a) is type(b) and a == b
+        # The decoder's row sum, when it formed one, is numpy's sum of the series (the engine's means).
+        assert got.value_sum is None or got.value_sum == float(np.sum(want.values))
 
 
 # Values that share a record width but not their types (f8, u8 and i8 are all 9 bytes), NaN and infinity

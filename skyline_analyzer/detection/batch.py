@@ -46,7 +46,7 @@ import numpy as np
 
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import single
-from skyline_analyzer.detection.batched import BATCHED, DEFER, FALSE, NONE, TRUE, Block, count_true
+from skyline_analyzer.detection.batched import BATCHED, DEFER, FALSE, NONE, TRUE, Block, count_true, seed_means
 from skyline_analyzer.detection.reference import Recorder, Verdict, early_exit_enabled, run_algorithm
 from skyline_analyzer.detection.series import Series
 from skyline_analyzer.exceptions import ExceptionKind
@@ -125,6 +125,9 @@ def evaluate(
                 recorder=recorder,
                 deferred=deferred,
             )
+            sums = [one.value_sum for one in block_series]
+            if None not in sums:
+                seed_means(block, np.array(sums))
             for index, result in zip(indices, evaluate_block(block, settings), strict=True):
                 results[index] = result
     return results  # type: ignore[return-value]

@@ -56,6 +56,10 @@ class Block:
             return array
         return array[rows]
 
+    def seed(self, name: str, values: np.ndarray) -> None:
+        """A per-row statistic already known for every row (formed where the rows were made)."""
+        self._cache[name] = (values, np.ones(values.shape[0], dtype=bool))
+
     def stat(self, name: str, rows: np.ndarray, compute: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
         """A per-row statistic, computed once per row (``compute`` gets the row indices still missing)."""
         if name not in self._cache:
@@ -101,6 +105,12 @@ def _tail(block: Block, rows: np.ndarray) -> np.ndarray:
 def _mean(block: Block, rows: np.ndarray) -> np.ndarray:
     """``np.mean`` per row: the pairwise row sum divided by the length."""
     return block.stat("mean", rows, lambda r: block.rows_of(block.values, r).sum(axis=1) / block.length)
+
+
+def seed_means(block: Block, sums: np.ndarray) -> None:
+    """The block's :func:`_mean` from row sums already formed (the decoder's ``np.add.reduce`` of the same
+    rows: the same pairwise sums), divided as there."""
+    block.seed("mean", sums / block.length)
 
 
 def _squares(block: Block, rows: np.ndarray) -> np.ndarray:

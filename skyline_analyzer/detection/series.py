@@ -34,6 +34,9 @@ class Series:
     last_timestamp: Number | None
     last_value: Number | None
     row: int | None = field(default=None, compare=False, repr=False)
+    #: ``values.sum()``, when the decoder formed it (it sums each row to find non-finite values): the fast
+    #: engine takes a block's means from it instead of reading every row again.
+    value_sum: float | None = field(default=None, compare=False, repr=False)
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
