@@ -48,6 +48,19 @@ _CRLF = b"\r\n"
 _NIL = b"$-1"
 
 
+class Reply(list):
+    """The values of one MGET (:class:`memoryview` slices, None for a missing key), and where they lie:
+    ``starts[i]`` is the offset of value ``i`` in ``buffer`` (None for a missing key).
+
+    Values of one length follow one another in the reply at a fixed stride (a value, its CRLF and the next
+    value's ``$<length>`` line), so the decoder can read a run of them as one strided array of the buffer
+    instead of joining copies of them (:func:`skyline_analyzer.codec.decode_many`). Valid as the values are.
+    """
+
+    buffer: bytearray
+    starts: list[int | None]
+
+
 class BulkReader:
     """MGET over a connection of its own to the single Redis the settings name (no cluster)."""
 
@@ -67,7 +80,8 @@ class BulkReader:
             self._sock = None
 
     def mget(self, names: Sequence[str]) -> list[memoryview | None]:
-        """The values of ``names`` (None where a key does not exist or is not a string), in order."""
+        """The values of ``names`` (None where a key does not exist or is not a string), in order, as a
+        :class:`Reply` (an empty list for no names)."""
         if not names:
             return []
         command = _command([b"MGET", *(name.encode() for name in names)])
@@ -129,7 +143,7 @@ class BulkReader:
         except BufferError:
             self._buffers[turn] = bytearray(FIRST_SIZE)
 
-    def _reply(self, count: int) -> list[memoryview | None]:
+    def _reply(self, count: int) -> Reply:
         self._buf, self._end = self._buffers[self._turn], 0
         line, pos = self._line(0)
         if line[:1] == b"-":
@@ -157,7 +171,9 @@ class BulkReader:
         if pos != self._end:
             raise redis.exceptions.InvalidResponse(f"{self._end - pos} bytes after the MGET reply")
         whole = memoryview(self._buf)
-        values = [None if span is None else whole[span[0] : span[1]] for span in spans]
+        values = Reply(None if span is None else whole[span[0] : span[1]] for span in spans)
+        values.buffer = self._buf
+        values.starts = [None if span is None else span[0] for span in spans]
         self._views[self._turn] = [view for view in values if view is not None]
         whole.release()
         if len(self._buf) > KEEP_SIZE:

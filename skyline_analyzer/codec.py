@@ -8,6 +8,7 @@ the list of pairs and stripping the array header (1, 3 or 5 bytes for <= 15, <= 
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -115,7 +116,7 @@ class _Field:
         """Does every record (a row of bytes) have this field's type byte (or a fixint of its sign)?"""
         if not self.fixint:
             return _column_is(rows, self.type_offset, self.type_byte)
-        column = rows[:, self.type_offset]
+        column = rows[..., self.type_offset]
         if self.type_byte < 0x80:
             return int(column.max()) < 0x80
         return int(column.min()) >= 0xE0
@@ -123,8 +124,9 @@ class _Field:
 
 def _column_is(rows: np.ndarray, offset: int, byte: int) -> bool:
     # Copying a strided column out and comparing bytes is several times faster than a numpy
-    # comparison over the strided view.
-    return rows[:, offset].tobytes() == bytes((byte,)) * rows.shape[0]
+    # comparison over the strided view. ``rows`` are records (the last axis: their bytes).
+    column = rows[..., offset]
+    return column.tobytes() == bytes((byte,)) * column.size
 
 
 def _field(type_byte: int, offset: int) -> _Field | None:
@@ -216,7 +218,8 @@ def decode_fast(raw: bytes, name: str = "series") -> Series:
     )
 
 
-def decode_many(raws: Sequence[bytes | memoryview], names: Sequence[str]) -> list[Series | SeriesFormatError]:
+def decode_many(raws: Sequence[bytes | memoryview], names: Sequence[str],
+                layout: tuple[bytearray, Sequence[int]] | None = None) -> list[Series | SeriesFormatError]:
     """:func:`decode_fast` of every value, vectorised across values: each a :class:`Series` or the error.
 
     Values of one length whose first records have the same types (nearly every value of an MGET chunk)
@@ -225,6 +228,10 @@ def decode_many(raws: Sequence[bytes | memoryview], names: Sequence[str]) -> lis
     that fails the check, and any row holding a non-finite float, is decoded alone by
     :func:`decode_fast`, so every result (or error) is its result. The per-value cost is then a few
     dictionary and object operations, not a dozen numpy calls.
+
+    ``layout``, when the values are slices of one buffer (a :class:`skyline_analyzer.bulk_reader.Reply`),
+    is that buffer and each value's offset in it: a part whose values lie at a fixed stride (as one
+    length's values do in an MGET reply) is then read in place, as one strided array, instead of joined.
     """
     results: list[Series | SeriesFormatError | None] = [None] * len(raws)
     groups: dict[tuple[int, int, int], list[int]] = {}
@@ -236,7 +243,7 @@ def decode_many(raws: Sequence[bytes | memoryview], names: Sequence[str]) -> lis
         else:
             results[index] = _decoded_alone(raw, names[index])
     for indices in groups.values():
-        alone = indices if len(indices) == 1 else _decode_group(raws, indices, results)
+        alone = indices if len(indices) == 1 else _decode_group(raws, indices, results, layout)
         for index in alone:
             results[index] = _decoded_alone(raws[index], names[index])
     return results  # type: ignore[return-value]
@@ -256,29 +263,32 @@ GROUP_ROWS = 32
 
 
 def _decode_group(raws: Sequence[bytes | memoryview], indices: list[int],
-                  results: list[Series | SeriesFormatError | None]) -> list[int]:
+                  results: list[Series | SeriesFormatError | None],
+                  layout: tuple[bytearray, Sequence[int]] | None) -> list[int]:
     """Fill ``results`` for the values of one (length, first types) group; return those left to decode alone.
 
     The series are the rows of two 2-D float64 arrays for the whole group, so that the engine can take a
     run of them as one block without copying (:func:`skyline_analyzer.detection.batch.evaluate`).
     """
-    layout = _layout(raws[indices[0]])
+    first = _layout(raws[indices[0]])
     size = len(raws[indices[0]])
-    if layout is None or size % layout[0] != 0:
+    if first is None or size % first[0] != 0:
         return indices
-    record, timestamp, value, dtype = layout
+    record, timestamp, value, dtype = first
     length = size // record
     timestamps = np.empty((len(indices), length))
     values = np.empty((len(indices), length))
     alone = []
     for lo in range(0, len(indices), GROUP_ROWS):
         part = indices[lo : lo + GROUP_ROWS]
-        joined = b"".join([raws[i] for i in part])
-        rows = np.frombuffer(joined, dtype=np.uint8).reshape(-1, record)
-        if not (_heads_match(joined, record, timestamp, rows) and value.types_match(rows)):
+        base, offset, stride = _part_bytes(raws, part, size, layout)
+        shape, strides = (len(part), length), (stride, record)
+        heads = np.ndarray(shape, _head_dtype(record), base, offset, strides)["head"]
+        rows = np.ndarray((*shape, record), np.uint8, base, offset, (*strides, 1))
+        if not (_heads_match(heads, timestamp, rows) and value.types_match(rows)):
             alone.extend(part)
             continue
-        records = np.frombuffer(joined, dtype=dtype).reshape(len(part), length)
+        records = np.ndarray(shape, dtype, base, offset, strides)
         part_timestamps = timestamps[lo : lo + len(part)]
         part_values = values[lo : lo + len(part)]
         part_timestamps[...] = records["timestamp"]
@@ -306,15 +316,32 @@ def _decode_group(raws: Sequence[bytes | memoryview], indices: list[int],
     return alone
 
 
-def _heads_match(joined: bytes, record: int, timestamp: _Field, rows: np.ndarray) -> bool:
+def _part_bytes(raws: Sequence[bytes | memoryview], part: list[int], size: int,
+                layout: tuple[bytearray, Sequence[int]] | None) -> tuple[bytes | bytearray, int, int]:
+    """Where a part's ``size``-byte values lie: ``(buffer, offset of the first, stride between values)``.
+
+    In place in the ``layout``'s buffer when they are evenly spaced there (and do not overlap), else a
+    join of them (stride ``size``).
+    """
+    if layout is not None:
+        buffer, starts = layout
+        offsets = [starts[i] for i in part]
+        stride = offsets[1] - offsets[0] if len(offsets) > 1 else size
+        if (stride >= size and offsets[0] >= 0 and offsets[-1] + size <= len(buffer)
+                and all(later - earlier == stride for earlier, later in itertools.pairwise(offsets))):
+            return buffer, offsets[0], stride
+    return b"".join([raws[i] for i in part]), 0, size
+
+
+def _heads_match(heads: np.ndarray, timestamp: _Field, rows: np.ndarray) -> bool:
     """Does every record start with the fixarray byte and the timestamp's type byte?
 
-    For a sized timestamp type both bytes are compared as one 2-byte column (one strided copy, not two).
+    ``heads`` are the first two bytes of each record as one field, ``rows`` the records' bytes. For a sized
+    timestamp type both bytes are compared as one 2-byte column (one strided copy, not two).
     """
     if timestamp.fixint:
         return _column_is(rows, 0, _FIXARRAY_2) and timestamp.types_match(rows)
-    heads = np.frombuffer(joined, dtype=_head_dtype(record))["head"]
-    return heads.tobytes() == bytes((_FIXARRAY_2, timestamp.type_byte)) * heads.shape[0]
+    return heads.tobytes() == bytes((_FIXARRAY_2, timestamp.type_byte)) * heads.size
 
 
 @functools.lru_cache(maxsize=64)

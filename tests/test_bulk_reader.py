@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from skyline_analyzer import bulk_reader, config
-from skyline_analyzer.bulk_reader import BulkReader
+from skyline_analyzer.bulk_reader import BulkReader, Reply
 from tests import support
 from tests.redis_server import RedisServer
 
@@ -38,6 +38,12 @@ def test_values_are_redis_py_values(redis_conn: redis.Redis, load_settings: Call
         for chunk in (names, names[:3], names[5:505], ["metrics.missing"]):
             values = reader.mget(chunk)
             assert [None if v is None else bytes(v) for v in values] == redis_conn.mget(chunk)
+            # Where each value lies in the reply's buffer (the decoder reads runs of them in place).
+            assert isinstance(values, Reply) and len(values.starts) == len(chunk)
+            for value, start in zip(values, values.starts, strict=True):
+                assert (value is None) == (start is None)
+                if value is not None:
+                    assert values.buffer[start : start + len(value)] == value
         assert reader.mget([]) == []
     finally:
         reader.close()

@@ -228,3 +228,62 @@ def test_a_record_of_another_head_sends_its_part_alone(first_timestamp: int | fl
     assert isinstance(series[corrupt], SeriesFormatError)
     assert isinstance(series[huge], Series) and series[huge].row is None and series[huge].values[0] == 1.5e308
     assert series[0].row is None and series[count - 1].row == count - 1
+
+
+def reply_of(raws: list[bytes], gaps: list[int]) -> tuple[bytearray, list[int], list[memoryview]]:
+    """The values laid out as in an MGET reply (``$<length>`` line, value, CRLF), ``gaps[i]`` more junk bytes
+    before value ``i``: the buffer, each value's offset, and the values as slices of it."""
+    buffer, starts = bytearray(b"*%d\r\n" % len(raws)), []
+    for raw, gap in zip(raws, gaps, strict=True):
+        buffer += b"\xc1" * gap + b"$%d\r\n" % len(raw)
+        starts.append(len(buffer))
+        buffer += raw + b"\r\n"
+    whole = memoryview(buffer)
+    return buffer, starts, [whole[start : start + len(raw)] for start, raw in zip(starts, raws, strict=True)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from([TS, float(TS), 3]), st.lists(group_values, min_size=1, max_size=3),
+                       st.integers(0, 3), st.integers(0, 2)), min_size=1, max_size=40),
+    st.integers(1, 30),
+    st.binary(max_size=3),
+)
+def test_values_read_in_place_decode_as_joined(specs: list, length: int, junk: bytes) -> None:
+    """Values of an MGET reply, read where they lie in its buffer: the same series or errors as the values
+    alone, whether a part is evenly spaced (read in place) or not (a value with other bytes before it)."""
+    raws, gaps = [], []
+    for ts_start, choices, damage, gap in specs:
+        pairs = [(ts_start + 60 * i, choices[i % len(choices)]) for i in range(length)]
+        raw = codec.encode(pairs)
+        raws.append([raw, raw[:-1], raw + junk, junk][damage])
+        gaps.append(0 if gap else 1)
+    buffer, starts, views = reply_of(raws, gaps)
+    names = [f"m{i}" for i in range(len(raws))]
+    in_place = codec.decode_many(views, names, (buffer, starts))
+    joined = codec.decode_many(raws, names)
+    for got, want in zip(in_place, joined, strict=True):
+        if isinstance(want, SeriesFormatError):
+            assert isinstance(got, SeriesFormatError) and str(got) == str(want)
+            continue
+        assert isinstance(got, Series) and got.row == want.row and got.value_sum == want.value_sum
+        assert np.array_equal(got.timestamps, want.timestamps) and np.array_equal(got.values, want.values)
+        assert (got.last_timestamp, got.last_value) == (want.last_timestamp, want.last_value)
+    same_as_alone(raws)
+
+
+def test_evenly_spaced_values_are_read_in_place_and_others_joined(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A group's part whose values follow one another at one stride is read from the reply's buffer, not
+    joined; a part where one value sits elsewhere is joined. The rows are the same."""
+    count = codec.GROUP_ROWS + 8
+    raws = [codec.encode([(TS + 60 * i, float(k * i) + 0.25) for i in range(100)]) for k in range(count)]
+    gaps = [0] * count
+    gaps[codec.GROUP_ROWS + 3] = 5  # the second part is not evenly spaced
+    buffer, starts, views = reply_of(raws, gaps)
+    joins = []
+    monkeypatch.setattr(codec, "_part_bytes", lambda *args, f=codec._part_bytes: joins.append(f(*args)) or joins[-1])
+    series = codec.decode_many(views, [f"m{k}" for k in range(count)], (buffer, starts))
+    assert [base is buffer for base, _, _ in joins] == [True, False]
+    assert joins[0][1:] == (starts[0], starts[1] - starts[0])
+    assert [one.values[-1] for one in series] == [float(k * 99) + 0.25 for k in range(count)]
+    assert [one.row for one in series] == list(range(count))

@@ -32,6 +32,7 @@ from skyline_analyzer import codec, connections, keys, logs, storage
 from skyline_analyzer.allocator import tune_allocator
 from skyline_analyzer.analyzer import history, recheck, tune_record
 from skyline_analyzer.analyzer.messages import ChunkDone, WorkerDone, WorkerSummary
+from skyline_analyzer.bulk_reader import Reply
 from skyline_analyzer.config import Settings
 from skyline_analyzer.detection import engine
 from skyline_analyzer.detection.anomaly import Anomaly
@@ -129,13 +130,21 @@ def prefetched(settings: Settings, chunks: Sequence[Sequence[str]]) -> Iterator[
 def decode_chunk(
     names: Sequence[str], raw_values: Sequence[bytes | memoryview | None], summary: WorkerSummary
 ) -> tuple[list[Series], list[str]]:
-    """The decodable series of a chunk with their names; the rest counted under their exception key."""
-    present = [(name, raw) for name, raw in zip(names, raw_values, strict=True) if raw is not None]
+    """The decodable series of a chunk with their names; the rest counted under their exception key.
+
+    Values read by the bulk reader (a :class:`skyline_analyzer.bulk_reader.Reply`) are decoded where they lie
+    in its buffer.
+    """
+    present = [position for position, raw in enumerate(raw_values) if raw is not None]
     if len(present) < len(names):
         summary.exceptions[ExceptionKind.DELETED_BY_ROOMBA] += len(names) - len(present)
-    kept_names = [name for name, _ in present]
+    kept_names = [names[position] for position in present]
+    layout = None
+    if isinstance(raw_values, Reply):
+        layout = raw_values.buffer, [raw_values.starts[position] for position in present]
+    decoded = codec.decode_many([raw_values[position] for position in present], kept_names, layout)
     series, kept = [], []
-    for name, one in zip(kept_names, codec.decode_many([raw for _, raw in present], kept_names), strict=True):
+    for name, one in zip(kept_names, decoded, strict=True):
         if isinstance(one, SeriesFormatError):
             summary.exceptions[ExceptionKind.OTHER] += 1
             log.error("error :: %s not analysed: %s", name, one)
