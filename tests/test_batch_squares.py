@@ -7,14 +7,17 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from skyline_analyzer.detection import algorithms, batched
 from tests.test_batch_exact import NOW, block_of
 
 #: Lengths at which a tail can pass either threshold (three tail values need some 30 others to stand out).
 LENGTHS = (40, 100, 1440)
-#: Levels and spreads: a mean near zero, and means that dwarf the deviations (wide intervals).
-SHAPES = ((0.0, 1.0), (1e3, 30.0), (1e6, 1e-2), (1e9, 5.0), (-4e4, 7e3))
+#: Levels and spreads: a mean near zero, means that dwarf the deviations (wide intervals), and values
+#: whose squares are subnormal (their products lose bits to underflow).
+SHAPES = ((0.0, 1.0), (1e3, 30.0), (1e6, 1e-2), (1e9, 5.0), (-4e4, 7e3), (0.0, 1e-158), (1e-150, 1e-157))
 DETECTORS: dict[str, tuple[Callable, Callable]] = {
     "stddev_from_average": (batched.stddev_from_average, algorithms.stddev_from_average),
     "grubbs": (batched.grubbs, algorithms.grubbs),
@@ -67,6 +70,11 @@ def test_tails_within_ulps_of_the_threshold_get_the_reference_vote(name: str, n:
         tails += [flip * (1 + k * 1e-7) if flip else k * 1e-7 for k in (-3, -1, 1, 3)]
         rows += [with_tail(base, tail) for tail in [*down[1:], *tails]]
     values = np.array(rows)
+    # The interval holds the exact sum of squared deviations, row by row.
+    everything = np.arange(values.shape[0])
+    low, high = batched._squares_interval(block_of(values), everything)
+    exact = batched._squares(block_of(values), everything)
+    assert np.all((low <= exact) & (exact <= high))
     block = block_of(values)
     exact_rows = []
     squares = batched._squares
@@ -104,3 +112,22 @@ def test_ordinary_rows_never_need_the_exact_sum(name: str, monkeypatch: pytest.M
     want = [reference_vote(reference, row) for row in values]
     assert [code == batched.TRUE for code in codes.tolist()] == want
     assert sum(want) >= 20
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(3, 300), st.floats(-300, 300), st.floats(-12, 12), st.integers(0, 2**32 - 1))
+def test_the_interval_holds_the_exact_sum_at_every_scale(n: int, scale: float, offset: float, seed: int) -> None:
+    """Values from 1e-300 to 1e300, with a mean from far below to far above their spread, rounded or not:
+    the exact sum of squared deviations is inside the interval (or the interval is ``[0, inf]``)."""
+    rng = np.random.default_rng(seed)
+    spread = 10.0**scale
+    values = spread * (10.0**offset + rng.normal(0.0, 1.0, (4, n)))
+    values[1] = np.round(values[1])
+    values[2, : n // 2] = values[2, 0]
+    everything = np.arange(values.shape[0])
+    with np.errstate(all="ignore"):
+        low, high = batched._squares_interval(block_of(values), everything)
+        exact = batched._squares(block_of(values), everything)
+    finite = np.isfinite(exact)
+    assert np.all((low[finite] <= exact[finite]) & (exact[finite] <= high[finite]))
+    assert np.all(high[~finite] == np.inf)

@@ -126,6 +126,9 @@ def _squares(block: Block, rows: np.ndarray) -> np.ndarray:
 #: error analysis gives at most about 4 (two sums of ``n`` terms, their squares and the final subtraction);
 #: 16 leaves a margin on it.
 _SQUARES_ERROR = 16 * 2.0**-53
+#: ... plus this per point, absolute: products that underflow (values below about 1e-154) lose up to half
+#: the smallest subnormal each, in both sums, where the relative bound above says nothing.
+_SQUARES_FLOOR = 2.0**-1070
 #: Relative allowance for the rounding of the threshold tests themselves (a square root, a product and a
 #: division, each within an ulp) when a vote is decided from :func:`_squares_interval`.
 _THRESHOLD_MARGIN = 2.0**-30
@@ -138,7 +141,8 @@ def _squares_interval(block: Block, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     ``sum((v - m)**2) = sum(v**2) - n * m**2`` needs one dot product per row. Formed in floating point,
     it differs from the reference's sum by less than ``16 * (n + 4) * eps * (sum(v**2) + n * m**2)``
     (the sums of ``n`` non-negative terms are each within ``n * eps`` of exact; ``m``, the reference's
-    mean, is the same number in both). That bound is relative to the squares, not to their difference:
+    mean, is the same number in both), plus :data:`_SQUARES_FLOOR` per point for products that underflow.
+    That bound is relative to the squares, not to their difference:
     when the mean is large against the deviations the interval is wide and the vote is left to the exact
     sum. A row whose bound is not finite (overflow) gets the interval ``[0, inf]``: never decided here.
     """
@@ -152,7 +156,7 @@ def _squares_interval(block: Block, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     n = block.length
     around = n * mean * mean
     estimate = square_sum - around
-    error = _SQUARES_ERROR * (n + 4) * (square_sum + around)
+    error = (n + 4) * (_SQUARES_ERROR * (square_sum + around) + _SQUARES_FLOOR)
     low = np.maximum(estimate - error, 0.0)
     high = estimate + error
     unbounded = ~np.isfinite(high)
