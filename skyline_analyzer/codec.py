@@ -256,9 +256,9 @@ def _decoded_alone(raw: bytes | memoryview, name: str) -> Series | SeriesFormatE
         return exc
 
 
-#: Values of a group joined and converted at a time: their bytes (about 700 kB for a day of 60 s data) are
-#: still in the core's cache when the type check and the two conversions read them again, where a whole
-#: chunk's join (10 MB) would be read back from memory three times.
+#: Values of a group checked and converted at a time (joined, or in place in the reply's buffer): their
+#: bytes (about 700 kB for a day of 60 s data) are still in the core's cache when the type check and the
+#: two conversions read them again, where a whole chunk's (10 MB) would be read back from memory three times.
 GROUP_ROWS = 32
 
 

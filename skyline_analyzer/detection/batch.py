@@ -20,7 +20,10 @@ statistic is computed with the *same floating-point operations in the same order
 * ``stddev_from_moving_average`` uses per-row ``np.dot`` with cached weights (a batched matrix product
   accumulates in a different order, so it is not used);
 * ``least_squares`` is the exception: its closed-form fit is not ``lstsq``'s arithmetic, so it decides
-  only the rows whose vote is clear by a margin that bounds the difference.
+  only the rows whose vote is clear by a margin that bounds the difference;
+* ``stddev_from_average`` and ``grubbs`` first bound the squared deviations between two numbers from one
+  dot product per row, and decide there the rows whose vote both bounds give; the others use the exact
+  sum above (:func:`skyline_analyzer.detection.batched._squares_interval`).
 
 A row the batched arithmetic cannot decide exactly is *deferred*: its vote comes from the reference
 detector on the original series. That is the exactness fallback, and it fires for: histograms with bins
