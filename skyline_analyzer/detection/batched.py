@@ -142,9 +142,9 @@ def _squares_interval(block: Block, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     it differs from the reference's sum by less than ``16 * (n + 4) * eps * (sum(v**2) + n * m**2)``
     (the sums of ``n`` non-negative terms are each within ``n * eps`` of exact; ``m``, the reference's
     mean, is the same number in both), plus :data:`_SQUARES_FLOOR` per point for products that underflow.
-    That bound is relative to the squares, not to their difference:
-    when the mean is large against the deviations the interval is wide and the vote is left to the exact
-    sum. A row whose bound is not finite (overflow) gets the interval ``[0, inf]``: never decided here.
+    That bound is relative to the squares, not to their difference: when the mean is large against the
+    deviations the interval is wide and the vote is left to the exact sum. A row whose bound is not finite
+    (overflow) gets the interval ``[0, inf]``: never decided here.
     """
 
     def compute(missing: np.ndarray) -> np.ndarray:
