@@ -103,10 +103,11 @@ class CarbonServer:
 
     def points(self, metric: str) -> list[tuple[int, float]]:
         """Every non-empty ``(timestamp, value)`` stored for ``metric`` in the last hour, oldest first."""
-        path = self.whisper_path(metric)
-        if not path.exists():
+        try:
+            fetched = whisper.fetch(str(self.whisper_path(metric)), int(time.time()) - 3500)
+        except (FileNotFoundError, whisper.CorruptWhisperFile):
+            # No file yet, or carbon has created it and not yet written its header.
             return []
-        fetched = whisper.fetch(str(path), int(time.time()) - 3500)
         if fetched is None:
             return []
         (start, _, step), values = fetched

@@ -123,7 +123,8 @@ def test_the_interval_holds_the_exact_sum_at_every_scale(n: int, scale: float, o
     the exact sum of squared deviations is inside the interval (or the interval is ``[0, inf]``)."""
     rng = np.random.default_rng(seed)
     spread = 10.0**scale
-    values = spread * (10.0**offset + rng.normal(0.0, 1.0, (4, n)))
+    with np.errstate(all="ignore"):
+        values = spread * (10.0**offset + rng.normal(0.0, 1.0, (4, n)))
     values[1] = np.round(values[1])
     values[2, : n // 2] = values[2, 0]
     everything = np.arange(values.shape[0])

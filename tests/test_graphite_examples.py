@@ -43,6 +43,15 @@ def example_carbon(tmp_path: Path) -> Iterator[ExampleCarbon]:
     server.stop()
 
 
+def header(path: Path) -> dict | None:
+    """The whisper file's header, or None while carbon has not created the file or not finished writing it
+    (whisper creates the file first and writes the header into it after)."""
+    try:
+        return whisper.info(str(path))
+    except (FileNotFoundError, whisper.CorruptWhisperFile):
+        return None
+
+
 @pytest.mark.parametrize(("metric", "method", "retentions"), [
     ("skyline.horizon.e2e.listen.pickle_datapoints_received", "sum", MINUTE_FOR_30_DAYS_THEN_10_MINUTES_FOR_A_YEAR),
     ("skyline.horizon.listen.rejected.name_too_long", "sum", MINUTE_FOR_30_DAYS_THEN_10_MINUTES_FOR_A_YEAR),
@@ -57,8 +66,8 @@ def test_the_example_schemas_give_skyline_a_minute_and_sum_horizon_counts(exampl
     with socket.create_connection(("127.0.0.1", example_carbon.line_port)) as conn:
         conn.sendall(f"{metric} 3 {int(time.time()) // 60 * 60}\n".encode())
     path = example_carbon.whisper_path(metric)
-    assert wait_until(path.exists, timeout=30), example_carbon.metrics()
-    info = whisper.info(str(path))
+    assert wait_until(lambda: header(path), timeout=30), example_carbon.metrics()
+    info = header(path)
     assert info["aggregationMethod"] == method
     assert [(a["secondsPerPoint"], a["retention"]) for a in info["archives"]] == retentions
     assert example_carbon.wait_for(metric) == [3]
