@@ -124,6 +124,15 @@ def wait_for_log(log: Path, text: str, count: int = 1, timeout: float = 60.0,
     raise AssertionError(f"{text!r} x{count} not in {log} within {timeout} s:\n{content[-3000:] or '(no log)'}")
 
 
+def alive(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie counts as gone: it runs nothing). The process may vanish between
+    any two reads of /proc, so its absence is read from the error, never checked first."""
+    try:
+        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 def children(pid: int) -> list[int]:
     """The pids of the live children of ``pid`` ([] once it is gone)."""
     try:

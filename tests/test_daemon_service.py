@@ -24,6 +24,7 @@ from tests.support import (
     NO_ALERTS,
     REPO,
     SCRIPT,
+    alive,
     freeze_first_worker,
     kill_process,
     settings_env,
@@ -165,8 +166,7 @@ def test_usage_and_stale_pid_file(service):
 def wait_gone(pid: int, timeout: float = 10) -> None:
     """Until ``pid`` has exited (a zombie counts as gone: nothing may reap it)."""
     deadline = time.monotonic() + timeout
-    status = Path(f"/proc/{pid}/status")
-    while status.exists() and "State:\tZ" not in status.read_text(errors="replace"):
+    while alive(pid):
         assert time.monotonic() < deadline, f"pid {pid} still running"
         time.sleep(0.05)
 

@@ -20,18 +20,12 @@ from tests.support import (
     REPO,
     SCRIPT,
     NotifyReceiver,
+    alive,
     children,
     freeze_first_worker,
     settings_env,
     wait_for_log,
 )
-
-
-def alive(pid: int) -> bool:
-    try:
-        return "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
 
 
 @contextmanager

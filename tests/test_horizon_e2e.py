@@ -24,6 +24,7 @@ from tests.support import (
     REPO,
     NotifyReceiver,
     Touch,
+    alive,
     children,
     kill_process,
     pickle_frame,
@@ -222,8 +223,7 @@ def test_a_killed_child_starts_a_new_generation_and_stop_still_works(make_settin
 
 def living(pids: list[int]) -> list[int]:
     """Those of ``pids`` that still run (neither gone nor a zombie)."""
-    return [pid for pid in pids
-            if Path(f"/proc/{pid}").exists() and "State:\tZ" not in Path(f"/proc/{pid}/status").read_text()]
+    return [pid for pid in pids if alive(pid)]
 
 
 def test_children_exit_when_the_agent_is_killed(make_settings, tmp_path) -> None:
