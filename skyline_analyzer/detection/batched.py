@@ -312,15 +312,13 @@ def grubbs(block: Block, rows: np.ndarray) -> np.ndarray:
     n = block.length
     if n <= 2:
         return np.full(rows.shape[0], FALSE, dtype=np.int8)
+    # G(n) > 0 for every n > 2 (Student's t is positive at a tail probability below 1/2), as the margins
+    # assume; were it NaN, every comparison with it would be False, as in the reference.
     critical = grubbs_critical(n)
     difference = _tail(block, rows) - _mean(block, rows)
-    if critical > 0:
-        low, high = _squares_interval(block, rows)
-        surely = (low > 0) & (difference / np.sqrt(high / n) > critical * (1 + _THRESHOLD_MARGIN))
-        surely_not = (difference <= 0) | (difference / np.sqrt(low / n) < critical * (1 - _THRESHOLD_MARGIN))
-    else:
-        # Not a value G(n) takes; the margins above assume a positive threshold.
-        surely = surely_not = np.zeros(rows.shape[0], dtype=bool)
+    low, high = _squares_interval(block, rows)
+    surely = (low > 0) & (difference / np.sqrt(high / n) > critical * (1 + _THRESHOLD_MARGIN))
+    surely_not = (difference <= 0) | (difference / np.sqrt(low / n) < critical * (1 - _THRESHOLD_MARGIN))
     codes = np.where(surely, TRUE, FALSE).astype(np.int8)
     close = np.flatnonzero(~(surely | surely_not))
     if close.shape[0]:
