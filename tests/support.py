@@ -157,7 +157,11 @@ def freeze_first_worker(process: subprocess.Popen, timeout: float = 60) -> int:
 class NotifyReceiver:
     """A real ``$NOTIFY_SOCKET`` (the datagram socket systemd binds for a ``Type=notify`` service): a thread
     reads and timestamps every message as it arrives, because the kernel queues only a few unread datagrams
-    and the daemons drop a notification rather than block on a full queue."""
+    and the daemons drop a notification rather than block on a full queue. ``on_message`` is called with each
+    message, in that thread, as it arrives: to look at the daemon at that very moment."""
+
+    def __init__(self, on_message: Callable[[str], None] | None = None) -> None:
+        self.on_message = on_message
 
     def __enter__(self) -> NotifyReceiver:
         self.directory = tempfile.mkdtemp(prefix="sknotify")
@@ -178,6 +182,8 @@ class NotifyReceiver:
             except (TimeoutError, OSError):
                 continue
             self.received.append((time.monotonic(), message))
+            if self.on_message is not None:
+                self.on_message(message)
 
     def __exit__(self, *exc: object) -> None:
         self.stopping.set()

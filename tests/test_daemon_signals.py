@@ -135,6 +135,30 @@ def test_systemd_notify_ready_watchdog_stopping(make_settings, redis_conn, tmp_p
     assert receiver.longest_silence() < 1.0
 
 
+def test_ks_tests_modules_are_loaded_before_ready(make_settings, redis_conn, tmp_path):
+    """statsmodels (``ks_test``'s ADF step; a second or more to import on a busy machine) is already mapped into
+    the daemon when READY=1 arrives: imported during start-up, not in the first run between two pings."""
+    seed_redis(redis_conn, metrics(20), "metrics.")
+    path = make_settings(**NO_ALERTS, ANALYZER_OPTIMUM_RUN_DURATION=1)
+    started: list[subprocess.Popen] = []
+    seen_at_ready: list[bool] = []
+
+    def look(message: str) -> None:
+        if message == "READY=1" and started:
+            try:
+                maps = Path(f"/proc/{started[0].pid}/maps").read_text()
+            except OSError:
+                return
+            seen_at_ready.append("/statsmodels/" in maps)
+
+    with (NotifyReceiver(on_message=look) as receiver,
+          daemon(path, "run", "--max-runs", "1", env=receiver.environ(10_000_000)) as process):
+        started.append(process)
+        assert process.wait(timeout=60) == 0
+    assert receiver.messages()[0] == "READY=1"
+    assert seen_at_ready == [True]
+
+
 def test_watchdog_pings_through_slow_steps(make_settings, redis_conn, tmp_path):
     """WatchdogSec=2: no silence reaches 2 s over two runs with a worker killed at the runtime limit, a
     carbon that never accepts (10 s connect timeout, twice) and pacing."""

@@ -109,6 +109,9 @@ class Analyzer(Daemon):
         self._published: set[str] | None = None
         # The Dask client (ANALYZER_EXECUTOR = 'dask'), made by the first run that needs it.
         self._dask: Any = None
+        # Here rather than in the first run: the import takes a second or more on a busy machine, and before
+        # READY=1 it counts against systemd's start timeout instead of leaving the watchdog without a ping.
+        engine.preload(settings)
 
     def run_forever(
         self, max_runs: int | None = None, on_report: Callable[[RunReport], None] | None = None
@@ -177,7 +180,6 @@ class Analyzer(Daemon):
         self._refresh_exception_sets(conn, now)
         self._publish_smtp_alerter_metrics(conn, unique_metrics)
         self._prepare_tmp_dir()
-        engine.preload(self.settings)
         self.checkpoint()
 
         skipped = {ExceptionKind.UNDECODABLE_NAME: undecodable}

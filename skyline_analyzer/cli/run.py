@@ -2,8 +2,9 @@
 
 Start-up, in order: validate the settings, check ``PID_PATH``, log to ``LOG_PATH/analyzer.log`` (a bad
 ``LOG_PATH`` is one message naming it), make ``SKYLINE_TMP_DIR`` private, run the algorithm self-test, check
-the Redis credentials, take part in the log hand-off with ``bin/analyzer.d`` (delete ``analyzer.log.wait``:
-"started"), tell systemd READY, then loop. Any start-up failure prints a clear message and exits 1.
+the Redis credentials, import what the algorithms need (making the :class:`Analyzer`), take part in the log
+hand-off with ``bin/analyzer.d`` (delete ``analyzer.log.wait``: "started"), tell systemd READY, then loop.
+Any start-up failure prints a clear message and exits 1.
 
 Signals (:mod:`skyline_analyzer.daemon`): SIGTERM, or a first Ctrl-C, finishes the current run's bookkeeping
 and exits 0 (a run lasts at most about ``MAX_ANALYZER_PROCESS_RUNTIME``); a second Ctrl-C stops at once,

@@ -62,8 +62,9 @@ def preload(settings: Settings) -> None:
     """Import now what the configured algorithms would otherwise import on their first call.
 
     ``ks_test``'s ADF step needs statsmodels (about a second to import). The Analyzer calls this in the
-    parent before it forks the workers, so that each fresh worker inherits the modules instead of importing
-    them again on its first ``ks_test``, every run. Idempotent; loading settings never calls it.
+    parent when it is made, before it tells systemd it is ready and before it forks any worker, so that each
+    fresh worker inherits the modules instead of importing them again on its first ``ks_test``, every run.
+    Idempotent; loading settings never calls it.
     """
     if "ks_test" in settings.ALGORITHMS:
         import statsmodels.tsa.stattools  # noqa: F401
