@@ -135,7 +135,7 @@ def test_systemd_notify_ready_watchdog_stopping(make_settings, redis_conn, tmp_p
     assert receiver.longest_silence() < 1.0
 
 
-def test_ks_tests_modules_are_loaded_before_ready(make_settings, redis_conn, tmp_path):
+def test_ks_tests_modules_are_loaded_before_ready(make_settings, redis_conn):
     """statsmodels (``ks_test``'s ADF step; a second or more to import on a busy machine) is already mapped into
     the daemon when READY=1 arrives: imported during start-up, not in the first run between two pings."""
     seed_redis(redis_conn, metrics(20), "metrics.")
