@@ -16,8 +16,9 @@ from skyline_analyzer import config, keys
 from skyline_analyzer.analyzer.daemon import Analyzer
 from skyline_analyzer.analyzer.worker import EXCEPTION_SETS
 from skyline_analyzer.harness import free_port
+from skyline_analyzer.systemd import Notifier
 from tests.scale_data import seed_mixed
-from tests.support import CORPORA, NO_ALERTS, settings_env, vector_expected
+from tests.support import CORPORA, NO_ALERTS, NotifyReceiver, settings_env, vector_expected
 from tests.test_daemon_graphite import PlaintextListener
 
 COUNT = 2400
@@ -83,29 +84,42 @@ def test_a_dask_run_equals_a_local_run(seeded, make_settings, dask_cluster, redi
 
 
 def test_an_unreachable_scheduler_costs_the_run_and_the_next_run_connects(seeded, load_settings, own_dask, caplog):
+    """Under a watchdog (WatchdogSec=2 s), so that each run connects from the helper thread that lets the
+    daemon ping meanwhile: no silence within a run reaches 2 s."""
     now, names = seeded
     cluster = own_dask(1)
     port = int(cluster.address.rsplit(":", 1)[1])
     settings = load_settings(**NO_ALERTS, ANALYZER_EXECUTOR="dask", DASK_SCHEDULER_ADDRESS=cluster.address,
                              DASK_CONNECT_TIMEOUT=3, MAX_ANALYZER_PROCESS_RUNTIME=30)
-    analyzer = Analyzer(settings)
-    try:
-        assert analyzer.run_once(now=now).unprocessed == 0
-        # A crash: the worker loses its scheduler and exits (systemd's Restart= starts it again).
-        cluster.scheduler.kill()
-        cluster.scheduler.wait()
-        lost = analyzer.run_once(now=now + 1)
-        assert lost.total_metrics == len(names)
-        assert lost.unprocessed == len(names)
-        assert lost.total_analyzed == 0 and lost.anomalies == []
-        assert any("every metric is unprocessed" in r.getMessage() for r in caplog.records)
-        cluster.start_scheduler(port)
-        cluster.add_worker("w1-again")
-        report = analyzer.run_once(now=now + 2)
-        assert report.unprocessed == 0
-        assert report.total_analyzed + sum(report.exceptions.values()) == len(names)
-    finally:
-        analyzer.close()
+    spans = []
+
+    def run_once(at: int):
+        started = time.monotonic()
+        report = analyzer.run_once(now=at)
+        spans.append((started, time.monotonic()))
+        return report
+
+    with NotifyReceiver() as notify:
+        analyzer = Analyzer(settings, Notifier(notify.environ(2_000_000)))
+        try:
+            assert run_once(now).unprocessed == 0
+            # A crash: the worker loses its scheduler and exits (systemd's Restart= starts it again).
+            cluster.scheduler.kill()
+            cluster.scheduler.wait()
+            lost = run_once(now + 1)
+            assert lost.total_metrics == len(names)
+            assert lost.unprocessed == len(names)
+            assert lost.total_analyzed == 0 and lost.anomalies == []
+            assert any("every metric is unprocessed" in r.getMessage() for r in caplog.records)
+            cluster.start_scheduler(port)
+            cluster.add_worker("w1-again")
+            report = run_once(now + 2)
+            assert report.unprocessed == 0
+            assert report.total_analyzed + sum(report.exceptions.values()) == len(names)
+        finally:
+            analyzer.close()
+        time.sleep(0.1)
+        assert [notify.longest_silence(start, end) < 2.0 for start, end in spans] == [True] * 3
 
 
 def test_no_scheduler_at_all_is_one_error_per_run(seeded, load_settings, caplog):
@@ -119,6 +133,26 @@ def test_no_scheduler_at_all_is_one_error_per_run(seeded, load_settings, caplog)
     finally:
         analyzer.close()
     assert sum("every metric is unprocessed" in r.getMessage() for r in caplog.records) == 2
+
+
+def test_the_watchdog_is_pinged_while_the_scheduler_is_unreachable(seeded, load_settings):
+    """WatchdogSec=2 s (a ping every second) and a scheduler that refuses connections, tried for
+    DASK_CONNECT_TIMEOUT=5 s: no silence of the run reaches 2 s. Without pings during the connect it is 5 s."""
+    now, names = seeded
+    settings = load_settings(**NO_ALERTS, ANALYZER_EXECUTOR="dask", DASK_CONNECT_TIMEOUT=5,
+                             DASK_SCHEDULER_ADDRESS=f"tcp://127.0.0.1:{free_port()}")
+    with NotifyReceiver() as notify:
+        analyzer = Analyzer(settings, Notifier(notify.environ(2_000_000)))
+        try:
+            started = time.monotonic()
+            report = analyzer.run_once(now=now)
+            ended = time.monotonic()
+        finally:
+            analyzer.close()
+        time.sleep(0.1)
+        assert notify.longest_silence(started, ended) < 2.0
+    assert report.unprocessed == len(names)
+    assert ended - started >= 5.0
 
 
 def test_the_default_executor_imports_no_dask(seeded, make_settings):

@@ -107,10 +107,15 @@ class Analyzer(Daemon):
         self._smtp_matches = MatchCache(smtp_alerter_matcher(settings), settings.ALERT_MATCH_CACHE_SIZE)
         # The smtp alerter metrics as last published; None when unknown (start, or a failed write).
         self._published: set[str] | None = None
-        # The Dask client (ANALYZER_EXECUTOR = 'dask'), made by the first run that needs it.
+        # The Dask executor, keeping one client between runs; None with the local pool. Dask and the slow
+        # imports of the algorithms are made here rather than in the first run: each takes a second or more
+        # on a busy machine, and before READY=1 that counts against systemd's start timeout instead of
+        # leaving the watchdog without a ping.
         self._dask: Any = None
-        # Here rather than in the first run: the import takes a second or more on a busy machine, and before
-        # READY=1 it counts against systemd's start timeout instead of leaving the watchdog without a ping.
+        if settings.ANALYZER_EXECUTOR == "dask":
+            from skyline_analyzer.analyzer.dask_executor import DaskExecutor
+
+            self._dask = DaskExecutor(settings)
         engine.preload(settings)
 
     def run_forever(
@@ -146,10 +151,10 @@ class Analyzer(Daemon):
         self.close()
 
     def close(self) -> None:
-        """Let go of the Redis client and, with the Dask executor, of the Dask client."""
+        """Let go of the Redis client and, with the Dask executor, of the Dask client (a later run connects
+        again)."""
         if self._dask is not None:
             self._dask.close()
-            self._dask = None
         self.link.close()
 
     # --- one run ------------------------------------------------------------------------------
@@ -183,8 +188,8 @@ class Analyzer(Daemon):
         self.checkpoint()
 
         skipped = {ExceptionKind.UNDECODABLE_NAME: undecodable}
-        if self.settings.ANALYZER_EXECUTOR == "dask":
-            report, sets_complete = self._dask_run(conn, unique_metrics, len(members), now, skipped)
+        if self._dask is not None:
+            report, sets_complete = self._dask.run(conn, unique_metrics, len(members), now, skipped, self)
         else:
             workers = pool.spawn(self._context, self.settings, unique_metrics, now)
             try:
@@ -290,15 +295,6 @@ class Analyzer(Daemon):
         for pid, algorithm, text in run_metrics.take_algorithm_errors(self.tmp_dir, pids, algorithms):
             log.error("error :: spin_process with pid %d has reported an error with the %s algorithm", pid, algorithm)
             log.error("%s", text)
-
-    def _dask_run(self, conn: Any, unique_metrics: list[str], total: int, now: float,
-                  skipped: dict[str, int]) -> tuple[RunReport, bool]:
-        """The analysis on Dask (docs/scale-out.md); Dask is imported here only, on the first such run."""
-        if self._dask is None:
-            from skyline_analyzer.analyzer.dask_executor import DaskExecutor
-
-            self._dask = DaskExecutor(self.settings)
-        return self._dask.run(conn, unique_metrics, total, now, skipped, self)
 
     def _mark_exception_sets(self, conn: Any) -> None:
         """Keep one ``_updated_at_<UTC time>`` marker per exception set (FIX L3: markers do not pile up).

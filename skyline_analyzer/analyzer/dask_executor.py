@@ -14,7 +14,8 @@ master that serves its slots as preferred workers (any other may take it). Accou
   keyed by the run's time (:func:`skyline_analyzer.analyzer.history.is_anomalously_anomalous`).
 
 A scheduler that cannot be reached costs that run (every metric unprocessed, one error line); the next
-run connects again. Only this module imports Dask, and only the daemon's Dask branch imports it.
+run connects again. Only this module imports Dask, and the daemon imports it only when Dask is the
+configured executor.
 """
 
 from __future__ import annotations
@@ -92,14 +93,11 @@ class DaskExecutor:
         handles = {u.unit_id: UnitHandle(u.unit_id, len(u.names)) for u in plan}
         results: dict[int, UnitDone] = {}
         late: list[UnitHandle] = []
-        try:
-            client = self._connect()
-            futures = self._submit(client, plan, owners, now)
-        except Exception as exc:
-            log.error("error :: the Dask scheduler at %s cannot take the run (%s): every metric is unprocessed",
-                      self.settings.DASK_SCHEDULER_ADDRESS, exc)
-            self.close()
-        else:
+        # Connecting to a scheduler that does not answer takes DASK_CONNECT_TIMEOUT, and so may letting go of a
+        # lost client, before the connect and after a failure: the watchdog is pinged for up to three times that.
+        started = daemon.keep_alive(lambda: self._start(plan, owners, now), 3 * self.settings.DASK_CONNECT_TIMEOUT)
+        if started is not None:
+            client, futures = started
             pending = self._gather(client, futures, results, daemon)
             late = [handles[i] for i in sorted(pending)]
             if pending:
@@ -112,6 +110,18 @@ class DaskExecutor:
         report = pool.collate(list(handles.values()), late, total, now, skipped, label="Dask work unit")
         complete = len(results) == len(plan) and not any(d.summary.redis_set_errors for d in results.values())
         return report, complete
+
+    def _start(self, plan: Sequence[units.WorkUnit], owners: Sequence[units.SlotRange],
+               now: float) -> tuple[Client, dict[int, Future]] | None:
+        """Connect and submit the run's units; None (logged, the client let go) when the scheduler cannot."""
+        try:
+            client = self._connect()
+            return client, self._submit(client, plan, owners, now)
+        except Exception as exc:
+            log.error("error :: the Dask scheduler at %s cannot take the run (%s): every metric is unprocessed",
+                      self.settings.DASK_SCHEDULER_ADDRESS, exc)
+            self.close()
+            return None
 
     def _owners(self, conn: Any) -> list[units.SlotRange]:
         try:
