@@ -14,8 +14,8 @@ master that serves its slots as preferred workers (any other may take it). Accou
   keyed by the run's time (:func:`skyline_analyzer.analyzer.history.is_anomalously_anomalous`).
 
 A scheduler that cannot be reached costs that run (every metric unprocessed, one error line); the next
-run connects again. Only this module imports Dask, and the daemon imports it only when Dask is the
-configured executor.
+run connects again. Only this module imports Dask, and the daemon imports this module only when Dask is
+the configured executor.
 """
 
 from __future__ import annotations
