@@ -164,6 +164,16 @@ def _squares_interval(block: Block, rows: np.ndarray) -> tuple[np.ndarray, np.nd
     return low, high
 
 
+def _decided(surely: np.ndarray, surely_not: np.ndarray, exact: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Vote codes from an interval's verdicts: TRUE where ``surely``, FALSE where ``surely_not``, and for the
+    close rows (neither) the vote ``exact`` gives from their positions (one bool each)."""
+    codes = np.where(surely, TRUE, FALSE).astype(np.int8)
+    close = np.flatnonzero(~(surely | surely_not))
+    if close.shape[0]:
+        codes[close] = np.where(exact(close), TRUE, FALSE)
+    return codes
+
+
 def histogram_bins(block: Block, rows: np.ndarray) -> np.ndarray:
     """Batched ``histogram_bins``: is the tail in a bin of at most 20 values (bin 0 only at the minimum)?"""
     values = block.rows_of(block.values, rows)
@@ -257,12 +267,8 @@ def stddev_from_average(block: Block, rows: np.ndarray) -> np.ndarray:
     surely = distance > 3 * np.sqrt(high / (n - 1)) * (1 + _THRESHOLD_MARGIN)
     # A tail at the mean is False whatever the std (a constant row's interval starts at 0).
     surely_not = (distance == 0) | (distance < 3 * np.sqrt(low / (n - 1)) * (1 - _THRESHOLD_MARGIN))
-    codes = np.where(surely, TRUE, FALSE).astype(np.int8)
-    close = np.flatnonzero(~(surely | surely_not))
-    if close.shape[0]:
-        std = np.sqrt(_squares(block, rows[close]) / (n - 1))
-        codes[close] = np.where(distance[close] > 3 * std, TRUE, FALSE)
-    return codes
+    return _decided(surely, surely_not,
+                    lambda close: distance[close] > 3 * np.sqrt(_squares(block, rows[close]) / (n - 1)))
 
 
 _GRUBBS_CRITICAL: dict[int, float] = {}
@@ -319,13 +325,12 @@ def grubbs(block: Block, rows: np.ndarray) -> np.ndarray:
     low, high = _squares_interval(block, rows)
     surely = (low > 0) & (difference / np.sqrt(high / n) > critical * (1 + _THRESHOLD_MARGIN))
     surely_not = (difference <= 0) | (difference / np.sqrt(low / n) < critical * (1 - _THRESHOLD_MARGIN))
-    codes = np.where(surely, TRUE, FALSE).astype(np.int8)
-    close = np.flatnonzero(~(surely | surely_not))
-    if close.shape[0]:
+
+    def exact(close: np.ndarray) -> np.ndarray:
         std = np.sqrt(_squares(block, rows[close]) / n)
-        z_score = difference[close] / std
-        codes[close] = np.where((std != 0) & (z_score > critical), TRUE, FALSE)
-    return codes
+        return (std != 0) & (difference[close] / std > critical)
+
+    return _decided(surely, surely_not, exact)
 
 
 def ks_test(block: Block, rows: np.ndarray) -> np.ndarray:
