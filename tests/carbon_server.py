@@ -18,6 +18,9 @@ from skyline_analyzer.harness import distinct_free_ports, stop
 
 #: Whisper retention for every metric: one-second points for an hour, so each run's value is kept.
 RETENTIONS = "1s:1h"
+#: What reading a whisper file raises before carbon has written it: no file yet, or a file created and its
+#: header not yet written into it.
+NOT_WRITTEN = (FileNotFoundError, whisper.CorruptWhisperFile)
 
 
 def carbon_cache_binary() -> str:
@@ -105,13 +108,19 @@ class CarbonServer:
         """Every non-empty ``(timestamp, value)`` stored for ``metric`` in the last hour, oldest first."""
         try:
             fetched = whisper.fetch(str(self.whisper_path(metric)), int(time.time()) - 3500)
-        except (FileNotFoundError, whisper.CorruptWhisperFile):
-            # No file yet, or carbon has created it and not yet written its header.
+        except NOT_WRITTEN:
             return []
         if fetched is None:
             return []
         (start, _, step), values = fetched
         return [(start + i * step, value) for i, value in enumerate(values) if value is not None]
+
+    def header(self, metric: str) -> dict | None:
+        """The whisper header of ``metric`` (its aggregation and archives), None while carbon has not written it."""
+        try:
+            return whisper.info(str(self.whisper_path(metric)))
+        except NOT_WRITTEN:
+            return None
 
     def wait_for(self, metric: str, count: int = 1, timeout: float = 30.0) -> list[float]:
         """Poll until ``metric`` has at least ``count`` values (carbon writes asynchronously)."""

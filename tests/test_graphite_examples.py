@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import redis
-import whisper
 
 from skyline_analyzer.codec import decode_pairs
 from skyline_analyzer.harness import stop
@@ -43,15 +42,6 @@ def example_carbon(tmp_path: Path) -> Iterator[ExampleCarbon]:
     server.stop()
 
 
-def header(path: Path) -> dict | None:
-    """The whisper file's header, or None while carbon has not created the file or not finished writing it
-    (whisper creates the file first and writes the header into it after)."""
-    try:
-        return whisper.info(str(path))
-    except (FileNotFoundError, whisper.CorruptWhisperFile):
-        return None
-
-
 @pytest.mark.parametrize(("metric", "method", "retentions"), [
     ("skyline.horizon.e2e.listen.pickle_datapoints_received", "sum", MINUTE_FOR_30_DAYS_THEN_10_MINUTES_FOR_A_YEAR),
     ("skyline.horizon.listen.rejected.name_too_long", "sum", MINUTE_FOR_30_DAYS_THEN_10_MINUTES_FOR_A_YEAR),
@@ -65,9 +55,8 @@ def test_the_example_schemas_give_skyline_a_minute_and_sum_horizon_counts(exampl
                                                                          method: str, retentions: list) -> None:
     with socket.create_connection(("127.0.0.1", example_carbon.line_port)) as conn:
         conn.sendall(f"{metric} 3 {int(time.time()) // 60 * 60}\n".encode())
-    path = example_carbon.whisper_path(metric)
-    assert wait_until(lambda: header(path), timeout=30), example_carbon.metrics()
-    info = header(path)
+    assert wait_until(lambda: example_carbon.header(metric), timeout=30), example_carbon.metrics()
+    info = example_carbon.header(metric)
     assert info["aggregationMethod"] == method
     assert [(a["secondsPerPoint"], a["retention"]) for a in info["archives"]] == retentions
     assert example_carbon.wait_for(metric) == [3]
