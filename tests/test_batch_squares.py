@@ -62,11 +62,9 @@ def test_tails_within_ulps_of_the_threshold_get_the_reference_vote(name: str, n:
     for level, spread in SHAPES:
         base = level + spread * rng.normal(0.0, 1.0, n)
         flip = flip_point(reference, base, level + 100 * spread * n)
-        tails = [flip]
+        tails, down = [flip], [flip]
         for _ in range(12):
             tails.append(float(np.nextafter(tails[-1], np.inf)))
-        down = [flip]
-        for _ in range(12):
             down.append(float(np.nextafter(down[-1], -np.inf)))
         # and a little further, where the interval decides without the exact sum
         tails += [flip * (1 + k * 1e-7) if flip else k * 1e-7 for k in (-3, -1, 1, 3)]
